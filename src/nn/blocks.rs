@@ -1,0 +1,170 @@
+//! Building blocks shared by the U-Net and the classifier.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Tensor};
+
+/// Groups used by every GroupNorm (Wu & He 2018); channel counts are multiples of it.
+pub const GROUPS: usize = 8;
+
+/// A 3x3 convolution with "same" padding and the given stride.
+pub fn conv3x3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([c_in, c_out], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(device)
+}
+
+fn norm(channels: usize, device: &Device) -> GroupNorm {
+    GroupNormConfig::new(GROUPS, channels).init(device)
+}
+
+/// Residual block with a timestep-embedding input (DDPM App. B; guided-diffusion `ResBlock`
+/// with `use_scale_shift_norm`): `h = conv(silu(norm(x)))`, `h = norm(h) * (1 + scale) + shift`,
+/// `out = skip(x) + conv(silu(h))`.
+#[derive(Module, Debug)]
+pub struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    emb: Linear,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    skip: Option<Conv2d>,
+}
+
+impl ResBlock {
+    pub fn new(c_in: usize, c_out: usize, emb_dim: usize, device: &Device) -> Self {
+        let skip = (c_in != c_out).then(|| Conv2dConfig::new([c_in, c_out], [1, 1]).init(device));
+        Self {
+            norm1: norm(c_in, device),
+            conv1: conv3x3(c_in, c_out, 1, device),
+            emb: LinearConfig::new(emb_dim, 2 * c_out).init(device),
+            norm2: norm(c_out, device),
+            conv2: conv3x3(c_out, c_out, 1, device),
+            skip,
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[B, C_in, H, W]`, emb: `[B, E]`; output: `[B, C_out, H, W]`
+    pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
+        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let [b, c, _, _] = h.dims();
+        let ss = self.emb.forward(silu(emb)).reshape([b, 2 * c, 1, 1]);
+        let scale = ss.clone().narrow(1, 0, c);
+        let shift = ss.narrow(1, c, c);
+        let h = self.norm2.forward(h) * (scale + 1.0) + shift;
+        let h = self.conv2.forward(silu(h));
+        let skip = match &self.skip {
+            Some(conv) => conv.forward(x),
+            None => x,
+        };
+        skip + h
+    }
+}
+
+/// Multi-head self-attention over the pixels of a feature map, with a residual connection
+/// (guided-diffusion `AttentionBlock`).
+#[derive(Module, Debug)]
+pub struct Attention {
+    norm: GroupNorm,
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    pub fn new(channels: usize, heads: usize, device: &Device) -> Self {
+        assert!(
+            channels % heads == 0,
+            "attention channels must divide into heads"
+        );
+        Self {
+            norm: norm(channels, device),
+            qkv: LinearConfig::new(channels, 3 * channels).init(device),
+            proj: LinearConfig::new(channels, channels).init(device),
+            heads,
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[B, C, H, W]`; output: `[B, C, H, W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let (n, d) = (h * w, c / self.heads);
+        let tokens = self
+            .norm
+            .forward(x.clone())
+            .reshape([b, c, n])
+            .swap_dims(1, 2); // [B, N, C]
+        let qkv = self.qkv.forward(tokens); // [B, N, 3C]
+        let split = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * c, c)
+                .reshape([b, n, self.heads, d])
+                .swap_dims(1, 2) // [B, heads, N, d]
+        };
+        let (q, k, v) = (split(0), split(1), split(2));
+        // softmax(q k^T / sqrt(d)) v (Vaswani et al. 2017, Eq. 1)
+        let attn = softmax(q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt(), 3); // [B, heads, N, N]
+        let out = attn.matmul(v).swap_dims(1, 2).reshape([b, n, c]); // [B, N, C]
+        let out = self.proj.forward(out).swap_dims(1, 2).reshape([b, c, h, w]);
+        x + out
+    }
+}
+
+/// Nearest-neighbour 2x upsampling followed by a 3x3 convolution (cheaper than a transposed
+/// convolution on the CPU backend, and free of its checkerboard artefacts).
+#[derive(Module, Debug)]
+pub struct Upsample {
+    conv: Conv2d,
+}
+
+impl Upsample {
+    pub fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
+        Self {
+            conv: conv3x3(c_in, c_out, 1, device),
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[B, C_in, H, W]`; output: `[B, C_out, 2H, 2W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.conv.forward(upsample_nearest2x(x))
+    }
+}
+
+/// Repeats every pixel into a 2x2 block.
+///
+/// # Shapes
+/// - x: `[B, C, H, W]`; output: `[B, C, 2H, 2W]`
+pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, 2 * h, 2 * w])
+}
+
+/// The output head: GroupNorm, SiLU, then a 3x3 convolution.
+#[derive(Module, Debug)]
+pub struct OutHead {
+    norm: GroupNorm,
+    conv: Conv2d,
+}
+
+impl OutHead {
+    pub fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
+        Self {
+            norm: norm(c_in, device),
+            conv: conv3x3(c_in, c_out, 1, device),
+        }
+    }
+
+    /// # Shapes
+    /// - x: `[B, C_in, H, W]`; output: `[B, C_out, H, W]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.conv.forward(silu(self.norm.forward(x)))
+    }
+}

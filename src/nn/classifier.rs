@@ -1,0 +1,79 @@
+//! The noise-aware classifier p_phi(y | x_t, t) (Dhariwal & Nichol 2021, Sec. 4): a
+//! time-conditioned downsampling trunk with a pooled linear head. Trained on q_sample(x0, t) it
+//! guides sampling; trained on clean digits only (t = 0) the same shape serves as the judge.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::silu;
+use burn::tensor::{Device, Tensor};
+
+use super::blocks::{conv3x3, ResBlock, GROUPS};
+use super::embedding::TimeEmbedding;
+use super::NUM_CLASSES;
+
+/// Shape of the classifier.
+#[derive(Config, Debug, PartialEq)]
+pub struct ClassifierConfig {
+    /// Channels at 28x28, 14x14 and 7x7 (multiples of 8, for GroupNorm).
+    #[config(default = "[32, 64, 96]")]
+    pub channels: [usize; 3],
+    /// Width of the timestep embedding.
+    #[config(default = 64)]
+    pub emb_dim: usize,
+}
+
+/// Logits over the ten digits of a (noisy) image.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    time: TimeEmbedding,
+    inc: Conv2d,
+    block0: ResBlock,
+    ds0: Conv2d,
+    block1: ResBlock,
+    ds1: Conv2d,
+    block2: ResBlock,
+    norm: GroupNorm,
+    head: Linear,
+}
+
+impl ClassifierConfig {
+    pub fn init(&self, device: &Device) -> Classifier {
+        let [c0, c1, c2] = self.channels;
+        let e = self.emb_dim;
+        Classifier {
+            time: TimeEmbedding::new(c0, e, device),
+            inc: conv3x3(1, c0, 1, device),
+            block0: ResBlock::new(c0, c0, e, device),
+            ds0: conv3x3(c0, c1, 2, device),
+            block1: ResBlock::new(c1, c1, e, device),
+            ds1: conv3x3(c1, c2, 2, device),
+            block2: ResBlock::new(c2, c2, e, device),
+            norm: GroupNormConfig::new(GROUPS, c2).init(device),
+            head: LinearConfig::new(c2, NUM_CLASSES).init(device),
+        }
+    }
+}
+
+impl Classifier {
+    /// Pooled trunk features, the input of the linear head (the judge's Frechet features).
+    ///
+    /// # Shapes
+    /// - x: `[B, 1, 28, 28]`, t: `[B]` timestep indices as floats; output: `[B, c2]`
+    pub fn features(&self, x: Tensor<4>, t: Tensor<1>) -> Tensor<2> {
+        let emb = self.time.forward(t);
+        let h = self.block0.forward(self.inc.forward(x), emb.clone());
+        let h = self.block1.forward(self.ds0.forward(h), emb.clone());
+        let h = self.block2.forward(self.ds1.forward(h), emb);
+        let h = silu(self.norm.forward(h)); // [B, c2, 7, 7]
+        let [b, c, hh, ww] = h.dims();
+        h.reshape([b, c, hh * ww]).mean_dim(2).reshape([b, c])
+    }
+
+    /// # Shapes
+    /// - x: `[B, 1, 28, 28]`, t: `[B]`; output: `[B, 10]` logits
+    pub fn forward(&self, x: Tensor<4>, t: Tensor<1>) -> Tensor<2> {
+        self.head.forward(self.features(x, t))
+    }
+}

@@ -1,0 +1,111 @@
+//! The class-conditional U-Net eps-model (Ronneberger et al. 2015; DDPM App. B), sized for
+//! 28x28 digits on two CPU cores: most width sits at 14x14 and 7x7, attention at 7x7 only.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{Embedding, EmbeddingConfig};
+use burn::tensor::{Device, Int, Tensor};
+
+use super::blocks::{conv3x3, Attention, OutHead, ResBlock, Upsample};
+use super::embedding::TimeEmbedding;
+use super::NUM_CLASSES;
+
+/// Shape of the U-Net.
+#[derive(Config, Debug, PartialEq)]
+pub struct UNetConfig {
+    /// Channels at 28x28, 14x14 and 7x7 (multiples of 8, for GroupNorm).
+    #[config(default = "[32, 64, 128]")]
+    pub channels: [usize; 3],
+    /// Width of the timestep (+ class) embedding.
+    #[config(default = 128)]
+    pub emb_dim: usize,
+    /// Attention heads at 7x7.
+    #[config(default = 4)]
+    pub heads: usize,
+}
+
+/// eps_theta(x_t, t, y): predicts the noise in x_t. Class `NULL_CLASS` means "unconditional".
+#[derive(Module, Debug)]
+pub struct UNet {
+    time: TimeEmbedding,
+    class: Embedding,
+    inc: Conv2d,
+    down0: ResBlock,
+    ds0: Conv2d,
+    down1: ResBlock,
+    ds1: Conv2d,
+    down2: ResBlock,
+    down2_attn: Attention,
+    mid1: ResBlock,
+    mid_attn: Attention,
+    mid2: ResBlock,
+    up2: ResBlock,
+    up2_attn: Attention,
+    us2: Upsample,
+    up1: ResBlock,
+    us1: Upsample,
+    up0: ResBlock,
+    out: OutHead,
+}
+
+impl UNetConfig {
+    pub fn init(&self, device: &Device) -> UNet {
+        let [c0, c1, c2] = self.channels;
+        let e = self.emb_dim;
+        UNet {
+            time: TimeEmbedding::new(c0, e, device),
+            class: EmbeddingConfig::new(NUM_CLASSES + 1, e).init(device),
+            inc: conv3x3(1, c0, 1, device),
+            down0: ResBlock::new(c0, c0, e, device),
+            ds0: conv3x3(c0, c1, 2, device),
+            down1: ResBlock::new(c1, c1, e, device),
+            ds1: conv3x3(c1, c2, 2, device),
+            down2: ResBlock::new(c2, c2, e, device),
+            down2_attn: Attention::new(c2, self.heads, device),
+            mid1: ResBlock::new(c2, c2, e, device),
+            mid_attn: Attention::new(c2, self.heads, device),
+            mid2: ResBlock::new(c2, c2, e, device),
+            up2: ResBlock::new(2 * c2, c2, e, device),
+            up2_attn: Attention::new(c2, self.heads, device),
+            us2: Upsample::new(c2, c1, device),
+            up1: ResBlock::new(2 * c1, c1, e, device),
+            us1: Upsample::new(c1, c0, device),
+            up0: ResBlock::new(2 * c0, c0, e, device),
+            out: OutHead::new(c0, 1, device),
+        }
+    }
+}
+
+impl UNet {
+    /// # Shapes
+    /// - x: `[B, 1, 28, 28]` noisy images x_t
+    /// - t: `[B]` original timestep indices (0..T) as floats
+    /// - y: `[B]` class labels, `NULL_CLASS` for unconditional
+    /// - output: `[B, 1, 28, 28]` predicted eps
+    pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, y: Tensor<1, Int>) -> Tensor<4> {
+        let b = x.dims()[0];
+        let class = self
+            .class
+            .forward(y.reshape([b, 1]))
+            .reshape([b, self.class.weight.dims()[1]]);
+        let emb = self.time.forward(t) + class; // [B, E]
+
+        let h = self.inc.forward(x);
+        let s0 = self.down0.forward(h, emb.clone()); // [B, c0, 28, 28]
+        let h = self.ds0.forward(s0.clone());
+        let s1 = self.down1.forward(h, emb.clone()); // [B, c1, 14, 14]
+        let h = self.ds1.forward(s1.clone());
+        let s2 = self.down2_attn.forward(self.down2.forward(h, emb.clone())); // [B, c2, 7, 7]
+
+        let h = self.mid1.forward(s2.clone(), emb.clone());
+        let h = self.mid2.forward(self.mid_attn.forward(h), emb.clone());
+
+        let h = self.up2.forward(Tensor::cat(vec![h, s2], 1), emb.clone());
+        let h = self.us2.forward(self.up2_attn.forward(h)); // [B, c1, 14, 14]
+        let h = self.up1.forward(Tensor::cat(vec![h, s1], 1), emb.clone());
+        let h = self.us1.forward(h); // [B, c0, 28, 28]
+        let h = self.up0.forward(Tensor::cat(vec![h, s0], 1), emb);
+        self.out.forward(h)
+    }
+}

@@ -1,0 +1,233 @@
+//! The reverse process: the only loop over t. Each [`Sampler::step`] runs the networks once,
+//! applies the guidance, takes one DDPM or DDIM step and hands back a [`Frame`].
+//!
+//! The sampler is a state machine rather than a closed loop so that the browser can await
+//! between steps (and cancel); [`Sampler::run`] is the loop for native callers.
+
+use std::ops::ControlFlow;
+
+use burn::tensor::{Device, Tensor};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use web_time::{Duration, Instant};
+
+use crate::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean};
+use crate::guidance::{
+    cfg_mix, classifier_grad, classifier_log_prob, condition_mean, condition_score, Guidance,
+};
+use crate::nn::{label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE};
+use crate::schedule::{BetaSchedule, Schedule, T};
+use crate::Error;
+
+/// Which reverse step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Ancestral sampling with the fixed-small variance (DDPM Algorithm 2).
+    Ddpm,
+    /// Deterministic DDIM, eta = 0 (Song et al. 2021).
+    Ddim,
+}
+
+/// Everything that decides the images, so the same settings give the same images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleSettings {
+    /// The asked class of each sample; the batch size is its length.
+    pub classes: Vec<usize>,
+    pub guidance: Guidance,
+    /// Reverse steps, respaced from T (1..=T).
+    pub steps: usize,
+    pub method: Method,
+    pub seed: u64,
+    pub schedule: BetaSchedule,
+}
+
+/// The most samples one run may ask for (a 16-image grid in the browser, more natively).
+pub const MAX_BATCH: usize = 256;
+
+impl SampleSettings {
+    /// Rejects impossible settings with a sentence that names the problem.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.classes.is_empty() || self.classes.len() > MAX_BATCH {
+            return Err(Error::Setting(format!(
+                "the number of samples must be between 1 and {MAX_BATCH}, got {}",
+                self.classes.len()
+            )));
+        }
+        if let Some(c) = self.classes.iter().find(|&&c| c >= NUM_CLASSES) {
+            return Err(Error::Setting(format!(
+                "the class must be a digit from 0 to 9, got {c}"
+            )));
+        }
+        if self.steps == 0 || self.steps > T {
+            return Err(Error::Setting(format!(
+                "steps must be between 1 and {T}, got {}",
+                self.steps
+            )));
+        }
+        self.guidance.validate()
+    }
+}
+
+/// What one step hands to its observer.
+pub struct Frame {
+    /// Steps done so far, 1..=total.
+    pub step: usize,
+    pub total: usize,
+    /// The original timestep index this step started from.
+    pub t: usize,
+    /// The sample after this step, `[B, 1, 28, 28]` in [-1, 1] (roughly, before the end).
+    pub x_t: Tensor<4>,
+    /// The predicted clean image at this step, `[B, 1, 28, 28]`.
+    pub x0: Tensor<4>,
+    /// log p_phi(y | x_t, t) of the asked class at the input of this step, `[B]`.
+    pub log_p_target: Tensor<1>,
+    /// Wall time of this step (without any readback by the observer).
+    pub elapsed: Duration,
+}
+
+/// The reverse process in progress.
+pub struct Sampler {
+    unet: UNet,
+    classifier: Classifier,
+    settings: SampleSettings,
+    schedule: Schedule,
+    x: Tensor<4>,
+    /// The index into `schedule` of the next step; `None` when done.
+    next: Option<usize>,
+    rng: StdRng,
+    device: Device,
+}
+
+impl Sampler {
+    /// Starts from x_T ~ N(0, I) drawn from `settings.seed`. The U-Net runs on `device`; the
+    /// classifier must be on that device's autodiff twin (`device.clone().autodiff()`), frozen.
+    pub fn new(
+        unet: UNet,
+        classifier: Classifier,
+        settings: SampleSettings,
+        device: &Device,
+    ) -> Result<Self, Error> {
+        settings.validate()?;
+        let schedule = Schedule::respaced(settings.schedule, settings.steps)?;
+        let mut rng = StdRng::seed_from_u64(settings.seed);
+        let x = gaussian([settings.classes.len(), 1, SIDE, SIDE], &mut rng, device);
+        let next = Some(schedule.len() - 1);
+        Ok(Self {
+            unet,
+            classifier,
+            settings,
+            schedule,
+            x,
+            next,
+            rng,
+            device: device.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &SampleSettings {
+        &self.settings
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.next.is_none()
+    }
+
+    /// The current sample, `[B, 1, 28, 28]`.
+    pub fn current(&self) -> Tensor<4> {
+        self.x.clone()
+    }
+
+    /// One reverse step; `None` once the last step is done.
+    pub fn step(&mut self) -> Option<Frame> {
+        let k = self.next?;
+        let started = Instant::now();
+        let s = &self.schedule;
+        let g = self.settings.guidance;
+        let y = &self.settings.classes;
+        let b = y.len();
+        let t_index = s.timesteps[k];
+        let t = t_tensor(&vec![t_index; b], &self.device);
+        let x = self.x.clone();
+
+        // eps_theta: the unconditional branch, or the classifier-free mix (Ho & Salimans, Eq. 6).
+        let eps = if g.mode.uses_free() {
+            let mut labels = y.clone();
+            labels.extend(std::iter::repeat_n(NULL_CLASS, b));
+            let both = self.unet.forward(
+                Tensor::cat(vec![x.clone(), x.clone()], 0),
+                Tensor::cat(vec![t.clone(), t.clone()], 0),
+                label_tensor(&labels, &self.device),
+            );
+            cfg_mix(
+                both.clone().narrow(0, 0, b),
+                both.narrow(0, b, b),
+                g.cfg_scale,
+            )
+        } else {
+            self.unet.forward(
+                x.clone(),
+                t.clone(),
+                label_tensor(&vec![NULL_CLASS; b], &self.device),
+            )
+        };
+
+        // grad_x log p_phi(y | x_t, t), or only log p for the progress chart.
+        let (grad, log_p) = if g.mode.uses_classifier() {
+            let (grad, log_p) = classifier_grad(&self.classifier, x.clone(), t, y);
+            (Some(grad), log_p)
+        } else {
+            (None, classifier_log_prob(&self.classifier, x.clone(), t, y))
+        };
+
+        let (next_x, x0) = match self.settings.method {
+            Method::Ddpm => {
+                let step = p_mean(s, k, x, eps);
+                let mean = match grad {
+                    Some(grad) => condition_mean(step.mean, s.posterior_variance[k], g.scale, grad),
+                    None => step.mean,
+                };
+                // The last step adds no noise, and draws none, so a run is one fixed sequence.
+                let z = if k > 0 {
+                    gaussian([b, 1, SIDE, SIDE], &mut self.rng, &self.device)
+                } else {
+                    mean.zeros_like()
+                };
+                (ancestral_sample(s, k, mean, z), step.x0)
+            }
+            Method::Ddim => {
+                let eps = match grad {
+                    Some(grad) => {
+                        condition_score(eps, s.sqrt_one_minus_alphas_cumprod[k], g.scale, grad)
+                    }
+                    None => eps,
+                };
+                ddim_step(s, k, x, eps)
+            }
+        };
+        self.x = next_x.clone();
+        self.next = k.checked_sub(1);
+        Some(Frame {
+            step: s.len() - k,
+            total: s.len(),
+            t: t_index,
+            x_t: next_x,
+            x0,
+            log_p_target: log_p,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Runs every remaining step, handing each frame to `observer`; it may stop the run between
+    /// steps by returning `ControlFlow::Break`, and then `None` is returned.
+    pub fn run(mut self, mut observer: impl FnMut(&Frame) -> ControlFlow<()>) -> Option<Tensor<4>> {
+        while let Some(frame) = self.step() {
+            if observer(&frame).is_break() {
+                return None;
+            }
+        }
+        Some(self.x)
+    }
+}

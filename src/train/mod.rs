@@ -1,0 +1,263 @@
+//! Native training of the three networks on the flex CPU backend: the U-Net eps-model, the
+//! noise-aware guidance classifier, and the clean-digit judge used only for evaluation.
+//!
+//! One loop ([`fit`]) serves all three: AdamW with linear warm-up, an EMA of the weights,
+//! checkpoints every few minutes (model, EMA, optimizer state, step counter) and `--resume`.
+
+mod ema;
+mod tasks;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Tensor;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+pub use tasks::{train_classifier, train_judge, train_unet, Net};
+
+use crate::Error;
+
+/// Set by Ctrl-C: the loop writes a checkpoint and returns at the end of the current step.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Settings of one training run.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Optimizer steps to reach (counted from the start of the run, across resumes).
+    pub steps: usize,
+    pub batch: usize,
+    /// Peak learning rate, reached after `warmup` steps.
+    pub lr: f64,
+    pub warmup: usize,
+    /// EMA decay; the effective decay ramps up as min(decay, (1 + n) / (10 + n)).
+    pub ema_decay: f64,
+    /// Seconds between checkpoints.
+    pub checkpoint_every: Duration,
+    pub seed: u64,
+    /// Folder of the checkpoint files and the CSV log.
+    pub dir: PathBuf,
+    /// Continue from the checkpoint in `dir` instead of starting afresh.
+    pub resume: bool,
+    /// Hide the progress bar (tests).
+    pub quiet: bool,
+}
+
+/// What a checkpoint records besides the tensors.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunState {
+    pub step: usize,
+    pub samples_seen: usize,
+    /// Wall-clock seconds spent training, summed over resumes.
+    pub wall_secs: f64,
+    /// Mean loss over the last logged window.
+    pub last_loss: f64,
+}
+
+/// The files of one network's checkpoint.
+pub struct CheckpointFiles {
+    pub model: PathBuf,
+    pub ema: PathBuf,
+    pub optim: PathBuf,
+    pub state: PathBuf,
+    pub log: PathBuf,
+}
+
+impl CheckpointFiles {
+    pub fn new(dir: &Path, name: &str) -> Self {
+        Self {
+            model: dir.join(format!("{name}.bpk")),
+            ema: dir.join(format!("{name}-ema.bpk")),
+            optim: dir.join(format!("{name}-optim.bpk")),
+            state: dir.join(format!("{name}-state.json")),
+            log: dir.join(format!("{name}-log.csv")),
+        }
+    }
+}
+
+/// Reads a run's state file.
+pub fn read_state(path: &Path) -> Result<RunState, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Data(format!("{} is corrupt: {e}", path.display())))
+}
+
+/// Loads the EMA weights of a finished (or checkpointed) run into `model`.
+pub fn load_ema<M: Module>(model: M, dir: &Path, name: &str) -> Result<M, Error> {
+    let path = CheckpointFiles::new(dir, name).ema;
+    model.try_load_file(&path).map_err(|e| {
+        Error::Weights(format!(
+            "cannot load {}: {e}; train it first with `guided-ddpm train {name}`",
+            path.display()
+        ))
+    })
+}
+
+/// The training loop. `loss` draws its own batch from `rng` and returns the scalar loss on the
+/// autodiff device; it returns the number of samples in that batch alongside.
+pub fn fit<M, F>(
+    name: &str,
+    init: M,
+    opts: &TrainOptions,
+    mut loss: F,
+) -> Result<(M, RunState), Error>
+where
+    M: Module + Clone,
+    F: FnMut(&M, &mut StdRng) -> (Tensor<1>, usize),
+{
+    std::fs::create_dir_all(&opts.dir)
+        .map_err(Error::io(format!("creating {}", opts.dir.display())))?;
+    let files = CheckpointFiles::new(&opts.dir, name);
+    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    let (mut model, mut ema, mut state) = if opts.resume && files.state.exists() {
+        let state = read_state(&files.state)?;
+        let model = init
+            .clone()
+            .try_load_file(&files.model)
+            .map_err(file_err("cannot resume from", &files.model))?;
+        let ema = init
+            .valid()
+            .try_load_file(&files.ema)
+            .map_err(file_err("cannot resume from", &files.ema))?;
+        optim = optim
+            .load(&files.optim)
+            .map_err(file_err("cannot resume from", &files.optim))?;
+        (model, ema, state)
+    } else {
+        let ema = init.valid();
+        (init, ema, RunState::default())
+    };
+    if state.step >= opts.steps {
+        return Ok((ema, state));
+    }
+    let bar = progress_bar(opts, &state, name);
+    let mut log = open_log(&files.log, state.step == 0)?;
+    let mut rng =
+        StdRng::seed_from_u64(opts.seed ^ (state.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let started = Instant::now();
+    let wall_before = state.wall_secs;
+    let mut last_save = Instant::now();
+    let (mut window_loss, mut window_n) = (0.0, 0usize);
+    while state.step < opts.steps {
+        let lr = opts.lr * ((state.step + 1) as f64 / opts.warmup.max(1) as f64).min(1.0);
+        let (l, n) = loss(&model, &mut rng);
+        let grads = GradientsParams::from_grads(l.backward(), &model);
+        model = optim.step(lr, model, grads);
+        let value: f64 = l.into_scalar::<f32>() as f64;
+        if !value.is_finite() {
+            return Err(Error::Data(format!(
+                "{name}: the loss became {value} at step {}; lower --lr",
+                state.step
+            )));
+        }
+        let decay = opts
+            .ema_decay
+            .min((1.0 + state.step as f64) / (10.0 + state.step as f64));
+        ema = ema::update(ema, &model, decay);
+        state.step += 1;
+        state.samples_seen += n;
+        window_loss += value;
+        window_n += 1;
+        state.wall_secs = wall_before + started.elapsed().as_secs_f64();
+        if state.step % 25 == 0 || state.step == opts.steps {
+            state.last_loss = window_loss / window_n as f64;
+            writeln!(
+                log,
+                "{},{:.6},{:.3e},{},{:.1}",
+                state.step, state.last_loss, lr, state.samples_seen, state.wall_secs
+            )
+            .map_err(Error::io("writing the training log"))?;
+            (window_loss, window_n) = (0.0, 0);
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(state.step as u64);
+            bar.set_message(format!(
+                "loss {:.4}",
+                window_loss.max(state.last_loss * window_n as f64) / window_n.max(1) as f64
+            ));
+        }
+        let stop = STOP.load(Ordering::Relaxed);
+        if stop || state.step == opts.steps || last_save.elapsed() >= opts.checkpoint_every {
+            save(&files, &model, &ema, &optim, &state)?;
+            last_save = Instant::now();
+        }
+        if stop {
+            break;
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    Ok((ema, state))
+}
+
+fn save<M: Module + Clone>(
+    files: &CheckpointFiles,
+    model: &M,
+    ema: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    state: &RunState,
+) -> Result<(), Error> {
+    let err = |p: &Path| file_err("cannot write", p);
+    // Write to temporary names first so that a kill mid-save keeps the previous checkpoint.
+    let tmp = |p: &Path| p.with_extension("tmp");
+    model
+        .clone()
+        .save_file(tmp(&files.model))
+        .map_err(err(&files.model))?;
+    ema.clone()
+        .save_file(tmp(&files.ema))
+        .map_err(err(&files.ema))?;
+    optim.save(tmp(&files.optim)).map_err(err(&files.optim))?;
+    let json = serde_json::to_string_pretty(state).expect("run state serializes");
+    std::fs::write(tmp(&files.state), json).map_err(Error::io("writing the run state"))?;
+    for p in [&files.model, &files.ema, &files.optim, &files.state] {
+        std::fs::rename(tmp(p), p).map_err(Error::io(format!("replacing {}", p.display())))?;
+    }
+    Ok(())
+}
+
+fn file_err<E: std::fmt::Display>(what: &str, path: &Path) -> impl FnOnce(E) -> Error {
+    let what = format!("{what} {}", path.display());
+    move |e| Error::Data(format!("{what}: {e}"))
+}
+
+fn open_log(path: &Path, fresh: bool) -> Result<std::fs::File, Error> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!fresh)
+        .write(true)
+        .truncate(fresh)
+        .open(path)
+        .map_err(Error::io(format!("opening {}", path.display())))?;
+    if fresh {
+        writeln!(f, "step,loss,lr,samples_seen,wall_secs")
+            .map_err(Error::io("writing the training log"))?;
+    }
+    Ok(f)
+}
+
+fn progress_bar(
+    opts: &TrainOptions,
+    state: &RunState,
+    name: &str,
+) -> Option<indicatif::ProgressBar> {
+    if opts.quiet {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(opts.steps as u64).with_position(state.step as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{name} {{bar:30}} {{pos}}/{{len}} {{msg}} {{per_sec}} ETA {{eta}}"
+        ))
+        .expect("valid template"),
+    );
+    bar.reset_eta();
+    Some(bar)
+}

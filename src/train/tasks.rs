@@ -1,0 +1,167 @@
+//! What each network learns: the batch it draws and the loss it minimises.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::{fit, RunState, TrainOptions};
+use crate::data::Digits;
+use crate::diffusion::{gaussian, q_sample};
+use crate::nn::{
+    label_tensor, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig, NULL_CLASS,
+    NUM_CLASSES, SIDE,
+};
+use crate::schedule::{BetaSchedule, Schedule, T};
+use crate::Error;
+
+/// The three networks this crate trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Net {
+    /// The class-conditional eps-model.
+    Unet,
+    /// The noise-aware classifier that guides sampling.
+    Classifier,
+    /// A clean-digit classifier that only judges samples (never guides).
+    Judge,
+}
+
+impl Net {
+    pub fn name(self) -> &'static str {
+        match self {
+            Net::Unet => "unet",
+            Net::Classifier => "classifier",
+            Net::Judge => "judge",
+        }
+    }
+}
+
+/// Probability of replacing the label with the null class (classifier-free guidance training,
+/// Ho & Salimans 2022, Sec. 3.2).
+const P_UNCOND: f64 = 0.15;
+/// Largest random shift, in pixels, applied to each training digit.
+const MAX_SHIFT: i32 = 2;
+
+/// A batch of clean digits, shifted at random, with their labels.
+struct Batch {
+    x0: Tensor<4>,
+    labels: Vec<usize>,
+}
+
+fn draw(digits: &Digits, batch: usize, rng: &mut StdRng, device: &Device) -> Batch {
+    let mut pixels = Vec::with_capacity(batch * SIDE * SIDE);
+    let mut labels = Vec::with_capacity(batch);
+    for _ in 0..batch {
+        let i = rng.random_range(0..digits.len());
+        let (dx, dy) = (
+            rng.random_range(-MAX_SHIFT..=MAX_SHIFT),
+            rng.random_range(-MAX_SHIFT..=MAX_SHIFT),
+        );
+        let img: Vec<f32> = digits.image(i).collect();
+        for r in 0..SIDE as i32 {
+            for c in 0..SIDE as i32 {
+                let (sr, sc) = (r - dy, c - dx);
+                let inside = (0..SIDE as i32).contains(&sr) && (0..SIDE as i32).contains(&sc);
+                pixels.push(if inside {
+                    img[(sr * SIDE as i32 + sc) as usize]
+                } else {
+                    -1.0
+                });
+            }
+        }
+        labels.push(digits.labels[i] as usize);
+    }
+    let x0 = Tensor::from_data(TensorData::new(pixels, [batch, 1, SIDE, SIDE]), device);
+    Batch { x0, labels }
+}
+
+fn timesteps(batch: usize, rng: &mut StdRng) -> Vec<usize> {
+    (0..batch).map(|_| rng.random_range(0..T)).collect()
+}
+
+/// Mean cross-entropy of logits against labels.
+///
+/// # Shapes
+/// - logits: `[B, 10]`; output: `[1]`
+pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
+    let b = labels.len();
+    let mut onehot = vec![0f32; b * NUM_CLASSES];
+    for (i, &y) in labels.iter().enumerate() {
+        onehot[i * NUM_CLASSES + y] = 1.0;
+    }
+    let onehot =
+        Tensor::<2>::from_data(TensorData::new(onehot, [b, NUM_CLASSES]), &logits.device());
+    (log_softmax(logits, 1) * onehot).sum().neg() / b as f64
+}
+
+/// L_simple = E ||eps - eps_theta(x_t, t, y)||^2 (DDPM Eq. 14), labels dropped to the null class
+/// with probability `P_UNCOND`.
+pub fn train_unet(
+    config: &UNetConfig,
+    digits: &Digits,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<(UNet, RunState), Error> {
+    let schedule = Schedule::new(BetaSchedule::Linear);
+    fit(Net::Unet.name(), config.init(device), opts, |model, rng| {
+        let Batch { x0, mut labels } = draw(digits, opts.batch, rng, device);
+        for y in labels.iter_mut() {
+            if rng.random_bool(P_UNCOND) {
+                *y = NULL_CLASS;
+            }
+        }
+        let t = timesteps(opts.batch, rng);
+        let eps = gaussian(x0.dims(), rng, device);
+        let x_t = q_sample(&schedule, x0, eps.clone(), &t);
+        let pred = model.forward(x_t, t_tensor(&t, device), label_tensor(&labels, device));
+        ((pred - eps).powi_scalar(2).mean(), opts.batch)
+    })
+}
+
+/// Cross-entropy of p_phi(y | x_t, t) on x_t = q_sample(x0, t), t uniform over 0..T
+/// (Dhariwal & Nichol 2021, Sec. 4).
+pub fn train_classifier(
+    config: &ClassifierConfig,
+    digits: &Digits,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<(Classifier, RunState), Error> {
+    let schedule = Schedule::new(BetaSchedule::Linear);
+    fit(
+        Net::Classifier.name(),
+        config.init(device),
+        opts,
+        |model, rng| {
+            let Batch { x0, labels } = draw(digits, opts.batch, rng, device);
+            let t = timesteps(opts.batch, rng);
+            let eps = gaussian(x0.dims(), rng, device);
+            let x_t = q_sample(&schedule, x0, eps, &t);
+            (
+                cross_entropy(model.forward(x_t, t_tensor(&t, device)), &labels),
+                opts.batch,
+            )
+        },
+    )
+}
+
+/// Cross-entropy on clean (shifted) digits at t = 0: the judge never sees noise.
+pub fn train_judge(
+    config: &ClassifierConfig,
+    digits: &Digits,
+    opts: &TrainOptions,
+    device: &Device,
+) -> Result<(Classifier, RunState), Error> {
+    fit(
+        Net::Judge.name(),
+        config.init(device),
+        opts,
+        |model, rng| {
+            let Batch { x0, labels } = draw(digits, opts.batch, rng, device);
+            let t = vec![0; opts.batch];
+            (
+                cross_entropy(model.forward(x0, t_tensor(&t, device)), &labels),
+                opts.batch,
+            )
+        },
+    )
+}

@@ -1,0 +1,224 @@
+//! The sampling loop on small random networks: determinism, guidance at scale 0, frames, shapes.
+
+use std::ops::ControlFlow;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use guided_ddpm::guidance::{Guidance, Mode};
+use guided_ddpm::nn::{label_tensor, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig};
+use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+use guided_ddpm::schedule::BetaSchedule;
+
+fn nets() -> (UNet, Classifier, Device) {
+    let device = Device::flex();
+    device.seed(5);
+    let unet = UNetConfig::new()
+        .with_channels([8, 16, 16])
+        .with_emb_dim(16)
+        .with_heads(2)
+        .init(&device);
+    let classifier = ClassifierConfig::new()
+        .with_channels([8, 8, 16])
+        .with_emb_dim(8)
+        .init(&device.clone().autodiff())
+        .freeze();
+    (unet, classifier, device)
+}
+
+fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings {
+    SampleSettings {
+        classes: vec![1, 7],
+        guidance: Guidance {
+            mode,
+            scale,
+            cfg_scale: 1.5,
+        },
+        steps: 6,
+        method,
+        seed,
+        schedule: BetaSchedule::Linear,
+    }
+}
+
+/// Every frame's x_t, as numbers. (Tests run in parallel and share burn's init RNG, so each test
+/// builds its networks once and reuses them.)
+fn frames(nets: &(UNet, Classifier, Device), s: SampleSettings) -> Vec<Vec<f32>> {
+    let (unet, classifier, device) = nets.clone();
+    let mut out = Vec::new();
+    let done = Sampler::new(unet, classifier, s, &device)
+        .unwrap()
+        .run(|f| {
+            out.push(f.x_t.clone().try_into_vec_as::<f32>().unwrap());
+            ControlFlow::Continue(())
+        });
+    assert!(done.is_some());
+    out
+}
+
+#[test]
+fn the_same_seed_gives_identical_frames() {
+    let n = nets();
+    for method in [Method::Ddpm, Method::Ddim] {
+        for mode in [Mode::None, Mode::Classifier, Mode::Free, Mode::Both] {
+            let a = frames(&n, settings(mode, 2.0, method, 42));
+            let b = frames(&n, settings(mode, 2.0, method, 42));
+            assert_eq!(a.len(), 6);
+            assert_eq!(a, b, "{method:?} {mode:?}");
+        }
+    }
+    assert_ne!(
+        frames(&n, settings(Mode::None, 0.0, Method::Ddpm, 1)),
+        frames(&n, settings(Mode::None, 0.0, Method::Ddpm, 2))
+    );
+}
+
+#[test]
+fn classifier_scale_zero_equals_the_unguided_run_exactly() {
+    let n = nets();
+    for method in [Method::Ddpm, Method::Ddim] {
+        assert_eq!(
+            frames(&n, settings(Mode::Classifier, 0.0, method, 9)),
+            frames(&n, settings(Mode::None, 0.0, method, 9))
+        );
+        assert_ne!(
+            frames(&n, settings(Mode::Classifier, 50.0, method, 9)),
+            frames(&n, settings(Mode::None, 0.0, method, 9))
+        );
+    }
+}
+
+#[test]
+fn ddim_with_eta_zero_draws_no_noise_after_the_start() {
+    // DDIM's path is a function of x_T alone: two runs from the same start agree step by step,
+    // and the frames differ from DDPM's (which adds noise) from the first step on.
+    let n = nets();
+    let ddim = frames(&n, settings(Mode::None, 0.0, Method::Ddim, 4));
+    assert_eq!(ddim, frames(&n, settings(Mode::None, 0.0, Method::Ddim, 4)));
+    let ddpm = frames(&n, settings(Mode::None, 0.0, Method::Ddpm, 4));
+    assert_ne!(ddim[0], ddpm[0]);
+}
+
+#[test]
+fn frames_count_steps_and_carry_the_class_probability() {
+    let (unet, classifier, device) = nets();
+    let mut sampler = Sampler::new(
+        unet,
+        classifier,
+        settings(Mode::Classifier, 1.0, Method::Ddpm, 0),
+        &device,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    while let Some(f) = sampler.step() {
+        let p = f.log_p_target.exp().try_into_vec_as::<f32>().unwrap();
+        assert_eq!(p.len(), 2);
+        assert!(p.iter().all(|&v| v > 0.0 && v <= 1.0));
+        assert_eq!(f.x0.dims(), [2, 1, 28, 28]);
+        seen.push((f.step, f.total, f.t));
+    }
+    assert_eq!(seen.first(), Some(&(1, 6, 999)));
+    assert_eq!(seen.last(), Some(&(6, 6, 0)));
+    assert!(sampler.is_done());
+}
+
+#[test]
+fn an_observer_can_cancel_between_steps() {
+    let (unet, classifier, device) = nets();
+    let mut count = 0;
+    let out = Sampler::new(
+        unet,
+        classifier,
+        settings(Mode::None, 0.0, Method::Ddpm, 0),
+        &device,
+    )
+    .unwrap()
+    .run(|_| {
+        count += 1;
+        if count == 2 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    assert!(out.is_none());
+    assert_eq!(count, 2);
+}
+
+#[test]
+fn bad_settings_are_rejected_with_a_sentence() {
+    let (unet, classifier, device) = nets();
+    let cases: Vec<(SampleSettings, &str)> = vec![
+        (
+            SampleSettings {
+                classes: vec![10],
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "digit from 0 to 9",
+        ),
+        (
+            SampleSettings {
+                steps: 0,
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "steps must be between",
+        ),
+        (
+            SampleSettings {
+                steps: 1001,
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "steps must be between",
+        ),
+        (
+            SampleSettings {
+                classes: vec![],
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "number of samples",
+        ),
+        (
+            settings(Mode::Classifier, -1.0, Method::Ddpm, 0),
+            "classifier scale",
+        ),
+        (
+            settings(Mode::Classifier, f64::INFINITY, Method::Ddpm, 0),
+            "classifier scale",
+        ),
+    ];
+    for (s, msg) in cases {
+        let err = Sampler::new(unet.clone(), classifier.clone(), s, &device)
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(err.contains(msg), "{err}");
+    }
+}
+
+#[test]
+fn network_output_shapes() {
+    let (unet, classifier, device) = nets();
+    let x = Tensor::<4>::zeros([3, 1, 28, 28], &device);
+    let eps = unet.forward(
+        x.clone(),
+        t_tensor(&[0, 500, 999], &device),
+        label_tensor(&[0, 5, 10], &device),
+    );
+    assert_eq!(eps.dims(), [3, 1, 28, 28]);
+    let ad = device.autodiff();
+    let logits = classifier.forward(x.clone().autodiff(), t_tensor(&[0, 1, 2], &ad));
+    assert_eq!(logits.dims(), [3, 10]);
+    assert_eq!(
+        classifier
+            .features(x.autodiff(), t_tensor(&[0, 1, 2], &ad))
+            .dims(),
+        [3, 16]
+    );
+    // The shipped sizes stay in the budget.
+    let full = UNetConfig::new().init(&Device::flex()).num_params();
+    assert!(
+        (1_000_000..=3_000_000).contains(&full),
+        "U-Net has {full} parameters"
+    );
+    let cls = ClassifierConfig::new().init(&Device::flex()).num_params();
+    assert!(cls < 1_000_000, "classifier has {cls} parameters");
+}
