@@ -49,6 +49,13 @@ pub struct Guidance {
     pub cfg_scale: f64,
 }
 
+/// The demo's default setting, chosen from the evaluation table (docs/EVAL.md; README).
+pub const DEFAULT: Guidance = Guidance {
+    mode: Mode::Classifier,
+    scale: 2.0,
+    cfg_scale: 1.0,
+};
+
 impl Guidance {
     /// Rejects negative or non-finite strengths.
     pub fn validate(&self) -> Result<(), Error> {

@@ -20,6 +20,8 @@ pub mod weights;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod data;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod eval;
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod grid;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod npz;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use burn::module::Module;
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
-use guided_ddpm::guidance::{Guidance, Mode};
+use guided_ddpm::guidance::{self, Guidance, Mode};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig, SIDE};
 use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
 use guided_ddpm::train::{self, Net, TrainOptions};
 use guided_ddpm::{data, Error};
-use guided_ddpm::{grid, npz, weights};
+use guided_ddpm::{eval, grid, npz, weights};
 
 #[derive(Parser)]
 #[command(version, about = "Classifier-guided DDPM on MNIST digits")]
@@ -33,6 +33,28 @@ enum Command {
     Train(TrainArgs),
     /// Draw digits of one class with the shipped (or given) weights.
     Sample(SampleArgs),
+    /// Judge the shipped weights per guidance setting; writes docs/EVAL.md (resumable).
+    Eval {
+        #[arg(long, default_value = "weights")]
+        weights: PathBuf,
+        #[arg(long, default_value = "checkpoints")]
+        checkpoints: PathBuf,
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        #[arg(long, default_value = "docs")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        n_per_class: usize,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+    },
+    /// Write the int8 weight files and manifest.json from the EMA checkpoints.
+    Export {
+        #[arg(long, default_value = "checkpoints")]
+        checkpoints: PathBuf,
+        #[arg(long, default_value = "weights")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -43,14 +65,15 @@ struct SampleArgs {
     /// How many samples.
     #[arg(long, default_value_t = 4)]
     n: usize,
-    #[arg(long, value_enum, default_value = "classifier")]
-    guidance: Mode,
-    /// Classifier guidance scale s.
-    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
-    scale: f64,
-    /// Classifier-free guidance weight w.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    cfg_scale: f64,
+    /// Guidance mode [default: the demo's default, see the README].
+    #[arg(long, value_enum)]
+    guidance: Option<Mode>,
+    /// Classifier guidance scale s [default: the demo's default].
+    #[arg(long, allow_negative_numbers = true)]
+    scale: Option<f64>,
+    /// Classifier-free guidance weight w [default: the demo's default].
+    #[arg(long, allow_negative_numbers = true)]
+    cfg_scale: Option<f64>,
     /// Reverse steps (1-1000), respaced from the 1000 training steps.
     #[arg(long, default_value_t = 100)]
     steps: usize,
@@ -132,6 +155,46 @@ fn run(command: Command) -> Result<(), Error> {
         }
         Command::Train(args) => train_cmd(args),
         Command::Sample(args) => sample_cmd(args),
+        Command::Eval {
+            weights,
+            checkpoints,
+            data,
+            out,
+            n_per_class,
+            steps,
+        } => {
+            let opts = eval::EvalOptions {
+                weights,
+                checkpoints,
+                data,
+                out,
+                n_per_class,
+                steps,
+                float_check: Some(("default".into(), guidance::DEFAULT)),
+            };
+            let report = eval::run(&opts)?;
+            for r in &report.settings {
+                println!(
+                    "{:<24} judged accuracy {:5.1}%  FD {:.3}",
+                    r.label,
+                    100.0 * r.accuracy,
+                    r.frechet
+                );
+            }
+            Ok(())
+        }
+        Command::Export { checkpoints, out } => {
+            let m = train::export(&checkpoints, &out)?;
+            println!(
+                "wrote {}: {} ({} bytes), {} ({} bytes)",
+                out.join(weights::MANIFEST).display(),
+                m.unet.file,
+                m.unet.bytes,
+                m.classifier.file,
+                m.classifier.bytes
+            );
+            Ok(())
+        }
     }
 }
 
@@ -176,9 +239,9 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
     let mut settings = SampleSettings {
         classes: vec![a.class; a.n],
         guidance: Guidance {
-            mode: a.guidance,
-            scale: a.scale,
-            cfg_scale: a.cfg_scale,
+            mode: a.guidance.unwrap_or(guidance::DEFAULT.mode),
+            scale: a.scale.unwrap_or(guidance::DEFAULT.scale),
+            cfg_scale: a.cfg_scale.unwrap_or(guidance::DEFAULT.cfg_scale),
         },
         steps: a.steps,
         method: a.sampler,

@@ -74,6 +74,16 @@ impl Classifier {
     /// # Shapes
     /// - x: `[B, 1, 28, 28]`, t: `[B]`; output: `[B, 10]` logits
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>) -> Tensor<2> {
-        self.head.forward(self.features(x, t))
+        self.head_forward(self.features(x, t))
+    }
+
+    /// The linear head alone, on pooled features `[B, c2]`; output: `[B, 10]` logits.
+    pub fn head_forward(&self, features: Tensor<2>) -> Tensor<2> {
+        self.head.forward(features)
+    }
+
+    /// Width of the pooled features.
+    pub fn feature_dim(&self) -> usize {
+        self.head.weight.dims()[0]
     }
 }

@@ -5,6 +5,7 @@
 //! checkpoints every few minutes (model, EMA, optimizer state, step counter) and `--resume`.
 
 mod ema;
+mod export;
 mod tasks;
 
 use std::io::Write;
@@ -19,6 +20,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+pub use export::export;
 pub use tasks::{train_classifier, train_judge, train_unet, Net};
 
 use crate::Error;

@@ -48,14 +48,12 @@ impl Path {
     fn name(&self) -> String {
         self.names.join(".")
     }
-    /// (container type, field name) of the current parameter.
+    /// (type of the module that owns the current parameter, the parameter's field name).
+    /// burn names each path segment together with the type of the module holding it, as
+    /// `Struct:Conv2d`.
     fn owner(&self) -> (&str, &str) {
-        let n = self.containers.len();
-        let container = if n >= 2 {
-            self.containers[n - 2].as_str()
-        } else {
-            ""
-        };
+        let container = self.containers.last().map(String::as_str).unwrap_or("");
+        let container = container.strip_prefix("Struct:").unwrap_or(container);
         (
             container,
             self.names.last().map(String::as_str).unwrap_or(""),

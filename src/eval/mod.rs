@@ -1,0 +1,426 @@
+//! `guided-ddpm eval`: how well the shipped weights draw the asked digit.
+//!
+//! A judge (a classifier trained on clean digits only, never the guidance classifier, which would
+//! be circular) labels generated samples; the judged accuracy per class, and the Frechet distance
+//! of judge features to the held-out digits, are reported per guidance setting next to the
+//! real-vs-real floor. Results go to `docs/eval.json` (one entry per setting, so an interrupted
+//! run continues where it stopped) and `docs/EVAL.md` with a sample grid per setting.
+
+pub mod frechet;
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Digits;
+use crate::diffusion::{gaussian, q_sample};
+use crate::grid;
+use crate::guidance::{Guidance, Mode};
+use crate::nn::{t_tensor, Classifier, ClassifierConfig, UNet, NUM_CLASSES, SIDE};
+use crate::sampler::{Method, SampleSettings, Sampler};
+use crate::schedule::{Schedule, T};
+use crate::weights::{self, Manifest};
+use crate::Error;
+
+/// One evaluated guidance setting.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SettingResult {
+    pub label: String,
+    pub guidance: Guidance,
+    pub weights: String,
+    pub n_per_class: usize,
+    pub steps: usize,
+    pub accuracy_per_class: Vec<f64>,
+    pub accuracy: f64,
+    pub frechet: f64,
+    pub seconds: f64,
+}
+
+/// Everything `docs/eval.json` holds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// sha256 of the evaluated U-Net file: results of other weights are discarded.
+    pub unet_sha256: String,
+    pub judge_held_out_accuracy: f64,
+    /// Guidance classifier (int8) on held-out q_sample(x0, t), t in each quarter of 0..T.
+    pub classifier_accuracy_by_t_quartile: Vec<f64>,
+    /// Frechet distance of judge features, 1,000 train digits vs the 1,000 held-out ones.
+    pub real_vs_real_frechet: f64,
+    pub settings: Vec<SettingResult>,
+}
+
+/// The settings the table compares, in order: (label, guidance, float weights instead of int8).
+pub fn settings() -> Vec<(String, Guidance, bool)> {
+    let g = |mode, scale, cfg_scale| Guidance {
+        mode,
+        scale,
+        cfg_scale,
+    };
+    let mut out = vec![("none".to_string(), g(Mode::None, 0.0, 0.0), false)];
+    for s in [0.5, 1.0, 2.0, 4.0, 8.0] {
+        out.push((
+            format!("classifier s={s}"),
+            g(Mode::Classifier, s, 0.0),
+            false,
+        ));
+    }
+    out.push(("free w=1".into(), g(Mode::Free, 0.0, 1.0), false));
+    out.push(("both s=1 w=1".into(), g(Mode::Both, 1.0, 1.0), false));
+    out
+}
+
+pub struct EvalOptions {
+    pub weights: PathBuf,
+    pub checkpoints: PathBuf,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub n_per_class: usize,
+    pub steps: usize,
+    /// Also evaluate this setting with the float EMA weights (int8-vs-float check).
+    pub float_check: Option<(String, Guidance)>,
+}
+
+/// Judge predictions and features of a batch of images in [-1, 1].
+fn judge(judge: &Classifier, x: Tensor<4>) -> (Vec<usize>, Vec<f32>) {
+    let b = x.dims()[0];
+    let device = x.device();
+    let features = judge.features(x, t_tensor(&vec![0; b], &device));
+    let logits = judge.head_forward(features.clone());
+    let p = softmax(logits, 1)
+        .try_into_vec_as::<f32>()
+        .expect("judge output");
+    let pred = p.chunks(NUM_CLASSES).map(argmax).collect();
+    (
+        pred,
+        features.try_into_vec_as::<f32>().expect("judge features"),
+    )
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0, f32::MIN),
+            |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
+        )
+        .0
+}
+
+fn batch_of(digits: &Digits, idx: &[usize], device: &Device) -> Tensor<4> {
+    let v: Vec<f32> = idx.iter().flat_map(|&i| digits.image(i)).collect();
+    Tensor::from_data(TensorData::new(v, [idx.len(), 1, SIDE, SIDE]), device)
+}
+
+/// Judge accuracy and features over a whole digit set.
+fn judge_digits(
+    j: &Classifier,
+    digits: &Digits,
+    idx: &[usize],
+    device: &Device,
+) -> (f64, Vec<f32>) {
+    let (mut correct, mut feats) = (0, Vec::new());
+    for chunk in idx.chunks(250) {
+        let (pred, f) = judge(j, batch_of(digits, chunk, device));
+        correct += chunk
+            .iter()
+            .zip(&pred)
+            .filter(|(&i, &p)| digits.labels[i] as usize == p)
+            .count();
+        feats.extend(f);
+    }
+    (correct as f64 / idx.len() as f64, feats)
+}
+
+/// Accuracy of the noise-aware classifier on q_sample(x0, t), t uniform within each quarter.
+fn classifier_by_quartile(c: &Classifier, held: &Digits, device: &Device) -> Vec<f64> {
+    let schedule = Schedule::new(crate::schedule::BetaSchedule::Linear);
+    let mut rng = StdRng::seed_from_u64(2024);
+    let all: Vec<usize> = (0..held.len()).collect();
+    (0..4)
+        .map(|q| {
+            let mut correct = 0;
+            for chunk in all.chunks(250) {
+                let t: Vec<usize> = chunk
+                    .iter()
+                    .map(|_| rng.random_range(q * T / 4..(q + 1) * T / 4))
+                    .collect();
+                let x0 = batch_of(held, chunk, device);
+                let eps = gaussian(x0.dims(), &mut rng, device);
+                let x = q_sample(&schedule, x0, eps, &t);
+                let p = softmax(c.forward(x, t_tensor(&t, device)), 1)
+                    .try_into_vec_as::<f32>()
+                    .expect("logits");
+                correct += chunk
+                    .iter()
+                    .zip(p.chunks(NUM_CLASSES))
+                    .filter(|(&i, p)| held.labels[i] as usize == argmax(p))
+                    .count();
+            }
+            correct as f64 / held.len() as f64
+        })
+        .collect()
+}
+
+/// Samples `n` per class with one setting; returns the judged result and the first ten samples
+/// of each class as grey bytes (row per class).
+#[allow(clippy::too_many_arguments)]
+fn run_setting(
+    label: &str,
+    guidance: Guidance,
+    unet: &UNet,
+    classifier: &Classifier,
+    judge_net: &Classifier,
+    held_feats: &[f32],
+    opts: &EvalOptions,
+    weights_name: &str,
+    device: &Device,
+) -> Result<(SettingResult, Vec<u8>), Error> {
+    let started = std::time::Instant::now();
+    let per_batch = 10; // samples of each class per batch of 100
+    let batches = opts.n_per_class.div_ceil(per_batch);
+    let (mut correct, mut feats, mut grid_rows) = (
+        vec![0usize; NUM_CLASSES],
+        Vec::new(),
+        vec![Vec::new(); NUM_CLASSES],
+    );
+    let mut total = vec![0usize; NUM_CLASSES];
+    for b in 0..batches {
+        let classes: Vec<usize> = (0..NUM_CLASSES)
+            .flat_map(|c| std::iter::repeat_n(c, per_batch))
+            .collect();
+        let settings = SampleSettings {
+            classes: classes.clone(),
+            guidance,
+            steps: opts.steps,
+            method: Method::Ddpm,
+            seed: 1000 + b as u64,
+            schedule: crate::schedule::BetaSchedule::Linear,
+        };
+        let x = Sampler::new(unet.clone(), classifier.clone(), settings, device)?
+            .run(|_| std::ops::ControlFlow::Continue(()))
+            .expect("never cancelled");
+        let values = x.clone().try_into_vec_as::<f32>().expect("samples");
+        let (pred, f) = judge(judge_net, x);
+        feats.extend(f);
+        for (i, (&c, &p)) in classes.iter().zip(&pred).enumerate() {
+            correct[c] += (c == p) as usize;
+            total[c] += 1;
+            if b == 0 {
+                grid_rows[c].extend(grid::to_bytes(
+                    &values[i * SIDE * SIDE..(i + 1) * SIDE * SIDE],
+                ));
+            }
+        }
+        eprintln!(
+            "  {label}: batch {}/{batches}, {:.0} s",
+            b + 1,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let per_class: Vec<f64> = correct
+        .iter()
+        .zip(&total)
+        .map(|(&c, &t)| c as f64 / t as f64)
+        .collect();
+    let d = judge_net.feature_dim();
+    let result = SettingResult {
+        label: label.to_string(),
+        guidance,
+        weights: weights_name.to_string(),
+        n_per_class: total[0],
+        steps: opts.steps,
+        accuracy: per_class.iter().sum::<f64>() / NUM_CLASSES as f64,
+        accuracy_per_class: per_class,
+        frechet: frechet::between(&feats, held_feats, d),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((result, grid_rows.concat()))
+}
+
+fn slug(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .replace("--", "-")
+}
+
+/// Runs (or continues) the evaluation and writes `eval.json`, `EVAL.md` and the grids in `out`.
+pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let (manifest, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
+    let classifier = classifier.to_device(&ad).freeze();
+    let judge_net = crate::train::load_ema(
+        ClassifierConfig::new().init(&device),
+        &opts.checkpoints,
+        "judge",
+    )?;
+    let (train_set, held) = crate::data::load(&opts.data)?.split();
+    std::fs::create_dir_all(&opts.out)
+        .map_err(Error::io(format!("creating {}", opts.out.display())))?;
+    let json_path = opts.out.join("eval.json");
+    let mut report: Report = std::fs::read_to_string(&json_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|r: &Report| r.unet_sha256 == manifest.unet.sha256)
+        .unwrap_or_default();
+    report.unet_sha256 = manifest.unet.sha256.clone();
+
+    let held_idx: Vec<usize> = (0..held.len()).collect();
+    let (acc, held_feats) = judge_digits(&judge_net, &held, &held_idx, &device);
+    report.judge_held_out_accuracy = acc;
+    // 100 train digits of each class, the first ones, against the held-out set.
+    let mut per = [0usize; NUM_CLASSES];
+    let train_idx: Vec<usize> = (0..train_set.len())
+        .filter(|&i| {
+            let c = train_set.labels[i] as usize;
+            per[c] += 1;
+            per[c] <= 100
+        })
+        .collect();
+    let (_, train_feats) = judge_digits(&judge_net, &train_set, &train_idx, &device);
+    let d = judge_net.feature_dim();
+    report.real_vs_real_frechet = frechet::between(&train_feats, &held_feats, d);
+    report.classifier_accuracy_by_t_quartile = classifier_by_quartile(&classifier, &held, &ad);
+    eprintln!(
+        "judge {:.2}% on held-out; classifier by t-quartile {:?}; real-vs-real FD {:.3}",
+        100.0 * acc,
+        report.classifier_accuracy_by_t_quartile,
+        report.real_vs_real_frechet
+    );
+
+    let mut todo: Vec<(String, Guidance, bool)> = settings();
+    if let Some((label, g)) = &opts.float_check {
+        todo.push((format!("{label} (float)"), *g, true));
+    }
+    for (label, guidance, float) in todo {
+        if report
+            .settings
+            .iter()
+            .any(|r| r.label == label && r.n_per_class >= opts.n_per_class && r.steps == opts.steps)
+        {
+            continue;
+        }
+        let float_unet;
+        let (u, c, name) = if float {
+            float_unet = crate::train::load_ema(
+                manifest.unet.config.init(&device),
+                &opts.checkpoints,
+                "unet",
+            )?;
+            let c = crate::train::load_ema(
+                manifest.classifier.config.init(&ad),
+                &opts.checkpoints,
+                "classifier",
+            )?
+            .freeze();
+            (&float_unet, c, "float EMA checkpoint")
+        } else {
+            (&unet, classifier.clone(), "int8")
+        };
+        let (result, rows) = run_setting(
+            &label,
+            guidance,
+            u,
+            &c,
+            &judge_net,
+            &held_feats,
+            opts,
+            name,
+            &device,
+        )?;
+        let (w, h, px) = grid::layout(&rows, 10);
+        grid::write_png(
+            &opts.out.join(format!("samples-{}.png", slug(&label))),
+            w,
+            h,
+            &px,
+            2,
+        )?;
+        eprintln!(
+            "{label}: judged accuracy {:.1}%, FD {:.3}",
+            100.0 * result.accuracy,
+            result.frechet
+        );
+        report.settings.retain(|r| r.label != label);
+        report.settings.push(result);
+        write_report(&report, &manifest, &opts.out)?;
+    }
+    write_report(&report, &manifest, &opts.out)?;
+    Ok(report)
+}
+
+fn write_report(report: &Report, manifest: &Manifest, out: &Path) -> Result<(), Error> {
+    let json = serde_json::to_string_pretty(report).expect("report serializes");
+    std::fs::write(out.join("eval.json"), json).map_err(Error::io("writing eval.json"))?;
+    std::fs::write(out.join("EVAL.md"), markdown(report, manifest))
+        .map_err(Error::io("writing EVAL.md"))
+}
+
+fn markdown(r: &Report, m: &Manifest) -> String {
+    let mut s = String::new();
+    s += "# Evaluation of the shipped weights\n\n";
+    s += "Generated by `guided-ddpm eval` (see the README); numbers are from that run, on this machine.\n\n";
+    s += &format!(
+        "- Weights: `weights/{}` sha256 `{}`, trained {} steps ({} samples seen).\n",
+        m.unet.file,
+        &m.unet.sha256[..16],
+        m.provenance["unet"]["steps"],
+        m.provenance["unet"]["samples_seen"]
+    );
+    s += &format!("- Judge (clean-digit classifier, never used for guidance): {:.1}% on the 1,000 held-out digits.\n", 100.0 * r.judge_held_out_accuracy);
+    let q: Vec<String> = r
+        .classifier_accuracy_by_t_quartile
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("t {}-{}: {:.1}%", i * 250, i * 250 + 249, 100.0 * a))
+        .collect();
+    s += &format!(
+        "- Guidance classifier (int8) on noisy held-out digits, by t-quartile: {}.\n",
+        q.join(", ")
+    );
+    s += &format!("- Real-vs-real floor: Frechet distance of judge features, 1,000 train vs 1,000 held-out digits: {:.3}.\n\n", r.real_vs_real_frechet);
+    s += "Samples: DDPM, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits).\n\n";
+    s += "| setting | weights | steps | N/class | judged acc. | FD | ";
+    s += &(0..NUM_CLASSES)
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(" | ");
+    s += " | time |\n|---|---|---|---|---|---|";
+    s += &"---|".repeat(NUM_CLASSES + 1);
+    s += "\n";
+    for x in &r.settings {
+        s += &format!(
+            "| {} | {} | {} | {} | **{:.1}%** | {:.3} | ",
+            x.label,
+            x.weights,
+            x.steps,
+            x.n_per_class,
+            100.0 * x.accuracy,
+            x.frechet
+        );
+        s += &x
+            .accuracy_per_class
+            .iter()
+            .map(|a| format!("{:.0}", 100.0 * a))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        s += &format!(" | {:.0} s |\n", x.seconds);
+    }
+    s += "\nOne row per class (0 at the top), the first ten samples of each:\n\n";
+    for x in &r.settings {
+        s += &format!(
+            "**{}**\n\n![{}](samples-{}.png)\n\n",
+            x.label,
+            x.label,
+            slug(&x.label)
+        );
+    }
+    s
+}

@@ -1,0 +1,97 @@
+//! The command line as a user runs it: exit codes, one-line errors, and the smoke-test outputs.
+
+use std::process::Command;
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_guided-ddpm"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_code_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["sample", "--class", "12", "--random-init"],
+            "the class must be a digit from 0 to 9, got 12",
+        ),
+        (
+            &["sample", "--class", "3", "--steps", "0", "--random-init"],
+            "steps must be between 1 and 1000, got 0",
+        ),
+        (
+            &["sample", "--class", "3", "--steps", "1001", "--random-init"],
+            "steps must be between 1 and 1000, got 1001",
+        ),
+        (
+            &["sample", "--class", "3", "--scale", "-1", "--random-init"],
+            "the classifier scale must be a finite number >= 0, got -1",
+        ),
+        (
+            &[
+                "sample",
+                "--class",
+                "3",
+                "--cfg-scale",
+                "inf",
+                "--random-init",
+            ],
+            "the classifier-free scale must be a finite number >= 0",
+        ),
+        (
+            &["sample", "--class", "3", "--n", "0", "--random-init"],
+            "the number of samples must be between 1 and 256, got 0",
+        ),
+        (
+            &["sample", "--class", "3", "--weights", "/nonexistent-folder"],
+            "cannot read /nonexistent-folder/manifest.json",
+        ),
+    ];
+    for (args, msg) in cases {
+        let (code, stderr) = cli(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(msg), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn random_init_smoke_run_writes_a_png_and_an_npz() {
+    let dir = std::env::temp_dir().join(format!("guided-ddpm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (png, npz) = (dir.join("x.png"), dir.join("x.npz"));
+    let (code, stderr) = cli(&[
+        "sample",
+        "--random-init",
+        "--class",
+        "3",
+        "--n",
+        "4",
+        "--steps",
+        "5",
+        "--png",
+        png.to_str().unwrap(),
+        "--npz",
+        npz.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let npz_bytes = std::fs::read(&npz).unwrap();
+    assert_eq!(&npz_bytes[..4], b"PK\x03\x04");
+    let text = String::from_utf8_lossy(&npz_bytes);
+    assert!(text.contains("x.npy") && text.contains("y.npy"));
+    assert!(text.contains("'descr': '|u1', 'fortran_order': False, 'shape': (4, 28, 28)"));
+    assert!(text.contains("'descr': '<i8', 'fortran_order': False, 'shape': (4,)"));
+    std::fs::remove_dir_all(&dir).ok();
+}

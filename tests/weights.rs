@@ -1,0 +1,180 @@
+//! The weight files: int8 round trip, manifest checks, and errors for bad files.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use guided_ddpm::nn::{label_tensor, t_tensor, ClassifierConfig, UNetConfig};
+use guided_ddpm::schedule::BetaSchedule;
+use guided_ddpm::weights::manifest::{sha256_hex, NetFile, ScheduleInfo};
+use guided_ddpm::weights::{self, store, Manifest, FORMAT_VERSION};
+
+fn small_unet() -> UNetConfig {
+    UNetConfig::new()
+        .with_channels([8, 16, 16])
+        .with_emb_dim(16)
+        .with_heads(2)
+}
+
+fn small_classifier() -> ClassifierConfig {
+    ClassifierConfig::new()
+        .with_channels([8, 8, 16])
+        .with_emb_dim(8)
+}
+
+/// Every float parameter, flattened, in visiting order.
+fn params<M: Module>(m: &M) -> Vec<Vec<f32>> {
+    struct V(Vec<Vec<f32>>);
+    impl ModuleVisitor for V {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.push(p.val().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let mut v = V(Vec::new());
+    m.visit(&mut v);
+    v.0
+}
+
+fn manifest_for(unet: &[u8], classifier: &[u8]) -> Manifest {
+    Manifest {
+        format_version: FORMAT_VERSION,
+        schedule: ScheduleInfo {
+            kind: BetaSchedule::Linear,
+            steps: 1000,
+        },
+        unet: NetFile {
+            file: "unet.safetensors".into(),
+            bytes: unet.len(),
+            sha256: sha256_hex(unet),
+            config: small_unet(),
+        },
+        classifier: NetFile {
+            file: "classifier.safetensors".into(),
+            bytes: classifier.len(),
+            sha256: sha256_hex(classifier),
+            config: small_classifier(),
+        },
+        provenance: serde_json::json!({}),
+    }
+}
+
+#[test]
+fn int8_round_trip_stays_within_half_a_step_and_keeps_the_output() {
+    let device = Device::flex();
+    let unet = small_unet().init(&device);
+    let bytes = store::to_safetensors(&unet).unwrap();
+    let cbytes = store::to_safetensors(&small_classifier().init(&device)).unwrap();
+    let manifest = manifest_for(&bytes, &cbytes);
+    let loaded = weights::unet_from_bytes(&manifest, &bytes, &device).unwrap();
+    let (a, b) = (params(&unet), params(&loaded));
+    assert_eq!(a.len(), b.len());
+    let mut quantized = 0;
+    for (pa, pb) in a.iter().zip(&b) {
+        let max = pa.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = pa
+            .iter()
+            .zip(pb)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        // f32 tensors come back exactly; int8 ones within half a step of the largest scale.
+        assert!(err <= max / 127.0 / 2.0 + 1e-7, "error {err} for max {max}");
+        quantized += (err > 0.0) as usize;
+    }
+    assert!(
+        quantized > 10,
+        "convolution and linear weights are quantized"
+    );
+    // The int8 network computes nearly the same eps.
+    let x = Tensor::<4>::ones([2, 1, 28, 28], &device) * 0.3;
+    let run = |m: &guided_ddpm::nn::UNet| {
+        m.forward(
+            x.clone(),
+            t_tensor(&[10, 900], &device),
+            label_tensor(&[2, 10], &device),
+        )
+        .try_into_vec_as::<f32>()
+        .unwrap()
+    };
+    let (ya, yb) = (run(&unet), run(&loaded));
+    let scale = ya.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = ya
+        .iter()
+        .zip(&yb)
+        .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+    assert!(
+        diff < 0.05 * scale,
+        "int8 output moved by {diff} (output scale {scale})"
+    );
+    // And the classifier file decodes too.
+    weights::classifier_from_bytes(&manifest, &cbytes, &device).unwrap();
+}
+
+#[test]
+fn a_wrong_hash_a_truncated_file_and_a_wrong_version_are_explained() {
+    let device = Device::flex();
+    let bytes = store::to_safetensors(&small_unet().init(&device)).unwrap();
+    let manifest = manifest_for(&bytes, &[]);
+
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let err = weights::unet_from_bytes(&manifest, &flipped, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("sha256") && err.contains("fetch it again"),
+        "{err}"
+    );
+
+    let err = weights::unet_from_bytes(&manifest, &bytes[..bytes.len() / 2], &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cut short"), "{err}");
+
+    let mut m = manifest.to_json().replace(
+        &format!("\"format_version\": {FORMAT_VERSION}"),
+        "\"format_version\": 99",
+    );
+    let err = Manifest::parse(&m).err().unwrap().to_string();
+    assert!(err.contains("format version 99"), "{err}");
+    m = "{ not json".into();
+    assert!(Manifest::parse(&m)
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("manifest.json is not valid"));
+}
+
+#[test]
+fn garbage_and_mismatched_files_give_errors_not_panics() {
+    let device = Device::flex();
+    let err = store::read_safetensors(b"definitely not safetensors", "unet.safetensors")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not a valid weight file"), "{err}");
+
+    // A file of another network shape: every tensor is checked against the config.
+    let other = store::to_safetensors(
+        &UNetConfig::new()
+            .with_channels([8, 16, 24])
+            .with_emb_dim(16)
+            .with_heads(2)
+            .init(&device),
+    )
+    .unwrap();
+    let manifest = manifest_for(&other, &[]);
+    let err = weights::unet_from_bytes(&manifest, &other, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("does not fit this network"), "{err}");
+
+    // A classifier file offered as the U-Net.
+    let cls = store::to_safetensors(&small_classifier().init(&device)).unwrap();
+    let manifest = manifest_for(&cls, &[]);
+    let err = weights::unet_from_bytes(&manifest, &cls, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("does not fit this network"), "{err}");
+}
