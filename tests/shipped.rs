@@ -1,0 +1,124 @@
+//! The weights in `weights/`: they decode, they are the int8 image of the committed EMA
+//! checkpoints, and int8 costs the guidance classifier less than a point of accuracy.
+
+use std::path::Path;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use guided_ddpm::diffusion::{gaussian, q_sample};
+use guided_ddpm::nn::{t_tensor, Classifier};
+use guided_ddpm::schedule::{BetaSchedule, Schedule, T};
+use guided_ddpm::train::{load_ema, read_state, CheckpointFiles};
+use guided_ddpm::weights::{self, Manifest};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn shipped() -> (Manifest, guided_ddpm::nn::UNet, Classifier) {
+    weights::load_dir(Path::new("weights"), &Device::flex()).expect("the shipped weights load")
+}
+
+fn params<M: Module>(m: &M) -> Vec<(Vec<usize>, Vec<f32>)> {
+    struct V(Vec<(Vec<usize>, Vec<f32>)>);
+    impl ModuleVisitor for V {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let t = p.val();
+            self.0
+                .push((t.dims().to_vec(), t.try_into_vec_as::<f32>().unwrap()));
+        }
+    }
+    let mut v = V(Vec::new());
+    m.visit(&mut v);
+    v.0
+}
+
+/// The largest error of each int8 tensor stays within half a quantization step of its channel,
+/// bounded here by half a step of the tensor's largest channel.
+fn assert_int8_image<M: Module>(float: &M, int8: &M, what: &str) {
+    let (a, b) = (params(float), params(int8));
+    assert_eq!(a.len(), b.len(), "{what}: parameter count");
+    for ((shape, x), (_, y)) in a.iter().zip(&b) {
+        let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(
+            err <= max / 254.0 + 1e-6,
+            "{what} {shape:?}: error {err} over bound {}",
+            max / 254.0
+        );
+    }
+}
+
+#[test]
+fn the_shipped_weights_are_the_int8_image_of_the_committed_checkpoints() {
+    let (m, unet, classifier) = shipped();
+    let dir = Path::new("checkpoints");
+    for (name, steps) in [
+        ("unet", &m.provenance["unet"]["steps"]),
+        ("classifier", &m.provenance["classifier"]["steps"]),
+    ] {
+        let state = read_state(&CheckpointFiles::new(dir, name).state).unwrap();
+        assert_eq!(
+            Some(state.step as u64),
+            steps.as_u64(),
+            "checkpoints/{name} is at step {} but weights/ were exported at {steps}: run `guided-ddpm export`",
+            state.step
+        );
+    }
+    let device = Device::flex();
+    assert_int8_image(
+        &load_ema(m.unet.config.init(&device), dir, "unet").unwrap(),
+        &unet,
+        "unet",
+    );
+    assert_int8_image(
+        &load_ema(m.classifier.config.init(&device), dir, "classifier").unwrap(),
+        &classifier,
+        "classifier",
+    );
+}
+
+/// Accuracy on q_sample(x0, t) of the held-out digits, t uniform over 0..T, fixed seed.
+fn noisy_accuracy(c: &Classifier, digits: &guided_ddpm::data::Digits) -> f64 {
+    let device = Device::flex();
+    let s = Schedule::new(BetaSchedule::Linear);
+    let mut rng = StdRng::seed_from_u64(99);
+    let idx: Vec<usize> = (0..digits.len()).collect();
+    let mut correct = 0;
+    for chunk in idx.chunks(200) {
+        let t: Vec<usize> = chunk.iter().map(|_| rng.random_range(0..T)).collect();
+        let v: Vec<f32> = chunk.iter().flat_map(|&i| digits.image(i)).collect();
+        let x0 = Tensor::<4>::from_data(TensorData::new(v, [chunk.len(), 1, 28, 28]), &device);
+        let x = q_sample(&s, x0.clone(), gaussian(x0.dims(), &mut rng, &device), &t);
+        let p = softmax(c.forward(x, t_tensor(&t, &device)), 1)
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        for (k, &i) in chunk.iter().enumerate() {
+            let row = &p[k * 10..(k + 1) * 10];
+            let best = (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+            correct += (best == digits.labels[i] as usize) as usize;
+        }
+    }
+    correct as f64 / digits.len() as f64
+}
+
+#[test]
+fn int8_costs_the_guidance_classifier_under_one_point_on_held_out_digits() {
+    let (m, _, int8) = shipped();
+    let float = load_ema(
+        m.classifier.config.init(&Device::flex()),
+        Path::new("checkpoints"),
+        "classifier",
+    )
+    .unwrap();
+    let (_, held) = guided_ddpm::data::load(Path::new("data"))
+        .expect("`make data` fetched the digits")
+        .split();
+    let (a, b) = (noisy_accuracy(&float, &held), noisy_accuracy(&int8, &held));
+    eprintln!(
+        "noisy held-out accuracy: float {:.2}%, int8 {:.2}%",
+        100.0 * a,
+        100.0 * b
+    );
+    assert!((a - b).abs() <= 0.01, "float {a} vs int8 {b}");
+    assert!(a > 0.5, "the classifier learned something: {a}");
+}

@@ -1,0 +1,156 @@
+//! Browser tests (wasm-bindgen-test in headless Chromium; `make test` runs them): the shipped
+//! weights load on WebGPU, classifier-guided steps on WebGPU match the flex CPU backend, bad
+//! files give errors, and the exported `Demo` runs, cancels and rejects bad settings.
+#![cfg(target_family = "wasm")]
+
+use std::cell::RefCell;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use guided_ddpm::guidance::{Guidance, Mode};
+use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+use guided_ddpm::schedule::BetaSchedule;
+use guided_ddpm::web::{read, webgpu, Demo};
+use guided_ddpm::weights::{self, Manifest};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const MANIFEST: &str = include_str!("../weights/manifest.json");
+const UNET: &[u8] = include_bytes!("../weights/unet.safetensors");
+const CLASSIFIER: &[u8] = include_bytes!("../weights/classifier.safetensors");
+
+thread_local! {
+    static GPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The WebGPU device, initialised once for all tests (a second init is an error).
+async fn gpu() -> Device {
+    if let Some(d) = GPU.with(|g| g.borrow().clone()) {
+        return d;
+    }
+    let (device, name) = webgpu()
+        .await
+        .expect("headless Chromium exposes a WebGPU adapter");
+    web_sys::console::log_1(&format!("WebGPU adapter: {name}").into());
+    GPU.with(|g| *g.borrow_mut() = Some(device.clone()));
+    device
+}
+
+fn settings(steps: usize) -> SampleSettings {
+    SampleSettings {
+        classes: vec![3, 8],
+        guidance: Guidance {
+            mode: Mode::Classifier,
+            scale: 4.0,
+            cfg_scale: 0.0,
+        },
+        steps,
+        method: Method::Ddpm,
+        seed: 17,
+        schedule: BetaSchedule::Linear,
+    }
+}
+
+fn sampler(device: &Device) -> Sampler {
+    let m = Manifest::parse(MANIFEST).unwrap();
+    let unet = weights::unet_from_bytes(&m, UNET, device).unwrap();
+    let classifier = weights::classifier_from_bytes(&m, CLASSIFIER, &device.clone().autodiff())
+        .unwrap()
+        .freeze();
+    Sampler::new(unet, classifier, settings(100), device).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn the_shipped_weights_load_on_webgpu() {
+    let device = gpu().await;
+    let m = Manifest::parse(MANIFEST).unwrap();
+    let unet = weights::unet_from_bytes(&m, UNET, &device).unwrap();
+    assert!(unet.num_params() > 1_000_000);
+    weights::classifier_from_bytes(&m, CLASSIFIER, &device).unwrap();
+}
+
+/// Three classifier-guided DDPM steps (U-Net forward, classifier forward and backward through
+/// autodiff, the guided update) from the same seed on both backends. f32 kernels that sum in
+/// different orders differ by rounding, which the steps carry along: 1e-3 on values in about
+/// [-4, 4] after three steps.
+#[wasm_bindgen_test]
+async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
+    let gpu_device = gpu().await;
+    let cpu_device = Device::flex();
+    let (mut on_gpu, mut on_cpu) = (sampler(&gpu_device), sampler(&cpu_device));
+    let mut worst = 0f32;
+    for _ in 0..3 {
+        let (fg, fc) = (on_gpu.step().unwrap(), on_cpu.step().unwrap());
+        let (g, c) = (read(fg.x_t).await.unwrap(), read(fc.x_t).await.unwrap());
+        let (pg, pc) = (
+            read(fg.log_p_target).await.unwrap(),
+            read(fc.log_p_target).await.unwrap(),
+        );
+        assert_eq!(g.len(), 2 * 28 * 28);
+        for (a, b) in g.iter().zip(&c).chain(pg.iter().zip(&pc)) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    web_sys::console::log_1(
+        &format!("largest WebGPU-vs-CPU difference after 3 guided steps: {worst:e}").into(),
+    );
+    assert!(worst < 1e-3, "WebGPU and CPU differ by {worst}");
+}
+
+#[wasm_bindgen_test]
+fn a_corrupt_or_truncated_weight_file_gives_an_error() {
+    let device = Device::flex();
+    let m = Manifest::parse(MANIFEST).unwrap();
+    let mut bad = UNET.to_vec();
+    bad[UNET.len() / 2] ^= 0x55;
+    let err = weights::unet_from_bytes(&m, &bad, &device)
+        .err()
+        .expect("rejected")
+        .to_string();
+    assert!(err.contains("sha256"), "{err}");
+    let err = weights::unet_from_bytes(&m, &UNET[..1000], &device)
+        .err()
+        .expect("rejected")
+        .to_string();
+    assert!(err.contains("cut short"), "{err}");
+    assert!(Demo::check_file(MANIFEST, "classifier", &CLASSIFIER[1..]).is_err());
+    assert!(Demo::check_file(MANIFEST, "classifier", CLASSIFIER).is_ok());
+    assert!(Demo::check_manifest(
+        &MANIFEST.replace("\"format_version\": 1", "\"format_version\": 7")
+    )
+    .is_err());
+}
+
+#[wasm_bindgen_test]
+async fn the_demo_runs_cancels_and_rejects_bad_settings_on_the_cpu_fallback() {
+    let demo = Demo::create(false).await;
+    assert!(!demo.gpu() && demo.backend().contains("CPU"));
+    assert!(
+        demo.start("{}").is_err(),
+        "no weights yet, and not valid settings"
+    );
+    demo.load(MANIFEST, UNET, CLASSIFIER).unwrap();
+    let mut s = settings(4);
+    s.classes = vec![7];
+    demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
+    let mut steps = Vec::new();
+    while let Some(f) = demo.step().await.unwrap() {
+        assert_eq!(f.x_t().len(), 28 * 28);
+        assert!(f.p()[0] > 0.0 && f.p()[0] <= 1.0);
+        steps.push(f.step());
+    }
+    assert_eq!(steps, vec![1, 2, 3, 4]);
+    // Cancel ends the run: the next step has nothing to do.
+    demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert!(demo.step().await.unwrap().is_some());
+    demo.cancel();
+    assert!(demo.step().await.unwrap().is_none());
+    // An impossible setting is a sentence, not a panic.
+    s.classes = vec![11];
+    let err = demo
+        .start(&serde_json::to_string(&s).unwrap())
+        .err()
+        .expect("rejected");
+    let _ = err;
+}

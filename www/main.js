@@ -1,0 +1,439 @@
+// guided-ddpm page: wires the controls to the wasm `Demo` (src/web.rs). The math, the weight
+// checks and the sampling all live in Rust; this file fetches, caches, draws and reports.
+
+const $ = (id) => document.getElementById(id);
+const CACHE = "guided-ddpm-weights";
+const WEIGHTS = "weights/";
+const SIDE = 28;
+
+const state = {
+  Demo: null, // the wasm class (static checks)
+  demo: null,
+  manifest: null, // the manifest text, as Rust normalised it
+  running: false,
+  frames: null, // the last frame's bytes, for the view toggle and the PNG
+  history: [], // mean p(target) per step
+  settings: null,
+};
+
+// ---------- status line ----------
+
+function status(text, { error = false } = {}) {
+  const el = $("status");
+  el.textContent = text;
+  el.classList.toggle("error", error);
+}
+
+function fail(message) {
+  status(message, { error: true });
+  $("progress").value = 0;
+  setRunning(false);
+}
+
+addEventListener("error", (e) => fail(`Something went wrong: ${e.message}`));
+addEventListener("unhandledrejection", (e) => fail(`Something went wrong: ${messageOf(e.reason)}`));
+
+function messageOf(e) {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+
+// ---------- settings <-> URL ----------
+
+const DEFAULTS = { class: 7, mode: "classifier", s: 2, w: 1, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt" };
+
+function readUrl() {
+  const q = new URLSearchParams(location.search);
+  const num = (k, lo, hi) => {
+    const v = Number(q.get(k));
+    return q.has(k) && Number.isFinite(v) && v >= lo && v <= hi ? v : DEFAULTS[k];
+  };
+  const pick = (k, allowed) => (allowed.includes(q.get(k)) ? q.get(k) : DEFAULTS[k]);
+  return {
+    class: Math.round(num("class", 0, 9)),
+    mode: pick("mode", ["classifier", "free", "both", "none"]),
+    s: num("s", 0, 10),
+    w: num("w", 0, 5),
+    steps: [25, 50, 100, 250, 1000].includes(num("steps", 1, 1000)) ? num("steps", 1, 1000) : DEFAULTS.steps,
+    sampler: pick("sampler", ["ddpm", "ddim"]),
+    seed: Math.round(num("seed", 0, 4294967295)),
+    n: [1, 4, 9, 16].includes(num("n", 1, 16)) ? num("n", 1, 16) : DEFAULTS.n,
+    view: pick("view", ["xt", "x0"]),
+  };
+}
+
+function currentSettings() {
+  return {
+    class: Number(document.querySelector('#classes [aria-checked="true"]').dataset.digit),
+    mode: document.querySelector('input[name="mode"]:checked').value,
+    s: Number($("scale").value),
+    w: Number($("cfg").value),
+    steps: Number($("steps").value),
+    sampler: $("method").value,
+    seed: Number($("seed").value),
+    n: Number($("batch").value),
+    view: document.querySelector('input[name="view"]:checked').value,
+  };
+}
+
+function writeUrl() {
+  const s = currentSettings();
+  const q = new URLSearchParams(Object.entries(s).map(([k, v]) => [k, String(v)]));
+  history.replaceState(null, "", `${location.pathname}?${q}`);
+}
+
+function applySettings(s) {
+  const classes = $("classes");
+  classes.replaceChildren();
+  for (let d = 0; d < 10; d++) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = d;
+    b.dataset.digit = d;
+    b.setAttribute("role", "radio");
+    b.setAttribute("aria-checked", String(d === s.class));
+    b.addEventListener("click", () => {
+      for (const o of classes.children) o.setAttribute("aria-checked", String(o === b));
+      writeUrl();
+    });
+    classes.append(b);
+  }
+  document.querySelector(`input[name="mode"][value="${s.mode}"]`).checked = true;
+  $("scale").value = s.s;
+  $("cfg").value = s.w;
+  $("steps").value = String(s.steps);
+  $("method").value = s.sampler;
+  $("seed").value = s.seed;
+  $("batch").value = String(s.n);
+  document.querySelector(`input[name="view"][value="${s.view}"]`).checked = true;
+  syncSliders();
+}
+
+function syncSliders() {
+  const mode = document.querySelector('input[name="mode"]:checked').value;
+  $("scale-out").textContent = Number($("scale").value).toFixed(1);
+  $("cfg-out").textContent = Number($("cfg").value).toFixed(2);
+  $("scale-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
+  $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));
+}
+
+// ---------- weights: fetch with progress, check, cache ----------
+
+async function fetchBytes(url, onBytes) {
+  let res;
+  try {
+    res = await fetch(url, { cache: "no-cache" });
+  } catch (e) {
+    throw new Error(`Could not reach ${url}: ${messageOf(e)}. Check the connection and reload.`);
+  }
+  if (!res.ok) throw new Error(`${url} could not be downloaded (the server answered ${res.status} ${res.statusText}).`);
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  const chunks = [];
+  let received = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    onBytes(received);
+  }
+  const out = new Uint8Array(received);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function openCache() {
+  try {
+    return "caches" in self ? await caches.open(CACHE) : null;
+  } catch {
+    return null; // e.g. an insecure origin: work without the cache
+  }
+}
+
+// Returns the file's bytes, checked against the manifest; from the cache when a good copy is there.
+async function loadFile(cache, which, entry, progress) {
+  const key = new Request(`${WEIGHTS}${entry.file}?sha256=${entry.sha256}`);
+  const check = (bytes) => state.Demo.check_file(state.manifest, which, bytes);
+  if (cache) {
+    const hit = await cache.match(key);
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      try {
+        check(bytes);
+        progress(entry.bytes, true);
+        return bytes;
+      } catch {
+        await cache.delete(key); // a corrupt copy: drop it and download again
+      }
+    }
+  }
+  const bytes = await fetchBytes(`${WEIGHTS}${entry.file}`, (n) => progress(n, false));
+  check(bytes); // throws a plain sentence: size or hash mismatch
+  if (cache) {
+    await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
+    // Keep only the current files.
+    for (const old of await cache.keys()) {
+      const u = new URL(old.url);
+      if (u.pathname.endsWith(`/${entry.file}`) && u.searchParams.get("sha256") !== entry.sha256) await cache.delete(old);
+    }
+  }
+  return bytes;
+}
+
+async function loadWeights() {
+  status("Loading weights: reading the manifest…");
+  const text = new TextDecoder().decode(await fetchBytes(`${WEIGHTS}manifest.json`, () => {}));
+  state.manifest = state.Demo.check_manifest(text);
+  const m = JSON.parse(state.manifest);
+  const entries = [["unet", m.unet], ["classifier", m.classifier]];
+  const total = entries.reduce((a, [, e]) => a + e.bytes, 0);
+  const done = {};
+  let fromCache = true;
+  const progress = (which) => (n, cached) => {
+    done[which] = n;
+    fromCache &&= cached;
+    const got = Object.values(done).reduce((a, b) => a + b, 0);
+    status(`Loading weights: ${mb(got)} of ${mb(total)}${cached ? " (from the cache)" : ""}`);
+    $("progress").value = got / total;
+  };
+  const cache = await openCache();
+  const [unet, classifier] = await Promise.all(entries.map(([w, e]) => loadFile(cache, w, e, progress(w))));
+  state.demo.load(state.manifest, unet, classifier);
+  return { total, fromCache, steps: m.provenance?.unet?.steps };
+}
+
+// ---------- drawing ----------
+
+function drawGrid(bytes, n) {
+  const canvas = $("canvas");
+  const cols = Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / cols);
+  const gap = 2;
+  const w = cols * (SIDE + gap) - gap;
+  const h = rows * (SIDE + gap) - gap;
+  const img = new ImageData(w, h);
+  img.data.fill(0);
+  for (let i = 0; i < w * h; i++) img.data[i * 4 + 3] = 255;
+  for (let k = 0; k < n; k++) {
+    const r0 = Math.floor(k / cols) * (SIDE + gap);
+    const c0 = (k % cols) * (SIDE + gap);
+    for (let r = 0; r < SIDE; r++) {
+      for (let c = 0; c < SIDE; c++) {
+        const v = bytes[k * SIDE * SIDE + r * SIDE + c];
+        const o = ((r0 + r) * w + c0 + c) * 4;
+        img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
+      }
+    }
+  }
+  // Draw at native size on an offscreen canvas, then scale up with crisp pixels.
+  const small = new OffscreenCanvas(w, h);
+  small.getContext("2d").putImageData(img, 0, 0);
+  const scale = Math.max(1, Math.floor(448 / Math.max(w, h)));
+  canvas.width = w * scale;
+  canvas.height = h * scale;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+function redraw() {
+  if (!state.frames) return;
+  const view = document.querySelector('input[name="view"]:checked').value;
+  drawGrid(view === "x0" ? state.frames.x0 : state.frames.xt, state.frames.n);
+}
+
+function drawChart(total) {
+  const c = $("chart");
+  const ctx = c.getContext("2d");
+  const { width: W, height: H } = c;
+  const pad = 22;
+  ctx.clearRect(0, 0, W, H);
+  ctx.strokeStyle = "#d5d9df";
+  ctx.fillStyle = "#5b6470";
+  ctx.font = "11px system-ui, sans-serif";
+  for (const p of [0, 0.5, 1]) {
+    const y = H - pad - p * (H - 2 * pad);
+    ctx.beginPath();
+    ctx.moveTo(pad, y);
+    ctx.lineTo(W - 4, y);
+    ctx.stroke();
+    ctx.fillText(p.toFixed(1), 0, y + 4);
+  }
+  ctx.fillText("step →", W - 44, H - 6);
+  if (!state.history.length) return;
+  ctx.strokeStyle = "#2456d6";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  state.history.forEach((p, i) => {
+    const x = pad + (i / Math.max(1, total - 1)) * (W - pad - 4);
+    const y = H - pad - p * (H - 2 * pad);
+    if (i === 0) ctx.moveTo(x, y);
+    else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+}
+
+// ---------- running ----------
+
+function setRunning(on) {
+  state.running = on;
+  $("generate").disabled = on || !state.manifest;
+  $("cancel").disabled = !on;
+  $("download").disabled = on || !state.frames;
+}
+
+const fmtSecs = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
+
+async function generate() {
+  if (state.running) return; // one run at a time
+  const s = currentSettings();
+  writeUrl();
+  const settings = {
+    classes: Array(s.n).fill(s.class),
+    guidance: { mode: s.mode, scale: s.s, cfg_scale: s.w },
+    steps: s.steps,
+    method: s.sampler,
+    seed: s.seed,
+    schedule: "linear",
+  };
+  try {
+    state.demo.start(JSON.stringify(settings));
+  } catch (e) {
+    fail(messageOf(e));
+    return;
+  }
+  state.settings = s;
+  state.history = [];
+  setRunning(true);
+  const started = performance.now();
+  let last = started;
+  let frame;
+  try {
+    while ((frame = await state.demo.step())) {
+      const now = performance.now();
+      const elapsed = (now - started) / 1000;
+      const rate = frame.step / elapsed;
+      const p = frame.p;
+      state.history.push(p.reduce((a, b) => a + b, 0) / p.length);
+      state.frames = { xt: frame.x_t, x0: frame.x0, n: s.n };
+      redraw();
+      drawChart(frame.total);
+      $("progress").value = frame.step / frame.total;
+      status(`Sampling: step ${frame.step} of ${frame.total} (t = ${frame.t})`);
+      $("timing").textContent = `${rate.toFixed(1)} steps/s · ${fmtSecs((frame.total - frame.step) / rate)} left · last step ${(now - last).toFixed(0)} ms · p(${s.class}) = ${state.history.at(-1).toFixed(2)}`;
+      last = now;
+      frame.free();
+      // Let the page paint and take clicks between steps.
+      await new Promise((r) => setTimeout(r, 0));
+      if (!state.running) break;
+    }
+  } catch (e) {
+    fail(`${messageOf(e)}`);
+    return;
+  }
+  const secs = (performance.now() - started) / 1000;
+  if (state.running && state.history.length === settings.steps) {
+    status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
+    $("timing").textContent = `final p(${s.class}) = ${state.history.at(-1).toFixed(2)} · seed ${s.seed}`;
+  } else {
+    status(`Cancelled at step ${state.history.length} of ${settings.steps}.`);
+  }
+  setRunning(false);
+}
+
+function cancel() {
+  state.demo?.cancel();
+  state.running = false;
+  setRunning(false);
+}
+
+function download() {
+  $("canvas").toBlob((blob) => {
+    const a = document.createElement("a");
+    const s = state.settings;
+    a.download = `guided-ddpm-digit${s.class}-${s.mode}-seed${s.seed}.png`;
+    a.href = URL.createObjectURL(blob);
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }, "image/png");
+}
+
+// ---------- start-up ----------
+
+function bindings() {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("The WebAssembly module did not start. Reload the page; if it persists, this browser may be too old.")), 60000);
+    const ready = () => {
+      if (window.wasmBindings) {
+        clearTimeout(timer);
+        clearInterval(poll);
+        resolve(window.wasmBindings);
+      }
+    };
+    const poll = setInterval(ready, 50);
+    addEventListener("TrunkApplicationStarted", ready, { once: true });
+    ready();
+  });
+}
+
+async function hasWebGpu() {
+  if (new URLSearchParams(location.search).get("backend") === "cpu") return false;
+  if (!("gpu" in navigator)) return false;
+  try {
+    return (await navigator.gpu.requestAdapter()) !== null;
+  } catch {
+    return false;
+  }
+}
+
+async function main() {
+  applySettings(readUrl());
+  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
+  for (const id of ["steps", "method", "batch", "seed"]) $(id).addEventListener("change", writeUrl);
+  for (const el of document.querySelectorAll('input[name="view"]')) el.addEventListener("change", () => { redraw(); writeUrl(); });
+  $("random-seed").addEventListener("click", () => {
+    $("seed").value = crypto.getRandomValues(new Uint32Array(1))[0];
+    writeUrl();
+  });
+  $("generate").addEventListener("click", generate);
+  $("cancel").addEventListener("click", cancel);
+  $("download").addEventListener("click", download);
+  drawChart(1);
+
+  status("Starting: loading the WebAssembly module…");
+  const { Demo } = await bindings();
+  const gpu = await hasWebGpu();
+  status(gpu ? "Starting: opening the GPU…" : "Starting: this browser has no WebGPU, using the CPU…");
+  state.Demo = Demo;
+  state.demo = await Demo.create(gpu);
+  let info;
+  try {
+    info = await loadWeights();
+  } catch (e) {
+    fail(`The weights could not be loaded: ${messageOf(e)}`);
+    return;
+  }
+  status("Compiling: preparing the GPU programs (once per visit)…");
+  $("progress").removeAttribute("value"); // indeterminate
+  const t0 = performance.now();
+  try {
+    await state.demo.warmup();
+  } catch (e) {
+    fail(`The first step failed: ${messageOf(e)}`);
+    return;
+  }
+  $("progress").value = 0;
+  $("capability").textContent = `Backend: ${state.demo.backend} · weights ${mb(info.total)} int8${info.fromCache ? " (from the cache)" : ""} · compiled in ${fmtSecs((performance.now() - t0) / 1000)}`;
+  status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU, slower): pick a digit and press Generate.");
+  document.body.dataset.ready = "true";
+  setRunning(false);
+}
+
+main().catch((e) => fail(messageOf(e)));
