@@ -34,20 +34,7 @@ enum Command {
     /// Draw digits of one class with the shipped (or given) weights.
     Sample(SampleArgs),
     /// Judge the shipped weights per guidance setting; writes docs/EVAL.md (resumable).
-    Eval {
-        #[arg(long, default_value = "weights")]
-        weights: PathBuf,
-        #[arg(long, default_value = "checkpoints")]
-        checkpoints: PathBuf,
-        #[arg(long, default_value = "data")]
-        data: PathBuf,
-        #[arg(long, default_value = "docs")]
-        out: PathBuf,
-        #[arg(long, default_value_t = 50)]
-        n_per_class: usize,
-        #[arg(long, default_value_t = 100)]
-        steps: usize,
-    },
+    Eval(eval::EvalOptions),
     /// Write the int8 weight files and manifest.json from the EMA checkpoints.
     Export {
         #[arg(long, default_value = "checkpoints")]
@@ -187,23 +174,7 @@ fn run(command: Command) -> Result<(), Error> {
         }
         Command::Train(args) => train_cmd(args),
         Command::Sample(args) => sample_cmd(args),
-        Command::Eval {
-            weights,
-            checkpoints,
-            data,
-            out,
-            n_per_class,
-            steps,
-        } => {
-            let opts = eval::EvalOptions {
-                weights,
-                checkpoints,
-                data,
-                out,
-                n_per_class,
-                steps,
-                float_check: Some(("default".into(), guidance::DEFAULT)),
-            };
+        Command::Eval(opts) => {
             let report = eval::run(&opts)?;
             for r in &report.settings {
                 println!(

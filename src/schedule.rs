@@ -73,7 +73,15 @@ pub fn betas(kind: BetaSchedule) -> Vec<f64> {
 impl Schedule {
     /// The full T-step schedule of a kind.
     pub fn new(kind: BetaSchedule) -> Self {
-        Self::from_betas(kind, (0..T).collect(), betas(kind))
+        let mut acc = 1.0;
+        let alphas_cumprod = betas(kind)
+            .iter()
+            .map(|b| {
+                acc *= 1.0 - b;
+                acc
+            })
+            .collect();
+        Self::from_alphas_cumprod(kind, (0..T).collect(), alphas_cumprod)
     }
 
     /// A schedule over `steps` evenly spaced training timesteps (1 ..= T), keeping each chosen
@@ -86,28 +94,23 @@ impl Schedule {
         }
         let full = Self::new(kind);
         let timesteps = spaced_timesteps(steps);
-        let mut last = 1.0;
-        let mut new_betas = Vec::with_capacity(steps);
-        for &t in &timesteps {
-            let abar = full.alphas_cumprod[t];
-            new_betas.push(1.0 - abar / last);
-            last = abar;
-        }
-        Ok(Self::from_betas(kind, timesteps, new_betas))
+        let abar = timesteps.iter().map(|&t| full.alphas_cumprod[t]).collect();
+        Ok(Self::from_alphas_cumprod(kind, timesteps, abar))
     }
 
-    fn from_betas(kind: BetaSchedule, timesteps: Vec<usize>, betas: Vec<f64>) -> Self {
-        let n = betas.len();
-        let mut alphas_cumprod = Vec::with_capacity(n);
-        let mut acc = 1.0;
-        for b in &betas {
-            acc *= 1.0 - b;
-            alphas_cumprod.push(acc);
-        }
+    /// Everything from the abar of each step, which are kept as given (so respacing preserves
+    /// them bit for bit); beta_k = 1 - abar_k / abar_{k-1}.
+    fn from_alphas_cumprod(
+        kind: BetaSchedule,
+        timesteps: Vec<usize>,
+        alphas_cumprod: Vec<f64>,
+    ) -> Self {
+        let n = alphas_cumprod.len();
         let alphas_cumprod_prev: Vec<f64> = std::iter::once(1.0)
             .chain(alphas_cumprod[..n - 1].iter().copied())
             .collect();
         let map = |f: &dyn Fn(usize) -> f64| (0..n).map(f).collect::<Vec<f64>>();
+        let betas = map(&|i| 1.0 - alphas_cumprod[i] / alphas_cumprod_prev[i]);
         let posterior_variance = map(&|i| {
             // beta_tilde_t = beta_t (1 - abar_{t-1}) / (1 - abar_t) (DDPM Eq. 7)
             betas[i] * (1.0 - alphas_cumprod_prev[i]) / (1.0 - alphas_cumprod[i])

@@ -166,6 +166,12 @@ impl Demo {
         self.gpu
     }
 
+    /// The default guidance setting as JSON (`{"mode", "scale", "cfg_scale"}`), so the page and the
+    /// CLI share one default.
+    pub fn default_guidance() -> String {
+        serde_json::to_string(&crate::guidance::DEFAULT).expect("guidance serializes")
+    }
+
     /// Checks the manifest's format version; returns it normalised as JSON for the page.
     pub fn check_manifest(manifest_json: &str) -> Result<String, JsError> {
         Ok(Manifest::parse(manifest_json).map_err(js)?.to_json())

@@ -72,8 +72,8 @@ async fn the_shipped_weights_load_on_webgpu() {
 
 /// Three classifier-guided DDPM steps (U-Net forward, classifier forward and backward through
 /// autodiff, the guided update) from the same seed on both backends. f32 kernels that sum in
-/// different orders differ by rounding, which the steps carry along: 1e-3 on values in about
-/// [-4, 4] after three steps.
+/// different orders differ by rounding, which the steps carry along. Measured here (SwiftShader):
+/// 1.6e-5 at most after three steps, on values in about [-4, 4]; the bound leaves 6x room.
 #[wasm_bindgen_test]
 async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
     let gpu_device = gpu().await;
@@ -95,7 +95,7 @@ async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
     web_sys::console::log_1(
         &format!("largest WebGPU-vs-CPU difference after 3 guided steps: {worst:e}").into(),
     );
-    assert!(worst < 1e-3, "WebGPU and CPU differ by {worst}");
+    assert!(worst < 1e-4, "WebGPU and CPU differ by {worst}");
 }
 
 #[wasm_bindgen_test]

@@ -42,7 +42,8 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // ---------- settings <-> URL ----------
 
-const DEFAULTS = { class: 7, mode: "classifier", s: 2, w: 1, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt" };
+// Guidance defaults are replaced by the crate's own (guidance::DEFAULT) once the module loads.
+const DEFAULTS = { class: 7, mode: "both", s: 4, w: 1, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt" };
 
 function readUrl() {
   const q = new URLSearchParams(location.search);
@@ -121,10 +122,10 @@ function syncSliders() {
 
 // ---------- weights: fetch with progress, check, cache ----------
 
-async function fetchBytes(url, onBytes) {
+async function fetchBytes(url, onBytes, signal) {
   let res;
   try {
-    res = await fetch(url, { cache: "no-cache" });
+    res = await fetch(url, { cache: "no-cache", signal });
   } catch (e) {
     throw new Error(`Could not reach ${url}: ${messageOf(e)}. Check the connection and reload.`);
   }
@@ -158,7 +159,7 @@ async function openCache() {
 }
 
 // Returns the file's bytes, checked against the manifest; from the cache when a good copy is there.
-async function loadFile(cache, which, entry, progress) {
+async function loadFile(cache, which, entry, progress, signal) {
   const key = new Request(`${WEIGHTS}${entry.file}?sha256=${entry.sha256}`);
   const check = (bytes) => state.Demo.check_file(state.manifest, which, bytes);
   if (cache) {
@@ -174,7 +175,7 @@ async function loadFile(cache, which, entry, progress) {
       }
     }
   }
-  const bytes = await fetchBytes(`${WEIGHTS}${entry.file}`, (n) => progress(n, false));
+  const bytes = await fetchBytes(`${WEIGHTS}${entry.file}`, (n) => progress(n, false), signal);
   check(bytes); // throws a plain sentence: size or hash mismatch
   if (cache) {
     await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
@@ -196,7 +197,10 @@ async function loadWeights() {
   const total = entries.reduce((a, [, e]) => a + e.bytes, 0);
   const done = {};
   let fromCache = true;
+  // The first failure stops the other download, and its progress no longer updates the page.
+  const abort = new AbortController();
   const progress = (which) => (n, cached) => {
+    if (abort.signal.aborted) return;
     done[which] = n;
     fromCache &&= cached;
     const got = Object.values(done).reduce((a, b) => a + b, 0);
@@ -204,7 +208,12 @@ async function loadWeights() {
     $("progress").value = got / total;
   };
   const cache = await openCache();
-  const [unet, classifier] = await Promise.all(entries.map(([w, e]) => loadFile(cache, w, e, progress(w))));
+  const [unet, classifier] = await Promise.all(
+    entries.map(([w, e]) => loadFile(cache, w, e, progress(w), abort.signal).catch((err) => {
+      abort.abort();
+      throw err;
+    })),
+  );
   state.demo.load(state.manifest, unet, classifier);
   return { total, fromCache, steps: m.provenance?.unet?.steps };
 }
@@ -383,13 +392,17 @@ function bindings() {
   });
 }
 
-async function hasWebGpu() {
-  if (new URLSearchParams(location.search).get("backend") === "cpu") return false;
-  if (!("gpu" in navigator)) return false;
+// The WebGPU adapter's description, or null where there is none (or `?backend=cpu`).
+async function webGpuAdapter() {
+  if (new URLSearchParams(location.search).get("backend") === "cpu") return null;
+  if (!("gpu" in navigator)) return null;
   try {
-    return (await navigator.gpu.requestAdapter()) !== null;
+    const adapter = await navigator.gpu.requestAdapter();
+    if (!adapter) return null;
+    const i = adapter.info ?? {};
+    return [i.vendor, i.architecture, i.description].filter(Boolean).join(" ") || "adapter details hidden by the browser";
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -409,10 +422,13 @@ async function main() {
 
   status("Starting: loading the WebAssembly module…");
   const { Demo } = await bindings();
-  const gpu = await hasWebGpu();
-  status(gpu ? "Starting: opening the GPU…" : "Starting: this browser has no WebGPU, using the CPU…");
+  const g = JSON.parse(Demo.default_guidance());
+  Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
+  applySettings(readUrl());
+  const adapter = await webGpuAdapter();
+  status(adapter ? "Starting: opening the GPU…" : "Starting: this browser has no WebGPU, using the CPU…");
   state.Demo = Demo;
-  state.demo = await Demo.create(gpu);
+  state.demo = await Demo.create(adapter !== null);
   let info;
   try {
     info = await loadWeights();
@@ -430,7 +446,8 @@ async function main() {
     return;
   }
   $("progress").value = 0;
-  $("capability").textContent = `Backend: ${state.demo.backend} · weights ${mb(info.total)} int8${info.fromCache ? " (from the cache)" : ""} · compiled in ${fmtSecs((performance.now() - t0) / 1000)}`;
+  const backend = state.demo.gpu ? `WebGPU (${adapter})` : state.demo.backend;
+  $("capability").textContent = `Backend: ${backend} · weights ${mb(info.total)} int8${info.fromCache ? " (from the cache)" : ""} · compiled in ${fmtSecs((performance.now() - t0) / 1000)}`;
   status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU, slower): pick a digit and press Generate.");
   document.body.dataset.ready = "true";
   setRunning(false);

@@ -70,19 +70,35 @@ pub fn settings() -> Vec<(String, Guidance, bool)> {
         ));
     }
     out.push(("free w=1".into(), g(Mode::Free, 0.0, 1.0), false));
-    out.push(("both s=1 w=1".into(), g(Mode::Both, 1.0, 1.0), false));
+    out.push(("both s=4 w=1".into(), g(Mode::Both, 4.0, 1.0), false));
     out
 }
 
+#[derive(clap::Args)]
 pub struct EvalOptions {
+    /// Folder with the int8 weights to judge.
+    #[arg(long, default_value = "weights")]
     pub weights: PathBuf,
+    /// Folder with the judge and the float EMA checkpoints.
+    #[arg(long, default_value = "checkpoints")]
     pub checkpoints: PathBuf,
+    #[arg(long, default_value = "data")]
     pub data: PathBuf,
+    /// Where eval.json, EVAL.md and the sample grids go.
+    #[arg(long, default_value = "docs")]
     pub out: PathBuf,
+    #[arg(long, default_value_t = 50)]
     pub n_per_class: usize,
+    /// Reverse steps per sample.
+    #[arg(long, default_value_t = 100)]
     pub steps: usize,
     /// Also evaluate this setting with the float EMA weights (int8-vs-float check).
+    #[arg(skip = Some(("default".to_string(), crate::guidance::DEFAULT)))]
     pub float_check: Option<(String, Guidance)>,
+    /// Only these settings (labels as in docs/EVAL.md, e.g. "none", "classifier s=2",
+    /// "default (float)"); repeatable. All by default.
+    #[arg(long)]
+    pub only: Vec<String>,
 }
 
 /// Judge predictions and features of a batch of images in [-1, 1].
@@ -299,6 +315,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     if let Some((label, g)) = &opts.float_check {
         todo.push((format!("{label} (float)"), *g, true));
     }
+    todo.retain(|(label, _, _)| opts.only.is_empty() || opts.only.contains(label));
     for (label, guidance, float) in todo {
         if report
             .settings
