@@ -125,3 +125,28 @@ test("without WebGPU the CPU fallback draws an image", { timeout: SLOW }, async 
     await b.close();
   }
 });
+
+test("a corrupted cache entry is dropped and downloaded again", { timeout: SLOW }, async () => {
+  const profile = mkdtempSync(join(tmpdir(), "guided-ddpm-page-"));
+  const b = await open({ webgpu: false, profile });
+  try {
+    await ready(b.page, "?backend=cpu");
+    const before = server.hits.get("/weights/classifier.safetensors");
+    // Overwrite the cached classifier with garbage under the same key.
+    const keys = await b.page.evaluate(async () => {
+      const cache = await caches.open("guided-ddpm-weights");
+      const keys = (await cache.keys()).map((r) => r.url);
+      const key = keys.find((u) => u.includes("classifier.safetensors"));
+      await cache.put(key, new Response(new Uint8Array([1, 2, 3])));
+      return keys;
+    });
+    assert.equal(keys.length, 2, "both files were cached");
+    await b.page.reload();
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    assert.equal(server.hits.get("/weights/classifier.safetensors"), before + 1, "the bad copy was fetched again");
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
