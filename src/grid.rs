@@ -1,9 +1,6 @@
 //! Samples as pictures: [-1, 1] floats to grey bytes, and a grid of digits written as a PNG.
 
-use std::path::Path;
-
 use crate::nn::SIDE;
-use crate::Error;
 
 /// Maps [-1, 1] to 0..=255 (values outside are clipped).
 pub fn to_bytes(x: &[f32]) -> Vec<u8> {
@@ -34,14 +31,17 @@ pub fn layout(digits: &[u8], cols: usize) -> (usize, usize, Vec<u8>) {
     (w, h, out)
 }
 
-/// Writes a greyscale PNG, scaled up by `zoom` (nearest neighbour) so digits are visible.
+/// Writes a greyscale PNG, scaled up by `zoom` (nearest neighbour) so digits are visible
+/// (native command line only).
+#[cfg(feature = "cli")]
 pub fn write_png(
-    path: &Path,
+    path: &std::path::Path,
     width: usize,
     height: usize,
     pixels: &[u8],
     zoom: usize,
-) -> Result<(), Error> {
+) -> Result<(), crate::Error> {
+    use crate::Error;
     let (zw, zh) = (width * zoom, height * zoom);
     let mut big = Vec::with_capacity(zw * zh);
     for r in 0..zh {

@@ -11,6 +11,7 @@
 //! Natively the crate also trains the networks (`train`, behind the `cli` feature).
 
 pub mod diffusion;
+pub mod grid;
 pub mod guidance;
 pub mod nn;
 pub mod sampler;
@@ -23,8 +24,6 @@ pub mod weights;
 pub mod data;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod eval;
-#[cfg(all(feature = "cli", not(target_family = "wasm")))]
-pub mod grid;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod npz;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]

@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use wasm_bindgen::prelude::*;
 
+use crate::grid::to_bytes;
 use crate::guidance::{Guidance, Mode};
 use crate::nn::{Classifier, UNet};
 use crate::sampler::{Method, SampleSettings, Sampler};
@@ -115,12 +116,6 @@ impl StepFrame {
     pub fn p(&self) -> Vec<f32> {
         self.p.clone()
     }
-}
-
-fn to_bytes(x: &[f32]) -> Vec<u8> {
-    x.iter()
-        .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
-        .collect()
 }
 
 #[wasm_bindgen]

@@ -55,7 +55,10 @@ fn respacing_keeps_the_chosen_alphas_cumprod_exactly() {
             let s = Schedule::respaced(kind, steps).unwrap();
             assert_eq!(s.len(), steps);
             for (k, &t) in s.timesteps.iter().enumerate() {
-                assert_eq!(s.alphas_cumprod[k], full.alphas_cumprod[t], "{kind:?} steps {steps} k {k}");
+                assert_eq!(
+                    s.alphas_cumprod[k], full.alphas_cumprod[t],
+                    "{kind:?} steps {steps} k {k}"
+                );
             }
         }
     }
