@@ -6,10 +6,10 @@
 //! - Classifier-free guidance (Ho & Salimans 2022, Eq. 6): [`cfg_mix`].
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::nn::{Classifier, NUM_CLASSES};
+use crate::nn::{one_hot, Classifier};
 use crate::Error;
 
 /// Which guidance the sampler applies.
@@ -117,14 +117,6 @@ pub fn classifier_log_prob(
         .reshape([y.len()])
         .inner()
         .to_device(&device)
-}
-
-fn one_hot(y: &[usize], device: &burn::tensor::Device) -> Tensor<2> {
-    let mut v = vec![0f32; y.len() * NUM_CLASSES];
-    for (i, &c) in y.iter().enumerate() {
-        v[i * NUM_CLASSES + c] = 1.0;
-    }
-    Tensor::from_data(TensorData::new(v, [y.len(), NUM_CLASSES]), device)
 }
 
 /// mu' = mu + s * Sigma_t * grad (Dhariwal & Nichol 2021, Algorithm 1; guided-diffusion

@@ -31,3 +31,12 @@ pub fn label_tensor(y: &[usize], device: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = y.iter().map(|&x| x as i64).collect();
     Tensor::from_data(TensorData::new(v, [y.len()]), device)
 }
+
+/// Labels as one-hot rows, `[B, 10]`, to pick log p(y | x) out of a log-softmax.
+pub fn one_hot(y: &[usize], device: &Device) -> Tensor<2> {
+    let mut v = vec![0f32; y.len() * NUM_CLASSES];
+    for (i, &c) in y.iter().enumerate() {
+        v[i * NUM_CLASSES + c] = 1.0;
+    }
+    Tensor::from_data(TensorData::new(v, [y.len(), NUM_CLASSES]), device)
+}

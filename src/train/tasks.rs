@@ -9,8 +9,8 @@ use super::{fit, RunState, TrainOptions};
 use crate::data::Digits;
 use crate::diffusion::{gaussian, q_sample};
 use crate::nn::{
-    label_tensor, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig, NULL_CLASS,
-    NUM_CLASSES, SIDE,
+    label_tensor, one_hot, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig, NULL_CLASS,
+    SIDE,
 };
 use crate::schedule::{BetaSchedule, Schedule, T};
 use crate::Error;
@@ -85,12 +85,7 @@ fn timesteps(batch: usize, rng: &mut StdRng) -> Vec<usize> {
 /// - logits: `[B, 10]`; output: `[1]`
 pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
     let b = labels.len();
-    let mut onehot = vec![0f32; b * NUM_CLASSES];
-    for (i, &y) in labels.iter().enumerate() {
-        onehot[i * NUM_CLASSES + y] = 1.0;
-    }
-    let onehot =
-        Tensor::<2>::from_data(TensorData::new(onehot, [b, NUM_CLASSES]), &logits.device());
+    let onehot = one_hot(labels, &logits.device());
     (log_softmax(logits, 1) * onehot).sum().neg() / b as f64
 }
 
