@@ -49,10 +49,12 @@ pub struct Guidance {
     pub cfg_scale: f64,
 }
 
-/// The demo's default setting, chosen from the evaluation table (docs/EVAL.md; README).
+/// The demo's default setting, chosen from the evaluation table (docs/EVAL.md; README): the
+/// classifier-free mix w = 1 plus the classifier gradient s = 4 drew the asked digit in all 500
+/// judged samples, where the classifier alone at s = 4 reached 89.4%.
 pub const DEFAULT: Guidance = Guidance {
-    mode: Mode::Classifier,
-    scale: 2.0,
+    mode: Mode::Both,
+    scale: 4.0,
     cfg_scale: 1.0,
 };
 

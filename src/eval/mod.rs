@@ -317,11 +317,12 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     }
     todo.retain(|(label, _, _)| opts.only.is_empty() || opts.only.contains(label));
     for (label, guidance, float) in todo {
-        if report
-            .settings
-            .iter()
-            .any(|r| r.label == label && r.n_per_class >= opts.n_per_class && r.steps == opts.steps)
-        {
+        if report.settings.iter().any(|r| {
+            r.label == label
+                && r.guidance == guidance
+                && r.n_per_class >= opts.n_per_class
+                && r.steps == opts.steps
+        }) {
             continue;
         }
         let float_unet;
