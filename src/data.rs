@@ -106,7 +106,7 @@ pub fn prepare(dir: &Path) -> Result<PathBuf, Error> {
         let file: File = serde_json::from_str(&text).map_err(|e| {
             Error::Data(format!("{} is not the expected JSON: {e}", path.display()))
         })?;
-        if file.data.len() % PIXELS != 0 {
+        if !file.data.len().is_multiple_of(PIXELS) {
             return Err(Error::Data(format!(
                 "{} does not hold whole 28x28 digits",
                 path.display()

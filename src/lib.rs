@@ -10,6 +10,7 @@
 //!
 //! Natively the crate also trains the networks (`train`, behind the `cli` feature).
 
+pub mod bench;
 pub mod diffusion;
 pub mod grid;
 pub mod guidance;

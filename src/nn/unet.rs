@@ -7,7 +7,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::blocks::{conv3x3, Attention, OutHead, ResBlock, Upsample};
+use super::blocks::{conv3x3, conv_macs, Attention, OutHead, ResBlock, Upsample};
 use super::embedding::TimeEmbedding;
 use super::NUM_CLASSES;
 
@@ -107,5 +107,32 @@ impl UNet {
         let h = self.us1.forward(h); // [B, c0, 28, 28]
         let h = self.up0.forward(Tensor::cat(vec![h, s0], 1), emb);
         self.out.forward(h)
+    }
+
+    /// Multiply-accumulates of one forward pass of one 28x28 sample, counted from the layer
+    /// shapes along the same path as [`forward`](Self::forward) (products only).
+    pub fn macs_per_sample(&self) -> u64 {
+        let full = [super::SIDE, super::SIDE];
+        let (inc, _) = conv_macs(&self.inc, full);
+        let (ds0, half) = conv_macs(&self.ds0, full);
+        let (ds1, quarter) = conv_macs(&self.ds1, half);
+        self.time.macs()
+            + inc
+            + self.down0.macs(full)
+            + ds0
+            + self.down1.macs(half)
+            + ds1
+            + self.down2.macs(quarter)
+            + self.down2_attn.macs(quarter)
+            + self.mid1.macs(quarter)
+            + self.mid_attn.macs(quarter)
+            + self.mid2.macs(quarter)
+            + self.up2.macs(quarter)
+            + self.up2_attn.macs(quarter)
+            + self.us2.macs(quarter)
+            + self.up1.macs(half)
+            + self.us1.macs(half)
+            + self.up0.macs(full)
+            + self.out.macs(full)
     }
 }

@@ -1,0 +1,172 @@
+//! `guided-ddpm bench`: the native half of docs/BENCHMARKS.md, on flex (CPU). The browser half
+//! comes from `tests/page/bench.mjs`, which also writes the combined report.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::{matmul, steps, BenchSettings, MatmulReport, StepReport};
+use crate::nn::UNetConfig;
+use crate::train::{train_unet, TrainOptions};
+use crate::{data, weights, Error};
+
+#[derive(clap::Args)]
+pub struct BenchOptions {
+    /// Folder with the int8 weights.
+    #[arg(long, default_value = "weights")]
+    pub weights: PathBuf,
+    /// Where the digits are (for the training-throughput run).
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// The JSON report, read by tests/page/bench.mjs.
+    #[arg(long, default_value = "target/bench/native.json")]
+    pub out: PathBuf,
+    /// Batch sizes to time.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub batches: Vec<usize>,
+    /// Steps timed phase by phase (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    pub phase_steps: usize,
+    /// Steps of the whole unfenced run.
+    #[arg(long, default_value_t = 100)]
+    pub run_steps: usize,
+    /// Side of the square matrices of the reference product.
+    #[arg(long, default_value_t = 1024)]
+    pub matmul: usize,
+    /// U-Net training steps timed (batch 64), after two untimed ones.
+    #[arg(long, default_value_t = 6)]
+    pub train_steps: usize,
+}
+
+/// Everything the native run measured.
+#[derive(Serialize, Deserialize)]
+pub struct NativeReport {
+    pub device: String,
+    pub threads: usize,
+    pub steps: Vec<StepReport>,
+    pub matmul: MatmulReport,
+    pub train_samples_per_s: f64,
+    pub train_batch: usize,
+    /// Peak resident memory of the process (VmHWM), bytes; 0 where it cannot be read.
+    pub peak_rss_bytes: u64,
+}
+
+/// Runs a future to completion on this thread. flex answers readbacks at once, so this never
+/// waits long; it parks until woken otherwise.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Samples per second of U-Net training steps on flex (forward, backward, AdamW, EMA), in a
+/// scratch folder: `train_steps` timed after two untimed steps.
+fn train_throughput(digits_dir: &Path, batch: usize, train_steps: usize) -> Result<f64, Error> {
+    let (train_set, _) = data::load(digits_dir)?.split();
+    let dir = std::env::temp_dir().join(format!("guided-ddpm-bench-{}", std::process::id()));
+    let mut opts = TrainOptions {
+        steps: 2,
+        batch,
+        lr: 4e-4,
+        warmup: 200,
+        ema_decay: 0.999,
+        checkpoint_every: Duration::from_secs(3600),
+        seed: 0,
+        dir: dir.clone(),
+        resume: false,
+        quiet: true,
+    };
+    let device = Device::flex().autodiff();
+    let result = (|| {
+        let (_, warm) = train_unet(&UNetConfig::new(), &train_set, &opts, &device)?;
+        opts.steps = 2 + train_steps.max(1);
+        opts.resume = true;
+        let (_, done) = train_unet(&UNetConfig::new(), &train_set, &opts, &device)?;
+        Ok((done.samples_seen - warm.samples_seen) as f64 / (done.wall_secs - warm.wall_secs))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
+    let device = Device::flex();
+    let (_, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
+    let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut reports = Vec::new();
+    for &batch in &opts.batches {
+        let settings = BenchSettings {
+            batch,
+            guidance: crate::guidance::DEFAULT,
+            phase_steps: opts.phase_steps,
+            run_steps: opts.run_steps,
+        };
+        let started = Instant::now();
+        let r = block_on(steps(&unet, &classifier, &settings, &device))?;
+        eprintln!(
+            "flex, batch {batch}: {:.1} ms/step, {:.2} steps/s ({:.0} s)",
+            r.run_ms_per_step,
+            r.steps_per_s,
+            started.elapsed().as_secs_f64()
+        );
+        reports.push(r);
+    }
+    let matmul = block_on(matmul(opts.matmul, 3, &device))?;
+    eprintln!(
+        "flex, {n}x{n} matmul: {:.1} GFLOP/s",
+        matmul.gflops,
+        n = matmul.n
+    );
+    let train_batch = 64;
+    let train_samples_per_s = train_throughput(&opts.data, train_batch, opts.train_steps)?;
+    eprintln!("flex, U-Net training: {train_samples_per_s:.1} samples/s");
+    let report = NativeReport {
+        device: "flex (CPU, native)".into(),
+        threads,
+        steps: reports,
+        matmul,
+        train_samples_per_s,
+        train_batch,
+        peak_rss_bytes: peak_rss_bytes(),
+    };
+    if let Some(dir) = opts.out.parent() {
+        std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    }
+    std::fs::write(
+        &opts.out,
+        serde_json::to_string_pretty(&report).expect("the report serializes"),
+    )
+    .map_err(Error::io(format!("writing {}", opts.out.display())))?;
+    Ok(report)
+}
