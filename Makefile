@@ -9,13 +9,14 @@ TRUNK_VERSION := 0.21.14
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT ?= 900
 
-.PHONY: help serve site test test-native test-wasm test-page tools browser data weights train export eval build
+.PHONY: help serve site test test-native test-wasm test-page tools browser data weights train export eval build bench
 
 help:
 	@echo "make serve    install the tools if missing, build, and serve the demo at http://127.0.0.1:8080"
 	@echo "make test     install what the tests need and run every test (native, wasm in Chromium, page)"
 	@echo "make site     the static site in dist/ (trunk build --release)"
 	@echo "make weights  train all networks (resumable), export int8 weights, evaluate"
+	@echo "make bench    time native flex, WebGPU and the wasm CPU fallback; writes docs/BENCHMARKS.md"
 
 # ---- tools: from crates.io, Debian and npm only; installed only when missing ----
 tools:
@@ -45,6 +46,11 @@ test-wasm: tools browser
 
 test-page: site browser
 	cd tests/page && npm ci --no-audit --no-fund && npm test
+
+# ---- benchmarks: native flex first, then the built site in headless Chromium ----
+bench: data site browser
+	$(BIN) bench --out target/bench/native.json
+	cd tests/page && npm ci --no-audit --no-fund && node bench.mjs --native ../../target/bench/native.json --out ../../docs/BENCHMARKS.md
 
 # ---- data, training, weights ----
 build:

@@ -115,13 +115,23 @@ pub struct FrameData {
 }
 
 impl Frame {
-    /// Reads the frame back without blocking, as the page needs it.
+    /// Reads the frame back without blocking, as the page needs it: one transfer for all three
+    /// (each readback from a GPU is a round trip; docs/BENCHMARKS.md).
     pub async fn read(self) -> Result<FrameData, Error> {
-        Ok(FrameData {
-            x_t: read(self.x_t).await?,
-            x0: read(self.x0).await?,
-            p: read(self.log_p_target.exp()).await?,
-        })
+        let b = self.log_p_target.dims()[0];
+        let n = b * SIDE * SIDE;
+        let all = Tensor::cat(
+            vec![
+                self.x_t.reshape([n]),
+                self.x0.reshape([n]),
+                self.log_p_target.exp(),
+            ],
+            0,
+        );
+        let mut x_t = read(all).await?;
+        let p = x_t.split_off(2 * n);
+        let x0 = x_t.split_off(n);
+        Ok(FrameData { x_t, x0, p })
     }
 }
 

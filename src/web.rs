@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use wasm_bindgen::prelude::*;
 
 use crate::grid::to_bytes;
@@ -238,6 +238,41 @@ impl Demo {
     pub fn cancel(&self) {
         self.run.borrow_mut().take();
         self.generation.set(self.generation.get() + 1);
+    }
+
+    /// Times a guided step phase by phase and a whole run on this page's device
+    /// (`bench::BenchSettings` as JSON in, `bench::StepReport` as JSON out); `make bench` drives it.
+    pub async fn bench(&self, settings_json: &str) -> Result<String, JsError> {
+        let settings: crate::bench::BenchSettings = serde_json::from_str(settings_json)
+            .map_err(|e| JsError::new(&format!("the benchmark settings are not valid: {e}")))?;
+        let (unet, classifier) = {
+            let nets = self.nets.borrow();
+            let nets = nets
+                .as_ref()
+                .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
+            (nets.unet.clone(), nets.classifier.clone())
+        };
+        let report = crate::bench::steps(&unet, &classifier, &settings, &self.device)
+            .await
+            .map_err(js)?;
+        Ok(serde_json::to_string(&report).expect("the report serializes"))
+    }
+
+    /// GFLOP/s of `reps` products of two `n x n` matrices on this page's device, as JSON.
+    pub async fn bench_matmul(&self, n: usize, reps: usize) -> Result<String, JsError> {
+        let report = crate::bench::matmul(n, reps, &self.device)
+            .await
+            .map_err(js)?;
+        Ok(serde_json::to_string(&report).expect("the report serializes"))
+    }
+
+    /// Bytes of WebAssembly linear memory: it only grows, so this is its peak so far.
+    pub fn wasm_memory_bytes() -> f64 {
+        wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length() as f64
     }
 
     /// Compiles the shaders: one classifier-guided step on one sample, read back.

@@ -4,6 +4,7 @@ use std::ops::ControlFlow;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
+use guided_ddpm::bench::native::block_on;
 use guided_ddpm::guidance::{Guidance, Mode};
 use guided_ddpm::nn::{label_tensor, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig};
 use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
@@ -110,11 +111,21 @@ fn frames_count_steps_and_carry_the_class_probability() {
     .unwrap();
     let mut seen = Vec::new();
     while let Some(f) = sampler.step() {
-        let p = f.log_p_target.exp().try_into_vec_as::<f32>().unwrap();
+        let p = f
+            .log_p_target
+            .clone()
+            .exp()
+            .try_into_vec_as::<f32>()
+            .unwrap();
         assert_eq!(p.len(), 2);
         assert!(p.iter().all(|&v| v > 0.0 && v <= 1.0));
         assert_eq!(f.x0.dims(), [2, 1, 28, 28]);
         seen.push((f.step, f.total, f.t));
+        // The one-transfer readback the page uses hands back the same three arrays.
+        let x_t = f.x_t.clone().try_into_vec_as::<f32>().unwrap();
+        let x0 = f.x0.clone().try_into_vec_as::<f32>().unwrap();
+        let data = block_on(f.read()).unwrap();
+        assert_eq!((data.x_t, data.x0, data.p), (x_t, x0, p));
     }
     assert_eq!(seen.first(), Some(&(1, 6, 999)));
     assert_eq!(seen.last(), Some(&(6, 6, 0)));

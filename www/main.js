@@ -82,6 +82,8 @@ function currentSettings() {
 function writeUrl() {
   const s = currentSettings();
   const q = new URLSearchParams(Object.entries(s).map(([k, v]) => [k, String(v)]));
+  // `?backend=cpu` is not a control on the page; keep it so a reload or a shared link keeps it.
+  if (new URLSearchParams(location.search).get("backend") === "cpu") q.set("backend", "cpu");
   history.replaceState(null, "", `${location.pathname}?${q}`);
 }
 
@@ -322,6 +324,7 @@ async function generate() {
   state.history = [];
   setRunning(true);
   const started = performance.now();
+  performance.mark("run-start");
   let last = started;
   let frame;
   try {
@@ -349,6 +352,7 @@ async function generate() {
   }
   const secs = (performance.now() - started) / 1000;
   if (state.running && state.history.length === settings.steps) {
+    performance.mark("run-done");
     status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
     $("timing").textContent = `final p(${s.class}) = ${state.history.at(-1).toFixed(2)} · seed ${s.seed}`;
   } else {
@@ -422,6 +426,7 @@ async function main() {
 
   status("Starting: loading the WebAssembly module…");
   const { Demo } = await bindings();
+  performance.mark("module-ready");
   const g = JSON.parse(Demo.default_guidance());
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
   applySettings(readUrl());
@@ -429,6 +434,7 @@ async function main() {
   status(adapter ? "Starting: opening the GPU…" : "Starting: this browser has no WebGPU, using the CPU…");
   state.Demo = Demo;
   state.demo = await Demo.create(adapter !== null);
+  performance.mark("device-ready");
   let info;
   try {
     info = await loadWeights();
@@ -436,6 +442,7 @@ async function main() {
     fail(`The weights could not be loaded: ${messageOf(e)}`);
     return;
   }
+  performance.mark("weights-loaded");
   status("Compiling: preparing the GPU programs (once per visit)…");
   $("progress").removeAttribute("value"); // indeterminate
   const t0 = performance.now();
@@ -445,10 +452,13 @@ async function main() {
     fail(`The first step failed: ${messageOf(e)}`);
     return;
   }
+  performance.mark("compiled");
   $("progress").value = 0;
   const backend = state.demo.gpu ? `WebGPU (${adapter})` : state.demo.backend;
   $("capability").textContent = `Backend: ${backend} · weights ${mb(info.total)} int8${info.fromCache ? " (from the cache)" : ""} · compiled in ${fmtSecs((performance.now() - t0) / 1000)}`;
   status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU, slower): pick a digit and press Generate.");
+  // For the console and `make bench` (tests/page/bench.mjs): the page's one Demo.
+  globalThis.guidedDdpm = { Demo, demo: state.demo };
   document.body.dataset.ready = "true";
   setRunning(false);
 }

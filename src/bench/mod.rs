@@ -37,8 +37,11 @@ pub struct PhaseMs {
     pub classifier: f64,
     /// Posterior mean, guidance shift, noise: the update itself.
     pub update: f64,
-    /// Reading the frame (x_t, x0, p) back to the host.
+    /// Reading the frame (x_t, x0, p) back to the host in one transfer, as the page does.
     pub readback: f64,
+    /// The same three arrays read back one by one (what the page did before; kept to show the
+    /// difference). Not part of [`total`](Self::total).
+    pub readback_three: f64,
 }
 
 impl PhaseMs {
@@ -157,14 +160,26 @@ pub async fn steps(
         let frame = s.finish(at, eps, class, t0);
         fence(&frame.x_t).await?;
         let update_ms = ms_since(t2);
+        let (x_t, x0, p) = (
+            frame.x_t.clone(),
+            frame.x0.clone(),
+            frame.log_p_target.clone().exp(),
+        );
+        fence(&p).await?;
         let t3 = Instant::now();
         frame.read().await?;
         let readback_ms = ms_since(t3);
+        let t4 = Instant::now();
+        read(x_t).await?;
+        read(x0).await?;
+        read(p).await?;
+        let readback_three_ms = ms_since(t4);
         if i > 0 {
             sum.unet += unet_ms;
             sum.classifier += classifier_ms;
             sum.update += update_ms;
             sum.readback += readback_ms;
+            sum.readback_three += readback_three_ms;
         }
     }
     let n = bench.phase_steps as f64;
@@ -173,6 +188,7 @@ pub async fn steps(
         classifier: sum.classifier / n,
         update: sum.update / n,
         readback: sum.readback / n,
+        readback_three: sum.readback_three / n,
     };
 
     let mut s = sampler(unet, classifier, bench, bench.run_steps, device)?;

@@ -141,8 +141,13 @@ test("a corrupted cache entry is dropped and downloaded again", { timeout: SLOW 
       return keys;
     });
     assert.equal(keys.length, 2, "both files were cached");
+    // Changing a setting rewrites the URL; the forced CPU backend stays in it.
+    await b.page.getByRole("radio", { name: "4" }).click();
+    assert.match(b.page.url(), /class=4/);
+    assert.match(b.page.url(), /backend=cpu/);
     await b.page.reload();
     await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    assert.match(await b.page.locator("#capability").textContent(), /CPU fallback/);
     assert.equal(server.hits.get("/weights/classifier.safetensors"), before + 1, "the bad copy was fetched again");
     assert.deepEqual(b.errors, []);
   } finally {
