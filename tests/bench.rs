@@ -1,7 +1,8 @@
 //! The benchmark's arithmetic: FLOPs counted from the layer shapes (pinned against an
 //! independent count), and the timed step on small random networks.
 
-use burn::module::Module;
+mod common;
+
 use burn::tensor::Device;
 use guided_ddpm::bench::native::block_on;
 use guided_ddpm::bench::{flops_per_step, matmul, steps, BenchSettings};
@@ -40,17 +41,7 @@ fn multiply_accumulates_match_an_independent_count() {
 
 #[test]
 fn a_timed_step_reports_every_phase_and_the_whole_run() {
-    let device = Device::flex();
-    let unet = UNetConfig::new()
-        .with_channels([8, 16, 16])
-        .with_emb_dim(16)
-        .with_heads(2)
-        .init(&device);
-    let classifier = ClassifierConfig::new()
-        .with_channels([8, 8, 16])
-        .with_emb_dim(8)
-        .init(&device.clone().autodiff())
-        .freeze();
+    let (unet, classifier, device) = common::small_nets();
     let settings = BenchSettings {
         batch: 2,
         guidance: DEFAULT,

@@ -1,5 +1,7 @@
 //! The sampling loop on small random networks: determinism, guidance at scale 0, frames, shapes.
 
+mod common;
+
 use std::ops::ControlFlow;
 
 use burn::module::Module;
@@ -10,21 +12,7 @@ use guided_ddpm::nn::{label_tensor, t_tensor, Classifier, ClassifierConfig, UNet
 use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
 
-fn nets() -> (UNet, Classifier, Device) {
-    let device = Device::flex();
-    device.seed(5);
-    let unet = UNetConfig::new()
-        .with_channels([8, 16, 16])
-        .with_emb_dim(16)
-        .with_heads(2)
-        .init(&device);
-    let classifier = ClassifierConfig::new()
-        .with_channels([8, 8, 16])
-        .with_emb_dim(8)
-        .init(&device.clone().autodiff())
-        .freeze();
-    (unet, classifier, device)
-}
+use common::small_nets as nets;
 
 fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings {
     SampleSettings {

@@ -368,6 +368,14 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         );
         report.settings.retain(|r| r.label != label);
         report.settings.push(result);
+        // The table follows the order of `settings()`, the float check last.
+        let order = settings();
+        report.settings.sort_by_key(|r| {
+            order
+                .iter()
+                .position(|(l, _, _)| *l == r.label)
+                .unwrap_or(order.len())
+        });
         write_report(&report, &manifest, &opts.out)?;
     }
     write_report(&report, &manifest, &opts.out)?;

@@ -25,6 +25,16 @@ pub fn conv_macs(conv: &Conv2d, [h, w]: [usize; 2]) -> (u64, [usize; 2]) {
     ((c_out * c_in * kh * kw * oh * ow) as u64, [oh, ow])
 }
 
+/// Multiply-accumulates of the three convolutions that enter and step down the 28 -> 14 -> 7
+/// pyramid (both networks have one), and the three resolutions.
+pub fn pyramid_macs(inc: &Conv2d, ds0: &Conv2d, ds1: &Conv2d) -> (u64, [[usize; 2]; 3]) {
+    let full = [super::SIDE, super::SIDE];
+    let (a, _) = conv_macs(inc, full);
+    let (b, half) = conv_macs(ds0, full);
+    let (c, quarter) = conv_macs(ds1, half);
+    (a + b + c, [full, half, quarter])
+}
+
 /// Multiply-accumulates of a linear layer applied to `rows` rows.
 pub fn linear_macs(linear: &Linear, rows: usize) -> u64 {
     let [d_in, d_out] = linear.weight.val().dims();

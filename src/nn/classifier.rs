@@ -9,7 +9,7 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{conv3x3, conv_macs, linear_macs, ResBlock, GROUPS};
+use super::blocks::{conv3x3, linear_macs, pyramid_macs, ResBlock, GROUPS};
 use super::embedding::TimeEmbedding;
 use super::NUM_CLASSES;
 
@@ -82,24 +82,19 @@ impl Classifier {
         self.head.forward(features)
     }
 
-    /// Width of the pooled features.
     /// Multiply-accumulates of one forward pass of one 28x28 sample, counted from the layer
     /// shapes along the same path as [`forward`](Self::forward) (products only).
     pub fn macs_per_sample(&self) -> u64 {
-        let full = [super::SIDE, super::SIDE];
-        let (inc, _) = conv_macs(&self.inc, full);
-        let (ds0, half) = conv_macs(&self.ds0, full);
-        let (ds1, quarter) = conv_macs(&self.ds1, half);
+        let (convs, [full, half, quarter]) = pyramid_macs(&self.inc, &self.ds0, &self.ds1);
         self.time.macs()
-            + inc
+            + convs
             + self.block0.macs(full)
-            + ds0
             + self.block1.macs(half)
-            + ds1
             + self.block2.macs(quarter)
             + linear_macs(&self.head, 1)
     }
 
+    /// Width of the pooled features.
     pub fn feature_dim(&self) -> usize {
         self.head.weight.dims()[0]
     }

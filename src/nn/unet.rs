@@ -7,7 +7,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::blocks::{conv3x3, conv_macs, Attention, OutHead, ResBlock, Upsample};
+use super::blocks::{conv3x3, pyramid_macs, Attention, OutHead, ResBlock, Upsample};
 use super::embedding::TimeEmbedding;
 use super::NUM_CLASSES;
 
@@ -112,16 +112,11 @@ impl UNet {
     /// Multiply-accumulates of one forward pass of one 28x28 sample, counted from the layer
     /// shapes along the same path as [`forward`](Self::forward) (products only).
     pub fn macs_per_sample(&self) -> u64 {
-        let full = [super::SIDE, super::SIDE];
-        let (inc, _) = conv_macs(&self.inc, full);
-        let (ds0, half) = conv_macs(&self.ds0, full);
-        let (ds1, quarter) = conv_macs(&self.ds1, half);
+        let (convs, [full, half, quarter]) = pyramid_macs(&self.inc, &self.ds0, &self.ds1);
         self.time.macs()
-            + inc
+            + convs
             + self.down0.macs(full)
-            + ds0
             + self.down1.macs(half)
-            + ds1
             + self.down2.macs(quarter)
             + self.down2_attn.macs(quarter)
             + self.mid1.macs(quarter)

@@ -12,7 +12,7 @@
 // (steps of the first image: 25, 50, 100, 250 or 1000, as the page offers), BENCH_ONLY.
 
 import { execFileSync } from "node:child_process";
-import { readFile, writeFile, stat } from "node:fs/promises";
+import { readFile, readdir, writeFile, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -45,6 +45,35 @@ async function browser() {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", ...WEBGPU_FLAGS],
   });
+}
+
+// CPU seconds used so far by the browser's page (renderer) and GPU processes, from /proc (Linux;
+// null elsewhere). On SwiftShader the GPU process runs the kernels on the CPU, while the page's
+// process runs the wasm that records and dispatches them: the split says which side costs more.
+async function cpuSeconds(rootPid) {
+  if (!rootPid) return null;
+  try {
+    const procs = [];
+    for (const name of await readdir("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = await readFile(`/proc/${name}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const cmd = (await readFile(`/proc/${name}/cmdline`, "utf8")).split("\0");
+        procs.push({ pid: Number(name), ppid: Number(fields[1]), cpu: (Number(fields[11]) + Number(fields[12])) / 100, type: cmd.find((a) => a.startsWith("--type="))?.slice(7) });
+      } catch {}
+    }
+    const inTree = new Set([rootPid]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const p of procs) if (!inTree.has(p.pid) && inTree.has(p.ppid)) (inTree.add(p.pid), (grew = true));
+    }
+    const mine = procs.filter((p) => inTree.has(p.pid));
+    const sum = (t) => mine.filter((p) => p.type === t).reduce((a, p) => a + p.cpu, 0);
+    return { page: sum("renderer"), gpu: sum("gpu-process") };
+  } catch {
+    return null;
+  }
 }
 
 // Seconds from navigation to each of the page's performance marks (www/main.js).
@@ -116,8 +145,13 @@ async function measure(server, { cpu }) {
     for (const batch of BATCHES) {
       log(`${cpu ? "wasm CPU" : "WebGPU"} batch ${batch}: ${PHASE_STEPS} phase steps + ${runSteps} run steps`);
       const settings = { batch, guidance: JSON.parse(await page.evaluate(() => globalThis.guidedDdpm.Demo.default_guidance())), phase_steps: PHASE_STEPS, run_steps: runSteps };
+      const before = await cpuSeconds(b.process()?.pid);
+      const t0 = Date.now();
       const json = await page.evaluate((s) => globalThis.guidedDdpm.demo.bench(s), JSON.stringify(settings));
-      steps.push(JSON.parse(json));
+      const after = await cpuSeconds(b.process()?.pid);
+      const r = JSON.parse(json);
+      if (before && after) r.cpu = { page: after.page - before.page, gpu: after.gpu - before.gpu, wall: (Date.now() - t0) / 1000 };
+      steps.push(r);
     }
     const n = cpu ? 512 : 1024;
     const matmul = JSON.parse(await page.evaluate(([n]) => globalThis.guidedDdpm.demo.bench_matmul(n, 3), [n]));
@@ -158,6 +192,15 @@ function stepTable(rows) {
     lines.push(`| ${device} | ${r.settings.batch} | ${f(p.unet)} | ${f(p.classifier)} | ${f(p.update, 2)} | ${f(p.readback, 2)} / ${f(p.readback_three, 2)} | ${r.settings.run_steps} | ${f(r.run_ms_per_step)} | ${f(r.steps_per_s, 2)} | ${f(r.flops_per_step / 1e9, 2)} | ${f(r.gflops, 2)} | ${f(mm.gflops, 1)} | ${f((100 * r.gflops) / mm.gflops, 0)}% |`);
   }
   return lines.join("\n");
+}
+
+function cpuTable(browsers) {
+  const lines = [
+    "| device | batch | wall s | page process CPU s | GPU process CPU s |",
+    "|---|---:|---:|---:|---:|",
+  ];
+  for (const b of browsers) for (const r of b.steps) if (r.cpu) lines.push(`| ${b.device} | ${r.settings.batch} | ${f(r.cpu.wall)} | ${f(r.cpu.page)} | ${f(r.cpu.gpu)} |`);
+  return lines.length > 2 ? lines.join("\n") : "CPU time per process is read from /proc; not available on this system.";
 }
 
 function firstImageTable(runs) {
@@ -211,6 +254,11 @@ async function main() {
       `${native.matmul.n}x${native.matmul.n} product natively, ${matmuls}.`,
     "",
     stepTable(rows),
+    "",
+    "CPU seconds spent by Chromium's page (renderer) process and its GPU process during each step benchmark above (from /proc). " +
+      "On SwiftShader the GPU process runs the kernels on the CPU; the page process runs the wasm that records and submits them.",
+    "",
+    cpuTable(browsers),
     "",
     `### Time to the first finished image`,
     "",
