@@ -23,9 +23,6 @@ tools:
 	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@wasm-bindgen --version 2>/dev/null | grep -qF "$(WASM_BINDGEN)" || $(CARGO) install wasm-bindgen-cli --version "$(WASM_BINDGEN)"
 	@trunk --version 2>/dev/null | grep -qF "$(TRUNK_VERSION)" || $(CARGO) install trunk --version "$(TRUNK_VERSION)" --locked
-	@command -v wasm-opt >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binaryen; }; } || \
-	  echo "note: no wasm-opt (Debian package binaryen); the site will ship the larger, unoptimized module"
 
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

@@ -145,4 +145,11 @@ fn the_default_guidance_is_the_evaluated_setting_that_reached_the_bar() {
     let accuracy = row["accuracy"].as_f64().unwrap();
     assert!(accuracy >= 0.95, "the default {default} judged {accuracy}");
     assert!(row["n_per_class"].as_u64().unwrap() >= 50);
+    // The manifest carries the same headline numbers as its provenance.
+    let recorded = &m.provenance["evaluation"]["settings"][row["label"].as_str().unwrap()];
+    assert_eq!(
+        recorded["judged_accuracy"].as_f64(),
+        Some((accuracy * 1e4).round() / 1e4),
+        "weights/manifest.json and docs/eval.json disagree: run `guided-ddpm eval`"
+    );
 }

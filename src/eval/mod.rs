@@ -8,7 +8,7 @@
 
 pub mod frechet;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::tensor::activation::softmax;
@@ -376,17 +376,46 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
                 .position(|(l, _, _)| *l == r.label)
                 .unwrap_or(order.len())
         });
-        write_report(&report, &manifest, &opts.out)?;
+        write_report(&report, &manifest, opts)?;
     }
-    write_report(&report, &manifest, &opts.out)?;
+    write_report(&report, &manifest, opts)?;
     Ok(report)
 }
 
-fn write_report(report: &Report, manifest: &Manifest, out: &Path) -> Result<(), Error> {
+/// Writes eval.json and EVAL.md, and records the headline numbers in the manifest's provenance
+/// (the weights' own record of how good they are; the file hashes in it are untouched).
+fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Result<(), Error> {
+    let out = &opts.out;
     let json = serde_json::to_string_pretty(report).expect("report serializes");
     std::fs::write(out.join("eval.json"), json).map_err(Error::io("writing eval.json"))?;
     std::fs::write(out.join("EVAL.md"), markdown(report, manifest))
-        .map_err(Error::io("writing EVAL.md"))
+        .map_err(Error::io("writing EVAL.md"))?;
+    let mut manifest = manifest.clone();
+    let settings: serde_json::Map<String, serde_json::Value> = report
+        .settings
+        .iter()
+        .map(|r| {
+            (
+                r.label.clone(),
+                serde_json::json!({
+                    "judged_accuracy": (r.accuracy * 1e4).round() / 1e4,
+                    "frechet": (r.frechet * 1e3).round() / 1e3,
+                    "n_per_class": r.n_per_class,
+                    "steps": r.steps,
+                }),
+            )
+        })
+        .collect();
+    manifest.provenance["evaluation"] = serde_json::json!({
+        "report": "docs/EVAL.md",
+        "judge_held_out_accuracy": report.judge_held_out_accuracy,
+        "classifier_accuracy_by_t_quartile": report.classifier_accuracy_by_t_quartile,
+        "real_vs_real_frechet": (report.real_vs_real_frechet * 1e3).round() / 1e3,
+        "settings": settings,
+    });
+    let path = opts.weights.join(crate::weights::MANIFEST);
+    std::fs::write(&path, manifest.to_json())
+        .map_err(Error::io(format!("writing {}", path.display())))
 }
 
 fn markdown(r: &Report, m: &Manifest) -> String {
