@@ -82,8 +82,9 @@ function currentSettings() {
 function writeUrl() {
   const s = currentSettings();
   const q = new URLSearchParams(Object.entries(s).map(([k, v]) => [k, String(v)]));
-  // `?backend=cpu` is not a control on the page; keep it so a reload or a shared link keeps it.
-  if (new URLSearchParams(location.search).get("backend") === "cpu") q.set("backend", "cpu");
+  // `?backend=cpu|webgpu` is not a control on the page; keep it so a reload or a shared link keeps it.
+  const backend = new URLSearchParams(location.search).get("backend");
+  if (backend === "cpu" || backend === "webgpu") q.set("backend", backend);
   history.replaceState(null, "", `${location.pathname}?${q}`);
 }
 
@@ -396,17 +397,24 @@ function bindings() {
   });
 }
 
-// The WebGPU adapter's description, or null where there is none (or `?backend=cpu`).
+// The WebGPU adapter to use: { name } to sample on it, or { name: null, why } to use the CPU.
+// `?backend=cpu` forces the CPU and `?backend=webgpu` any adapter. A software adapter (SwiftShader,
+// a "fallback adapter") is skipped by default: it emulates the GPU on the CPU and measured about
+// 50x slower than the wasm CPU path itself (docs/BENCHMARKS.md).
 async function webGpuAdapter() {
-  if (new URLSearchParams(location.search).get("backend") === "cpu") return null;
-  if (!("gpu" in navigator)) return null;
+  const asked = new URLSearchParams(location.search).get("backend");
+  if (asked === "cpu") return { name: null, why: "asked for with ?backend=cpu" };
+  if (!("gpu" in navigator)) return { name: null, why: "this browser has no WebGPU" };
   try {
     const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter) return null;
+    if (!adapter) return { name: null, why: "no WebGPU adapter on this machine" };
     const i = adapter.info ?? {};
-    return [i.vendor, i.architecture, i.description].filter(Boolean).join(" ") || "adapter details hidden by the browser";
-  } catch {
-    return null;
+    const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(" ") || "adapter details hidden by the browser";
+    const software = i.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader/i.test(name);
+    if (software && asked !== "webgpu") return { name: null, why: `the only WebGPU adapter, ${name}, runs on the CPU and is slower than this path; ?backend=webgpu uses it anyway` };
+    return { name };
+  } catch (e) {
+    return { name: null, why: `WebGPU failed to start: ${messageOf(e)}` };
   }
 }
 
@@ -431,9 +439,9 @@ async function main() {
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
   applySettings(readUrl());
   const adapter = await webGpuAdapter();
-  status(adapter ? "Starting: opening the GPU…" : "Starting: this browser has no WebGPU, using the CPU…");
+  status(adapter.name ? "Starting: opening the GPU…" : `Starting: using the CPU (${adapter.why})…`);
   state.Demo = Demo;
-  state.demo = await Demo.create(adapter !== null);
+  state.demo = await Demo.create(adapter.name !== null);
   performance.mark("device-ready");
   let info;
   try {
@@ -454,7 +462,7 @@ async function main() {
   }
   performance.mark("compiled");
   $("progress").value = 0;
-  const backend = state.demo.gpu ? `WebGPU (${adapter})` : state.demo.backend;
+  const backend = state.demo.gpu ? `WebGPU (${adapter.name})` : adapter.name === null ? `CPU fallback (${adapter.why})` : state.demo.backend;
   $("capability").textContent = `Backend: ${backend} · weights ${mb(info.total)} int8${info.fromCache ? " (from the cache)" : ""} · compiled in ${fmtSecs((performance.now() - t0) / 1000)}`;
   status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU, slower): pick a digit and press Generate.");
   // For the console and `make bench` (tests/page/bench.mjs): the page's one Demo.

@@ -138,7 +138,7 @@ async function measure(server, { cpu }) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   try {
-    const q = new URLSearchParams({ ...FIRST_IMAGE, ...(cpu ? { backend: "cpu" } : {}) });
+    const q = new URLSearchParams({ ...FIRST_IMAGE, backend: cpu ? "cpu" : "webgpu" });
     const url = `${server.url}?${q}`;
     log(cpu ? "wasm CPU fallback" : "WebGPU", "cold visit");
     const cold = await visit(page, url);
@@ -165,7 +165,7 @@ async function measure(server, { cpu }) {
     const wasmMemory = await page.evaluate(() => globalThis.guidedDdpm.Demo.wasm_memory_bytes());
     const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
     if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
-    return { device: cpu ? "wasm CPU fallback (flex)" : `WebGPU (${adapter})`, backend, cold, warm, steps, matmul, wasmMemory, heap, version: b.version() };
+    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, backend, cold, warm, steps, matmul, wasmMemory, heap, version: b.version() };
   } finally {
     await b.close();
   }

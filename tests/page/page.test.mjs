@@ -55,7 +55,7 @@ async function canvasStats(page) {
 test("a 7 appears in 25 steps on WebGPU, from the cache on reload, with a clean console", { timeout: SLOW }, async () => {
   const b = await open();
   try {
-    await ready(b.page, "?steps=25&n=1&class=2&seed=5");
+    await ready(b.page, "?steps=25&n=1&class=2&seed=5&backend=webgpu");
     assert.match(await b.page.locator("#capability").textContent(), /WebGPU/);
     await b.page.getByRole("radio", { name: "7" }).click();
     await b.page.click("#generate");
@@ -82,7 +82,7 @@ test("a 7 appears in 25 steps on WebGPU, from the cache on reload, with a clean 
 test("Cancel stops a run within a step, and Generate does not start a second run", { timeout: SLOW }, async () => {
   const b = await open();
   try {
-    await ready(b.page, "?steps=1000&n=1&mode=none");
+    await ready(b.page, "?steps=1000&n=1&mode=none&backend=webgpu");
     await b.page.click("#generate");
     await b.page.waitForFunction(() => /step [3-9] of 1000/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
     assert.ok(await b.page.locator("#generate").isDisabled(), "Generate is off during a run");
@@ -108,6 +108,20 @@ test("a broken weight file shows a plain-language error", { timeout: SLOW }, asy
   } finally {
     await b.close();
     await broken.close();
+  }
+});
+
+test("a software WebGPU adapter (SwiftShader) is skipped for the faster CPU path, and says so", { timeout: SLOW }, async () => {
+  const b = await open();
+  try {
+    await ready(b.page, "?steps=25&n=1&class=3");
+    const capability = await b.page.locator("#capability").textContent();
+    assert.match(capability, /CPU fallback/);
+    assert.match(capability, /swiftshader/i);
+    assert.match(capability, /backend=webgpu/);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
   }
 });
 
