@@ -115,8 +115,7 @@ struct TrainArgs {
     dir: PathBuf,
     #[arg(long, default_value = "data")]
     data: PathBuf,
-    /// Where to train: flex (CPU, always built), or cuda / vulkan (cargo features train-cuda,
-    /// train-vulkan).
+    /// Where to train: flex (CPU, always built), or vulkan (cargo feature train-vulkan).
     #[arg(long, value_enum, default_value = "flex")]
     device: TrainDevice,
 }
@@ -124,27 +123,20 @@ struct TrainArgs {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum TrainDevice {
     Flex,
-    Cuda,
     Vulkan,
 }
 
 impl TrainDevice {
     fn device(self) -> Result<Device, Error> {
-        let missing = |f: &str| {
-            Error::Setting(format!(
-                "this build cannot train on that device: rebuild with `--features {f}`"
-            ))
-        };
         match self {
             TrainDevice::Flex => Ok(Device::flex()),
-            #[cfg(feature = "train-cuda")]
-            TrainDevice::Cuda => Ok(Device::cuda(0)),
-            #[cfg(not(feature = "train-cuda"))]
-            TrainDevice::Cuda => Err(missing("train-cuda")),
             #[cfg(feature = "train-vulkan")]
             TrainDevice::Vulkan => Ok(Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)),
             #[cfg(not(feature = "train-vulkan"))]
-            TrainDevice::Vulkan => Err(missing("train-vulkan")),
+            TrainDevice::Vulkan => Err(Error::Setting(
+                "this build cannot train on that device: rebuild with `--features train-vulkan`"
+                    .into(),
+            )),
         }
     }
 }

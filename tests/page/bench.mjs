@@ -6,8 +6,9 @@
 //
 //   node bench.mjs --native ../../target/bench/native.json --out ../../docs/BENCHMARKS.md
 //
-// Step counts: a real GPU runs the whole 100-step run; SwiftShader and the wasm CPU fallback are
-// CPU emulations, so they time a shorter run (the count is in the table). Override with
+// Step counts: the whole 100-step run on a real GPU and on the wasm CPU fallback; SwiftShader, a
+// CPU emulation of a GPU at seconds per step, times a 5-step run (the count is in the table).
+// Override with
 // BENCH_WEBGPU_STEPS, BENCH_CPU_STEPS, BENCH_PHASE_STEPS, BENCH_BATCHES ("1,16"), BENCH_FIRST_STEPS
 // (steps of the first image: 25, 50, 100, 250 or 1000, as the page offers), BENCH_ONLY,
 // BENCH_REAL_GPU.
@@ -147,7 +148,7 @@ async function measure(server, { cpu }) {
     const backend = await page.evaluate(() => globalThis.guidedDdpm.demo.backend);
     const adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0];
     const emulated = cpu || /swiftshader/i.test(adapter);
-    const runSteps = cpu ? env("BENCH_CPU_STEPS", 10) : env("BENCH_WEBGPU_STEPS", emulated ? 5 : 100);
+    const runSteps = cpu ? env("BENCH_CPU_STEPS", 100) : env("BENCH_WEBGPU_STEPS", emulated ? 5 : 100);
     const steps = [];
     for (const batch of BATCHES) {
       log(`${cpu ? "wasm CPU" : "WebGPU"} batch ${batch}: ${PHASE_STEPS} phase steps + ${runSteps} run steps`);
