@@ -399,8 +399,8 @@ function bindings() {
 
 // The WebGPU adapter to use: { name } to sample on it, or { name: null, why } to use the CPU.
 // `?backend=cpu` forces the CPU and `?backend=webgpu` any adapter. A software adapter (SwiftShader,
-// a "fallback adapter") is skipped by default: it emulates the GPU on the CPU and measured about
-// 50x slower than the wasm CPU path itself (docs/BENCHMARKS.md).
+// a "fallback adapter") is skipped by default: it emulates the GPU on the CPU and measured 26-78x
+// slower per step than the wasm CPU path itself (docs/BENCHMARKS.md).
 async function webGpuAdapter() {
   const asked = new URLSearchParams(location.search).get("backend");
   if (asked === "cpu") return { name: null, why: "asked for with ?backend=cpu" };
