@@ -1,7 +1,8 @@
 # guided-ddpm: every entry point a person or CI needs. `make help` lists them.
 SHELL := /bin/bash
 CARGO ?= cargo
-BIN := target/release/guided-ddpm
+# The CLI binary, wherever cargo puts its target directory.
+BIN := $(or $(CARGO_TARGET_DIR),target)/release/guided-ddpm
 WASM := --release --target wasm32-unknown-unknown --no-default-features
 # wasm-bindgen's CLI must match the library version that Cargo.lock pins.
 WASM_BINDGEN := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
