@@ -40,14 +40,8 @@ pub struct PhaseMs {
     /// Reading the frame (x_t, x0, p) back to the host in one transfer, as the page does.
     pub readback: f64,
     /// The same three arrays read back one by one (what the page did before; kept to show the
-    /// difference). Not part of [`total`](Self::total).
+    /// difference).
     pub readback_three: f64,
-}
-
-impl PhaseMs {
-    pub fn total(&self) -> f64 {
-        self.unet + self.classifier + self.update + self.readback
-    }
 }
 
 /// One device at one batch size.

@@ -311,7 +311,9 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         report.real_vs_real_frechet
     );
 
-    let mut todo: Vec<(String, Guidance, bool)> = settings();
+    // The table follows this order, the float check last.
+    let order = settings();
+    let mut todo: Vec<(String, Guidance, bool)> = order.clone();
     if let Some((label, g)) = &opts.float_check {
         todo.push((format!("{label} (float)"), *g, true));
     }
@@ -368,8 +370,6 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         );
         report.settings.retain(|r| r.label != label);
         report.settings.push(result);
-        // The table follows the order of `settings()`, the float check last.
-        let order = settings();
         report.settings.sort_by_key(|r| {
             order
                 .iter()

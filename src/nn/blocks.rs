@@ -20,7 +20,7 @@ pub fn conv3x3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Con
 /// Multiply-accumulates of a convolution on an `h x w` input, and its output size. Only the
 /// products are counted (bias, norms and activations are memory-bound and left out).
 pub fn conv_macs(conv: &Conv2d, [h, w]: [usize; 2]) -> (u64, [usize; 2]) {
-    let [c_out, c_in, kh, kw] = conv.weight.val().dims();
+    let [c_out, c_in, kh, kw] = conv.weight.dims();
     let (oh, ow) = (h.div_ceil(conv.stride[0]), w.div_ceil(conv.stride[1]));
     ((c_out * c_in * kh * kw * oh * ow) as u64, [oh, ow])
 }
@@ -37,7 +37,7 @@ pub fn pyramid_macs(inc: &Conv2d, ds0: &Conv2d, ds1: &Conv2d) -> (u64, [[usize; 
 
 /// Multiply-accumulates of a linear layer applied to `rows` rows.
 pub fn linear_macs(linear: &Linear, rows: usize) -> u64 {
-    let [d_in, d_out] = linear.weight.val().dims();
+    let [d_in, d_out] = linear.weight.dims();
     (rows * d_in * d_out) as u64
 }
 
@@ -150,7 +150,7 @@ impl Attention {
     /// Multiply-accumulates on an `h x w` input (one sample): qkv, QK^T, AV, projection.
     pub fn macs(&self, [h, w]: [usize; 2]) -> u64 {
         let n = h * w;
-        let c = self.proj.weight.val().dims()[0];
+        let c = self.proj.weight.dims()[0];
         linear_macs(&self.qkv, n) + 2 * (n * n * c) as u64 + linear_macs(&self.proj, n)
     }
 }

@@ -7,11 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
+import { BASE_ARGS, CHROMIUM, WEBGPU_ARGS } from "./chromium.mjs";
 
 const DIST = process.env.DIST ?? join(import.meta.dirname, "../../dist");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const BASE_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-gpu-sandbox"];
-const WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader"];
 const SLOW = 600_000;
 
 let server;
