@@ -10,7 +10,7 @@ TRUNK_VERSION := 0.21.14
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT ?= 900
 
-.PHONY: help serve site test test-native test-wasm test-page tools browser data weights train export eval build bench
+.PHONY: help serve site test test-native test-wasm test-page tools browser data weights train export eval build bench profile
 
 help:
 	@echo "make serve    install the tools if missing, build, and serve the demo at http://127.0.0.1:8080"
@@ -18,6 +18,7 @@ help:
 	@echo "make site     the static site in dist/ (trunk build --release)"
 	@echo "make weights  train all networks (resumable), export int8 weights, evaluate"
 	@echo "make bench    time native flex, WebGPU and the wasm CPU fallback; writes docs/BENCHMARKS.md"
+	@echo "make profile  CPU profile of the page during WebGPU steps (names kept); writes docs/BENCHMARKS.md"
 
 # ---- tools: from crates.io, Debian and npm only; installed only when missing ----
 tools:
@@ -52,6 +53,11 @@ test-page: site browser
 bench: data site browser
 	$(BIN) bench --out target/bench/native.json
 	cd tests/page && npm ci --no-audit --no-fund && node bench.mjs --native ../../target/bench/native.json --out ../../docs/BENCHMARKS.md
+
+# A site whose wasm keeps its name section (www/strip-wasm.mjs skips it), profiled in Chromium.
+profile: tools browser
+	GUIDED_DDPM_KEEP_NAMES=1 trunk build --release --dist target/profile-site
+	cd tests/page && npm ci --no-audit --no-fund && node profile.mjs --dist ../../target/profile-site --out ../../docs/BENCHMARKS.md
 
 # ---- data, training, weights ----
 build:

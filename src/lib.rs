@@ -11,6 +11,8 @@
 //! Natively the crate also trains the networks (`train`, behind the `cli` feature).
 
 pub mod bench;
+#[cfg(target_family = "wasm")]
+pub mod ctors;
 pub mod diffusion;
 pub mod grid;
 pub mod guidance;

@@ -12,7 +12,6 @@ use burn::tensor::Device;
 use wasm_bindgen::prelude::*;
 
 use crate::grid::to_bytes;
-use crate::guidance::{Guidance, Mode};
 use crate::nn::{Classifier, UNet};
 use crate::sampler::{Method, SampleSettings, Sampler};
 use crate::weights::{self, Manifest};
@@ -111,6 +110,7 @@ impl Demo {
     /// Picks the device: WebGPU when `prefer_gpu` and it initialises, otherwise burn's flex CPU
     /// backend in WebAssembly, with the reason in `backend`.
     pub async fn create(prefer_gpu: bool) -> Demo {
+        crate::ctors::init();
         console_error_panic_hook::set_once();
         let (device, backend, gpu) = if prefer_gpu {
             match webgpu().await {
@@ -275,16 +275,16 @@ impl Demo {
             .byte_length() as f64
     }
 
-    /// Compiles the shaders: one classifier-guided step on one sample, read back.
-    pub async fn warmup(&self) -> Result<(), JsError> {
+    /// Compiles the GPU programs with one guided step on one sample at the default guidance, then
+    /// times two more steps of the same run, each read back as the page reads a frame; returns
+    /// their mean milliseconds. The page compares this number between WebGPU and the CPU path to
+    /// pick the faster device.
+    pub async fn warmup(&self) -> Result<f64, JsError> {
+        const TIMED: usize = 2;
         let settings = SampleSettings {
-            classes: vec![0],
-            guidance: Guidance {
-                mode: Mode::Both,
-                scale: 1.0,
-                cfg_scale: 1.0,
-            },
-            steps: 2,
+            classes: vec![7],
+            guidance: crate::guidance::DEFAULT,
+            steps: 1 + TIMED,
             method: Method::Ddpm,
             seed: 0,
             schedule: crate::schedule::BetaSchedule::Linear,
@@ -302,9 +302,12 @@ impl Demo {
             )
             .map_err(js)?
         };
+        let first = sampler.step().expect("a 3-step run has a first step");
+        first.read().await.map_err(js)?;
+        let started = web_time::Instant::now();
         while let Some(frame) = sampler.step() {
             frame.read().await.map_err(js)?;
         }
-        Ok(())
+        Ok(started.elapsed().as_secs_f64() * 1e3 / TIMED as f64)
     }
 }

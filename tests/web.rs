@@ -7,15 +7,42 @@ use std::cell::RefCell;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use guided_ddpm::ctors;
 use guided_ddpm::guidance::{Guidance, Mode};
 use guided_ddpm::sampler::read;
 use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
 use guided_ddpm::web::{webgpu, Demo};
 use guided_ddpm::weights::{self, Manifest};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+// The test runner does not call the module's start function, so every test that touches burn
+// calls `ctors::init()` first (through `gpu()` or directly); `Demo::create` does it itself.
+
+/// Each call from JavaScript into the module must not re-run the static constructors (wasm-ld
+/// wraps every export with them unless the module runs them itself; that cost 92% of the page's
+/// CPU on WebGPU). The exports are called through the module's own export object, as the page's
+/// glue does. Checked by hand: with the explicit `__wasm_call_ctors` call taken out of
+/// `ctors::init`, the count rose by one per call and this test failed.
+#[wasm_bindgen_test]
+fn static_constructors_run_once_however_many_exports_are_called() {
+    ctors::init();
+    let exports = wasm_bindgen::exports();
+    let f: js_sys::Function = js_sys::Reflect::get(&exports, &"constructor_runs".into())
+        .unwrap()
+        .into();
+    let runs: Vec<f64> = (0..5)
+        .map(|_| f.call0(&JsValue::NULL).unwrap().as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        runs,
+        vec![1.0; 5],
+        "constructor runs after each export call"
+    );
+}
 
 const MANIFEST: &str = include_str!("../weights/manifest.json");
 const UNET: &[u8] = include_bytes!("../weights/unet.safetensors");
@@ -27,6 +54,7 @@ thread_local! {
 
 /// The WebGPU device, initialised once for all tests (a second init is an error).
 async fn gpu() -> Device {
+    ctors::init();
     if let Some(d) = GPU.with(|g| g.borrow().clone()) {
         return d;
     }
@@ -101,6 +129,7 @@ async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
 
 #[wasm_bindgen_test]
 fn a_corrupt_or_truncated_weight_file_gives_an_error() {
+    ctors::init();
     let device = Device::flex();
     let m = Manifest::parse(MANIFEST).unwrap();
     let mut bad = UNET.to_vec();

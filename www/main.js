@@ -217,8 +217,7 @@ async function loadWeights() {
       throw err;
     })),
   );
-  state.demo.load(state.manifest, unet, classifier);
-  return { total, fromCache, steps: m.provenance?.unet?.steps };
+  return { unet, classifier, total, fromCache, sha256: m.unet.sha256 };
 }
 
 // ---------- drawing ----------
@@ -397,12 +396,9 @@ function bindings() {
   });
 }
 
-// The WebGPU adapter to use: { name } to sample on it, or { name: null, why } to use the CPU.
-// `?backend=cpu` forces the CPU and `?backend=webgpu` any adapter. A software adapter (SwiftShader,
-// a "fallback adapter") is skipped by default: it emulates the GPU on the CPU and measured 26-78x
-// slower per step than the wasm CPU path itself (docs/BENCHMARKS.md).
-async function webGpuAdapter() {
-  const asked = new URLSearchParams(location.search).get("backend");
+// The WebGPU adapter: { name, software } when there is one, or { name: null, why }. `?backend=cpu`
+// asks for no adapter at all.
+async function webGpuAdapter(asked) {
   if (asked === "cpu") return { name: null, why: "asked for with ?backend=cpu" };
   if (!("gpu" in navigator)) return { name: null, why: "this browser has no WebGPU" };
   try {
@@ -410,12 +406,92 @@ async function webGpuAdapter() {
     if (!adapter) return { name: null, why: "no WebGPU adapter on this machine" };
     const i = adapter.info ?? {};
     const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(" ") || "adapter details hidden by the browser";
-    const software = i.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader/i.test(name);
-    if (software && asked !== "webgpu") return { name: null, why: `the only WebGPU adapter, ${name}, runs on the CPU and is slower than this path; ?backend=webgpu uses it anyway` };
-    return { name };
+    return { name, software: Boolean(i.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader/i.test(name)) };
   } catch (e) {
     return { name: null, why: `WebGPU failed to start: ${messageOf(e)}` };
   }
+}
+
+// A Demo on WebGPU (gpu) or the CPU, with the weights loaded and the programs compiled: { demo, ms }
+// where ms is one guided step at the default setting, read back (Demo.warmup).
+async function prepare(gpu, files) {
+  const demo = await state.Demo.create(gpu);
+  if (gpu && !demo.gpu) {
+    const why = demo.backend;
+    demo.free();
+    throw new Error(why);
+  }
+  try {
+    demo.load(state.manifest, files.unet, files.classifier);
+    return { demo, ms: await demo.warmup() };
+  } catch (e) {
+    demo.free();
+    throw e;
+  }
+}
+
+const CHOICE = "guided-ddpm-device";
+const fmtMs = (ms) => `${ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
+
+// Picks the device. WebGPU is used where its measured guided step beats the CPU path's: both are
+// timed once per browser, adapter and weights, and the result is remembered (localStorage).
+// `?backend=cpu` and `?backend=webgpu` force either without measuring the other.
+async function chooseDevice(adapter, asked, files) {
+  if (!adapter.name) {
+    status(`Compiling: preparing the CPU path (${adapter.why})…`);
+    const cpu = await prepare(false, files);
+    return { ...cpu, line: `CPU fallback (${adapter.why}) · a guided step takes ${fmtMs(cpu.ms)}` };
+  }
+  const gpuName = `WebGPU (${adapter.name})`;
+  if (asked === "webgpu") {
+    status("Compiling: preparing the GPU programs (once per visit)…");
+    try {
+      const gpu = await prepare(true, files);
+      return { ...gpu, line: `${gpuName}, as asked with ?backend=webgpu · a guided step takes ${fmtMs(gpu.ms)}` };
+    } catch (e) {
+      return chooseDevice({ name: null, why: `${gpuName} failed: ${messageOf(e)}` }, asked, files);
+    }
+  }
+  const key = `${adapter.name}|${files.sha256}`;
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(CHOICE) ?? "null");
+  } catch {}
+  const vs = (gpuMs, cpuMs, when) => `a guided step takes ${fmtMs(gpuMs)} on WebGPU and ${fmtMs(cpuMs)} on the CPU${when}`;
+  if (saved?.key === key) {
+    const useGpu = saved.gpu_ms < saved.cpu_ms;
+    status(useGpu ? "Compiling: preparing the GPU programs (once per visit)…" : "Compiling: preparing the CPU path…");
+    try {
+      const chosen = await prepare(useGpu, files);
+      const line = `${useGpu ? gpuName : `CPU fallback (faster here than ${gpuName})`} · ${vs(saved.gpu_ms, saved.cpu_ms, ", measured on an earlier visit")}`;
+      return { ...chosen, line };
+    } catch (e) {
+      if (!useGpu) throw e;
+      localStorage.removeItem(CHOICE);
+      adapter = { name: null, why: `WebGPU failed: ${messageOf(e)}` };
+      return chooseDevice(adapter, asked, files);
+    }
+  }
+  status("Compiling: timing a guided step on the CPU…");
+  const cpu = await prepare(false, files);
+  status(`Compiling: preparing the GPU programs and timing a step on ${gpuName}, to use the faster one (once per browser)…`);
+  let gpu;
+  try {
+    gpu = await prepare(true, files);
+  } catch (e) {
+    return { ...cpu, line: `CPU fallback (${gpuName} failed: ${messageOf(e)}) · a guided step takes ${fmtMs(cpu.ms)}` };
+  }
+  try {
+    localStorage.setItem(CHOICE, JSON.stringify({ key, gpu_ms: gpu.ms, cpu_ms: cpu.ms }));
+  } catch {}
+  const numbers = vs(gpu.ms, cpu.ms, " (measured just now)");
+  if (gpu.ms < cpu.ms) {
+    cpu.demo.free();
+    return { ...gpu, line: `${gpuName} · ${numbers}` };
+  }
+  gpu.demo.free();
+  const soft = adapter.software ? ", a software adapter that runs on the CPU" : "";
+  return { ...cpu, line: `CPU fallback (faster here than ${gpuName}${soft}; ?backend=webgpu uses it anyway) · ${numbers}` };
 }
 
 async function main() {
@@ -438,33 +514,32 @@ async function main() {
   const g = JSON.parse(Demo.default_guidance());
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
   applySettings(readUrl());
-  const adapter = await webGpuAdapter();
-  status(adapter.name ? "Starting: opening the GPU…" : `Starting: using the CPU (${adapter.why})…`);
   state.Demo = Demo;
-  state.demo = await Demo.create(adapter.name !== null);
+  const asked = new URLSearchParams(location.search).get("backend");
+  const adapter = await webGpuAdapter(asked);
   performance.mark("device-ready");
-  let info;
+  let files;
   try {
-    info = await loadWeights();
+    files = await loadWeights();
   } catch (e) {
     fail(`The weights could not be loaded: ${messageOf(e)}`);
     return;
   }
   performance.mark("weights-loaded");
-  status("Compiling: preparing the GPU programs (once per visit)…");
   $("progress").removeAttribute("value"); // indeterminate
   const t0 = performance.now();
+  let chosen;
   try {
-    await state.demo.warmup();
+    chosen = await chooseDevice(adapter, asked, files);
   } catch (e) {
     fail(`The first step failed: ${messageOf(e)}`);
     return;
   }
+  state.demo = chosen.demo;
   performance.mark("compiled");
   $("progress").value = 0;
-  const backend = state.demo.gpu ? `WebGPU (${adapter.name})` : adapter.name === null ? `CPU fallback (${adapter.why})` : state.demo.backend;
-  $("capability").textContent = `Backend: ${backend} · weights ${mb(info.total)} int8${info.fromCache ? " (from the cache)" : ""} · compiled in ${fmtSecs((performance.now() - t0) / 1000)}`;
-  status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU, slower): pick a digit and press Generate.");
+  $("capability").textContent = `Backend: ${chosen.line} · weights ${mb(files.total)} int8${files.fromCache ? " (from the cache)" : ""} · ready in ${fmtSecs((performance.now() - t0) / 1000)}`;
+  status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU): pick a digit and press Generate.");
   // For the console and `make bench` (tests/page/bench.mjs): the page's one Demo.
   globalThis.guidedDdpm = { Demo, demo: state.demo };
   document.body.dataset.ready = "true";

@@ -42,7 +42,8 @@ export function strip(bytes) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  if (process.env.TRUNK_PROFILE !== "release") process.exit(0);
+  // `make profile` keeps the names, so a CPU profile of the page names the wasm functions.
+  if (process.env.TRUNK_PROFILE !== "release" || process.env.GUIDED_DDPM_KEEP_NAMES === "1") process.exit(0);
   const dir = process.env.TRUNK_STAGING_DIR;
   for (const file of (await readdir(dir)).filter((f) => f.endsWith("_bg.wasm"))) {
     const path = join(dir, file);

@@ -117,6 +117,9 @@ where
         .map_err(Error::io(format!("creating {}", opts.dir.display())))?;
     let files = CheckpointFiles::new(&opts.dir, name);
     let mut optim = AdamWConfig::new().with_weight_decay(0.0).init();
+    // The step the learning-rate warm-up counts from: 0, or the resume step when the optimizer
+    // state had to start afresh.
+    let mut warm_from = 0;
     let (mut model, mut ema, mut state) = if opts.resume && files.state.exists() {
         let state = read_state(&files.state)?;
         let model = init
@@ -127,9 +130,15 @@ where
             .valid()
             .try_load_file(&files.ema)
             .map_err(file_err("cannot resume from", &files.ema))?;
-        optim = optim
-            .load(&files.optim)
-            .map_err(file_err("cannot resume from", &files.optim))?;
+        // The optimizer state stays out of git (twice the model's size): a run resumed from a
+        // fresh clone starts AdamW's moments afresh and warms the learning rate up again.
+        if files.optim.exists() {
+            optim = optim
+                .load(&files.optim)
+                .map_err(file_err("cannot resume from", &files.optim))?;
+        } else {
+            warm_from = state.step;
+        }
         (model, ema, state)
     } else {
         let ema = init.valid();
@@ -147,7 +156,8 @@ where
     let mut last_save = Instant::now();
     let (mut window_loss, mut window_n) = (0.0, 0usize);
     while state.step < opts.steps {
-        let lr = opts.lr * ((state.step + 1) as f64 / opts.warmup.max(1) as f64).min(1.0);
+        let lr =
+            opts.lr * ((state.step - warm_from + 1) as f64 / opts.warmup.max(1) as f64).min(1.0);
         let (l, n) = loss(&model, &mut rng);
         let grads = GradientsParams::from_grads(l.backward(), &model);
         model = optim.step(lr, model, grads);

@@ -22,6 +22,7 @@ import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { BASE_ARGS, CHROMIUM, REAL_GPU_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
+import { hostCost, KINDS } from "./host.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -146,6 +147,8 @@ async function measure(server, { cpu }) {
     const warm = await visit(page, url, { reload: true });
     const adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0];
     const emulated = cpu || /swiftshader/i.test(adapter);
+    log(`${cpu ? "wasm CPU" : "WebGPU"}: the page's side of a guided step`);
+    const host = await hostCost(page, { gpu: !cpu, timed: env("BENCH_HOST_STEPS", 3) });
     const runSteps = cpu ? env("BENCH_CPU_STEPS", 100) : env("BENCH_WEBGPU_STEPS", emulated ? 5 : 100);
     const steps = [];
     for (const batch of BATCHES) {
@@ -164,7 +167,7 @@ async function measure(server, { cpu }) {
     const wasmMemory = await page.evaluate(() => globalThis.guidedDdpm.Demo.wasm_memory_bytes());
     const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
     if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
-    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, cold, warm, steps, matmul, wasmMemory, heap, version: b.version() };
+    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, cold, warm, host, steps, matmul, wasmMemory, heap, version: b.version() };
   } finally {
     await b.close();
   }
@@ -207,6 +210,18 @@ function cpuTable(browsers) {
   ];
   for (const b of browsers) for (const r of b.steps) if (r.cpu) lines.push(`| ${b.device} | ${r.settings.batch} | ${f(r.cpu.wall)} | ${f(r.cpu.page)} | ${f(r.cpu.gpu)} |`);
   return lines.length > 2 ? lines.join("\n") : "CPU time per process is read from /proc; not available on this system.";
+}
+
+function hostTable(browsers) {
+  const lines = [
+    `| device | page main-thread ms/step | wall ms/step | µs of main thread per dispatch | ${KINDS.join(" | ").replaceAll("_", " ")} |`,
+    `|---|---:|---:|---:|${KINDS.map(() => "---:").join("|")}|`,
+  ];
+  for (const b of browsers) {
+    const h = b.host;
+    lines.push(`| ${b.device} | ${f(h.main_ms_per_step)} | ${f(h.wall_ms_per_step)} | ${f(h.main_us_per_dispatch, 0)} | ${KINDS.map((k) => (h.calls ? f(h.calls[k], 0) : "–")).join(" | ")} |`);
+  }
+  return lines.join("\n");
 }
 
 function firstImageTable(runs) {
@@ -260,6 +275,14 @@ async function main() {
       `${native.matmul.n}x${native.matmul.n} product natively, ${matmuls}.`,
     "",
     stepTable(rows),
+    "",
+    "### The page's side of a guided step",
+    "",
+    `Batch 1, default guidance, steps of a 100-step run driven through the page's \`Demo\` as the page drives them (each frame read back). ` +
+      `Main-thread ms: the DevTools protocol's \`TaskDuration\` over ${browsers[0]?.host.timed} steps after a warm-up step (time spent waiting for the GPU is not in it). ` +
+      "WebGPU calls per step are counted by wrapping the WebGPU methods in a second pass (tests/page/host.mjs).",
+    "",
+    hostTable(browsers),
     "",
     "CPU seconds spent by Chromium's page (renderer) process and its GPU process during each step benchmark above (from /proc). " +
       "On SwiftShader the GPU process runs the kernels on the CPU; the page process runs the wasm that records and submits them.",

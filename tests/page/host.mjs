@@ -1,0 +1,118 @@
+// The page's side of a guided step: how many WebGPU calls of each kind it issues, and how much of
+// the page's main thread it takes. `make bench` (bench.mjs) and `make profile` (profile.mjs) use
+// it on a page whose `globalThis.guidedDdpm` is ready (www/main.js sets it).
+//
+// Main-thread time comes from the DevTools protocol's Performance.getMetrics (`TaskDuration`: the
+// seconds the renderer's main thread spent running tasks, script and wasm included), so time the
+// thread spends waiting for the GPU process is not counted.
+
+// The WebGPU methods counted, by kind. Wrapping a prototype method catches every call, because the
+// wasm-bindgen glue looks methods up on the object at each call.
+const COUNTED = [
+  ["GPUComputePassEncoder", "dispatchWorkgroups", "dispatches"],
+  ["GPUComputePassEncoder", "dispatchWorkgroupsIndirect", "dispatches"],
+  ["GPUDevice", "createBindGroup", "bind_groups"],
+  ["GPUQueue", "submit", "submits"],
+  ["GPUQueue", "writeBuffer", "buffer_writes"],
+  ["GPUDevice", "createBuffer", "buffer_creations"],
+  ["GPUCommandEncoder", "beginComputePass", "compute_passes"],
+  ["GPUCommandEncoder", "copyBufferToBuffer", "buffer_copies"],
+  ["GPUBuffer", "mapAsync", "buffer_maps"],
+];
+export const KINDS = [...new Set(COUNTED.map(([, , k]) => k))];
+
+// Starts a run of `total` steps at the default guidance (batch `batch`) in the page's Demo.
+async function start(page, { batch, total }) {
+  await page.evaluate(([batch, total]) => {
+    const { Demo, demo } = globalThis.guidedDdpm;
+    const g = JSON.parse(Demo.default_guidance());
+    demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance: g, steps: total, method: "ddpm", seed: 1, schedule: "linear" }));
+  }, [batch, total]);
+}
+
+// Runs `n` steps of the run in progress, each read back as the page reads it; wall ms.
+function steps(page, n) {
+  return page.evaluate(async (n) => {
+    const { demo } = globalThis.guidedDdpm;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const f = await demo.step();
+      if (!f) throw new Error("the run ended early");
+      f.x_t; f.x0; f.p; // the page reads all three
+      f.free();
+    }
+    return performance.now() - t0;
+  }, n);
+}
+
+// Per guided step: the page's main-thread ms and wall ms over `timed` steps after `warm` steps,
+// then (in a second pass, so the counting wrappers cost nothing in the timing) the WebGPU calls by
+// kind. `gpu` false skips the counts (the CPU path makes none).
+export async function hostCost(page, { batch = 1, warm = 1, timed = 3, counted = 2, gpu = true } = {}) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Performance.enable");
+  const taskSeconds = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
+  await start(page, { batch, total: 100 });
+  await steps(page, warm);
+  const before = await taskSeconds();
+  const wall = await steps(page, timed);
+  const mainMs = ((await taskSeconds()) - before) * 1e3 / timed;
+  let calls = null;
+  if (gpu) {
+    await page.evaluate((counted) => {
+      const counts = (globalThis.__gpuCalls = {});
+      for (const [cls, name, kind] of counted) {
+        const proto = globalThis[cls]?.prototype;
+        if (!proto?.[name] || proto[name].__counted) continue;
+        const f = proto[name];
+        proto[name] = function (...a) {
+          counts[kind] = (counts[kind] ?? 0) + 1;
+          return f.apply(this, a);
+        };
+        proto[name].__counted = f;
+      }
+    }, COUNTED);
+    await steps(page, counted);
+    calls = await page.evaluate(([counted, kinds]) => {
+      const c = globalThis.__gpuCalls;
+      for (const [cls, name] of counted) {
+        const proto = globalThis[cls]?.prototype;
+        if (proto?.[name]?.__counted) proto[name] = proto[name].__counted;
+      }
+      return Object.fromEntries(kinds.map((k) => [k, c[k] ?? 0]));
+    }, [COUNTED, KINDS]);
+    for (const k of KINDS) calls[k] /= counted;
+  }
+  await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
+  await cdp.detach();
+  return { batch, timed, main_ms_per_step: mainMs, wall_ms_per_step: wall / timed, calls, main_us_per_dispatch: calls?.dispatches ? (mainMs * 1e3) / calls.dispatches : null };
+}
+
+// The page's CPU profile over `n` guided steps (DevTools Profiler), as the top `top` functions by
+// self time: [{ name, ms, share }] plus the total sampled ms. Needs a module that keeps its name
+// section (`make profile` builds one) for wasm functions to have names.
+export async function profileSteps(page, { batch = 1, warm = 1, n = 3, top = 15 } = {}) {
+  const cdp = await page.context().newCDPSession(page);
+  await start(page, { batch, total: 100 });
+  await steps(page, warm);
+  await cdp.send("Profiler.enable");
+  await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
+  await cdp.send("Profiler.start");
+  await steps(page, n);
+  const { profile } = await cdp.send("Profiler.stop");
+  await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
+  await cdp.detach();
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map();
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    const node = byId.get(id);
+    const dt = (profile.timeDeltas[i] ?? 0) / 1e3;
+    const name = node.callFrame.functionName || `(anonymous ${node.callFrame.url.split("/").pop()})`;
+    if (name === "(idle)") return;
+    busy += dt;
+    self.set(name, (self.get(name) ?? 0) + dt);
+  });
+  const rows = [...self].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => ({ name, ms: ms / n, share: ms / busy }));
+  return { steps: n, busy_ms_per_step: busy / n, top: rows };
+}
