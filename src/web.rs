@@ -21,9 +21,17 @@ fn js(e: Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// How many kernel launches cubecl records before it submits them to the GPU queue (its default
+/// is 32). Measured on SwiftShader with `tests/page/host.mjs` (2026-11-25, training paused): the
+/// page's main thread spent 52-69 ms per default guided step at 32, 49-64 at 128, 47-49 at 256 and
+/// 34-39 at 1024, where a step's 1,148 launches go out in 8 submits instead of 43. Readbacks still
+/// submit whatever is recorded, so a frame never waits on this.
+const TASKS_MAX: usize = 1024;
+
 /// The WebGPU device with its adapter's name, initialised once per page.
 pub async fn webgpu() -> Result<(Device, String), String> {
     let (device, setup) = Device::wgpu_options()
+        .tasks_max(TASKS_MAX)
         .init_with_setup_async()
         .await
         .map_err(|e| format!("{e}"))?;
@@ -50,9 +58,10 @@ pub struct Demo {
     gpu: bool,
     nets: RefCell<Option<Nets>>,
     run: RefCell<Option<Sampler>>,
-    /// Bumped by every `start` and `cancel`, so a step that was awaiting when either happened
-    /// knows its run is over.
-    generation: Cell<u64>,
+    /// The token of the current run: bumped by every `start` and `cancel`, so a step that was
+    /// awaiting when either happened, or a caller still holding an older token, knows its run is
+    /// over.
+    generation: Cell<u32>,
 }
 
 /// What one step hands to the page.
@@ -184,9 +193,10 @@ impl Demo {
         Ok(())
     }
 
-    /// Starts a run. `settings_json` is a [`SampleSettings`] as JSON; a bad setting is rejected
-    /// with a sentence. A run already in progress is replaced.
-    pub fn start(&self, settings_json: &str) -> Result<(), JsError> {
+    /// Starts a run and returns its token, which [`step`](Self::step) takes. `settings_json` is a
+    /// [`SampleSettings`] as JSON; a bad setting is rejected with a sentence and leaves the run in
+    /// progress alone. A good one replaces the run in progress, whose token then steps nothing.
+    pub fn start(&self, settings_json: &str) -> Result<u32, JsError> {
         let settings: SampleSettings = serde_json::from_str(settings_json)
             .map_err(|e| JsError::new(&format!("the settings are not valid: {e}")))?;
         let nets = self.nets.borrow();
@@ -201,24 +211,34 @@ impl Demo {
         )
         .map_err(js)?;
         *self.run.borrow_mut() = Some(sampler);
-        self.generation.set(self.generation.get() + 1);
-        Ok(())
+        let token = self.generation.get().wrapping_add(1);
+        self.generation.set(token);
+        Ok(token)
     }
 
-    /// One reverse step of the run in progress, read back; `undefined` when there is none (done
-    /// or cancelled).
-    pub async fn step(&self) -> Result<Option<StepFrame>, JsError> {
+    /// One reverse step of run `token`, read back; `undefined` when that run is no longer the
+    /// current one (done, cancelled or replaced, also while this step was awaiting the device), so
+    /// a stale caller never steps another run or receives a frame from one that is over.
+    pub async fn step(&self, token: u32) -> Result<Option<StepFrame>, JsError> {
+        if token != self.generation.get() {
+            return Ok(None);
+        }
         let Some(mut sampler) = self.run.borrow_mut().take() else {
             return Ok(None);
         };
-        let generation = self.generation.get();
         let started = web_time::Instant::now();
         let Some(frame) = sampler.step() else {
             return Ok(None);
         };
         let (step, total, t) = (frame.step, frame.total, frame.t);
         let data = frame.read().await.map_err(js)?;
-        let out = StepFrame {
+        if token != self.generation.get() {
+            return Ok(None); // cancelled or replaced during the readback: drop its frame
+        }
+        if !sampler.is_done() {
+            *self.run.borrow_mut() = Some(sampler);
+        }
+        Ok(Some(StepFrame {
             step,
             total,
             t,
@@ -226,18 +246,13 @@ impl Demo {
             x_t: to_bytes(&data.x_t),
             x0: to_bytes(&data.x0),
             p: data.p,
-        };
-        // Keep the sampler unless the run ended or was cancelled or replaced during the awaits.
-        if !sampler.is_done() && self.generation.get() == generation {
-            *self.run.borrow_mut() = Some(sampler);
-        }
-        Ok(Some(out))
+        }))
     }
 
-    /// Stops the run in progress; the next `step` returns `undefined`.
+    /// Stops the run in progress; its token steps nothing from now on.
     pub fn cancel(&self) {
         self.run.borrow_mut().take();
-        self.generation.set(self.generation.get() + 1);
+        self.generation.set(self.generation.get().wrapping_add(1));
     }
 
     /// Times a guided step phase by phase and a whole run on this page's device

@@ -163,19 +163,31 @@ async fn the_demo_runs_cancels_and_rejects_bad_settings_on_the_cpu_fallback() {
     demo.load(MANIFEST, UNET, CLASSIFIER).unwrap();
     let mut s = settings(4);
     s.classes = vec![7];
-    demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
+    let run = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
     let mut steps = Vec::new();
-    while let Some(f) = demo.step().await.unwrap() {
+    while let Some(f) = demo.step(run).await.unwrap() {
         assert_eq!(f.x_t().len(), 28 * 28);
         assert!(f.p()[0] > 0.0 && f.p()[0] <= 1.0);
         steps.push(f.step());
     }
     assert_eq!(steps, vec![1, 2, 3, 4]);
     // Cancel ends the run: the next step has nothing to do.
-    demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
-    assert!(demo.step().await.unwrap().is_some());
+    let run = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert!(demo.step(run).await.unwrap().is_some());
     demo.cancel();
-    assert!(demo.step().await.unwrap().is_none());
+    assert!(demo.step(run).await.unwrap().is_none());
+    // A new run's token is new, and the old token never steps it.
+    let next = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_ne!(next, run);
+    assert!(demo.step(run).await.unwrap().is_none());
+    assert_eq!(demo.step(next).await.unwrap().unwrap().step(), 1);
+    // A step asked for before its run was replaced hands back no frame, and the new run starts
+    // at its own step 1 (the page test "Cancel then Generate" covers a replacement that lands
+    // while a step awaits the device).
+    let pending = demo.step(next);
+    let newest = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert!(pending.await.unwrap().is_none());
+    assert_eq!(demo.step(newest).await.unwrap().unwrap().step(), 1);
     // An impossible setting is a sentence, not a panic.
     s.classes = vec![11];
     let err = demo

@@ -11,6 +11,7 @@ const state = {
   demo: null,
   manifest: null, // the manifest text, as Rust normalised it
   running: false,
+  run: null, // the token of the run in progress (Demo.start), null when none
   frames: null, // the last frame's bytes, for the view toggle and the PNG
   history: [], // mean p(target) per step
   settings: null,
@@ -302,8 +303,11 @@ function setRunning(on) {
 
 const fmtSecs = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 
+// One run at a time, provably: `state.run` holds the token of the run the page shows (Demo.start
+// hands it out). A loop whose token is no longer current (cancelled, or replaced by a new run)
+// stops without drawing, charting or reporting anything, and the Demo refuses to step it.
 async function generate() {
-  if (state.running) return; // one run at a time
+  if (state.running) return;
   const s = currentSettings();
   writeUrl();
   const settings = {
@@ -314,21 +318,29 @@ async function generate() {
     seed: s.seed,
     schedule: "linear",
   };
+  let run;
   try {
-    state.demo.start(JSON.stringify(settings));
+    run = state.demo.start(JSON.stringify(settings));
   } catch (e) {
     fail(messageOf(e));
     return;
   }
+  const current = () => state.run === run;
+  state.run = run;
   state.settings = s;
   state.history = [];
   setRunning(true);
+  status(`Sampling: starting ${settings.steps} steps…`);
   const started = performance.now();
   performance.mark("run-start");
   let last = started;
   let frame;
   try {
-    while ((frame = await state.demo.step())) {
+    while ((frame = await state.demo.step(run))) {
+      if (!current()) {
+        frame.free();
+        return;
+      }
       const now = performance.now();
       const elapsed = (now - started) / 1000;
       const rate = frame.step / elapsed;
@@ -344,26 +356,31 @@ async function generate() {
       frame.free();
       // Let the page paint and take clicks between steps.
       await new Promise((r) => setTimeout(r, 0));
-      if (!state.running) break;
+      if (!current()) return;
     }
   } catch (e) {
-    fail(`${messageOf(e)}`);
+    if (current()) fail(`${messageOf(e)}`);
     return;
   }
+  if (!current()) return; // cancelled: cancel() has said so
   const secs = (performance.now() - started) / 1000;
-  if (state.running && state.history.length === settings.steps) {
+  state.run = null;
+  if (state.history.length === settings.steps) {
     performance.mark("run-done");
     status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
     $("timing").textContent = `final p(${s.class}) = ${state.history.at(-1).toFixed(2)} · seed ${s.seed}`;
   } else {
-    status(`Cancelled at step ${state.history.length} of ${settings.steps}.`);
+    fail(`The run stopped after ${state.history.length} of ${settings.steps} steps without an error; press Generate to try again.`);
+    return;
   }
   setRunning(false);
 }
 
 function cancel() {
-  state.demo?.cancel();
-  state.running = false;
+  if (state.run === null || state.run === undefined) return;
+  state.demo.cancel();
+  state.run = null;
+  status(`Cancelled at step ${state.history.length} of ${state.settings.steps}.`);
   setRunning(false);
 }
 

@@ -26,7 +26,7 @@ async function start(page, { batch, total }) {
   await page.evaluate(([batch, total]) => {
     const { Demo, demo } = globalThis.guidedDdpm;
     const g = JSON.parse(Demo.default_guidance());
-    demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance: g, steps: total, method: "ddpm", seed: 1, schedule: "linear" }));
+    globalThis.__benchRun = demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance: g, steps: total, method: "ddpm", seed: 1, schedule: "linear" }));
   }, [batch, total]);
 }
 
@@ -36,7 +36,7 @@ function steps(page, n) {
     const { demo } = globalThis.guidedDdpm;
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
-      const f = await demo.step();
+      const f = await demo.step(globalThis.__benchRun);
       if (!f) throw new Error("the run ended early");
       f.x_t; f.x0; f.p; // the page reads all three
       f.free();

@@ -99,6 +99,39 @@ test("Cancel stops a run within a step, and Generate does not start a second run
   }
 });
 
+// Cancel then Generate in the same task, while a step is in flight: the cancelled run's last
+// frame must not be drawn, charted or counted, and must not step the new run. Each new run ends
+// Done with exactly its own N steps (the page reports a run that stops short as an error).
+// Checked by hand against the page and Demo before run tokens (commit f375d19): both paths
+// failed, the new run's status read "Cancelled at step 25 of 25." though nobody cancelled it.
+async function cancelThenGenerate(page, rounds) {
+  for (let i = 0; i < rounds; i++) {
+    await page.waitForFunction(() => /step ([2-9]|1\d) of 25/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    await page.evaluate(() => {
+      document.getElementById("cancel").click();
+      document.getElementById("generate").click();
+    });
+    await page.waitForFunction(() => /^(Done|Something|The run)/.test(document.getElementById("status").textContent) || document.getElementById("status").classList.contains("error"), null, { timeout: SLOW });
+    assert.match(await status(page), /^Done: 1 × digit 4/);
+    assert.equal(await page.locator("#progress").evaluate((p) => p.value), 1);
+    if (i + 1 < rounds) await page.click("#generate");
+  }
+}
+
+for (const [name, query] of [["the CPU path", "backend=cpu"], ["WebGPU", "backend=webgpu"]]) {
+  test(`Cancel then Generate at once, again and again, on ${name}: every new run ends Done with its own steps`, { timeout: SLOW }, async () => {
+    const b = await open({ webgpu: query === "backend=webgpu" });
+    try {
+      await ready(b.page, `?steps=25&n=1&class=4&${query}`);
+      await b.page.click("#generate");
+      await cancelThenGenerate(b.page, query === "backend=cpu" ? 5 : 2);
+      assert.deepEqual(b.errors, []);
+    } finally {
+      await b.close();
+    }
+  });
+}
+
 test("a broken weight file shows a plain-language error", { timeout: SLOW }, async () => {
   const broken = await serve(DIST, 0, { override: (p) => (p.endsWith("/unet.safetensors") ? { status: 200, body: Buffer.from("truncated") } : null) });
   const b = await open();

@@ -35,7 +35,7 @@ async function main() {
     await page.goto(`${server.url}?backend=webgpu&n=1`);
     await page.waitForSelector("body[data-ready=true]", { timeout: 30 * 60_000 });
     adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0];
-    const names = await page.evaluate(() => globalThis.guidedDdpm.Demo.constructor_runs());
+    const names = await page.evaluate(() => window.wasmBindings.constructor_runs());
     log(`${adapter}; static constructors ran ${names} time(s)`);
     host = await hostCost(page, { timed: STEPS });
     log(`main thread ${host.main_ms_per_step.toFixed(1)} ms/step, ${host.calls.dispatches} dispatches/step`);
