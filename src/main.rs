@@ -96,14 +96,14 @@ struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Peak learning rate (default: 4e-4 for the U-Net, 1e-3 for the classifiers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     #[arg(long, default_value_t = 200)]
     warmup: usize,
-    #[arg(long, default_value_t = 0.999)]
+    #[arg(long, default_value_t = 0.999, allow_negative_numbers = true)]
     ema_decay: f64,
     /// Minutes between checkpoints.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     checkpoint_minutes: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -237,19 +237,29 @@ fn run(command: Command) -> Result<(), Error> {
 fn train_cmd(a: TrainArgs) -> Result<(), Error> {
     ctrlc::set_handler(|| train::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
         .map_err(|e| Error::Setting(format!("cannot install the Ctrl-C handler: {e}")))?;
-    let (train_set, _) = data::load(&a.data)?.split();
+    let checkpoint_every = Duration::try_from_secs_f64(a.checkpoint_minutes * 60.0)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::Setting(format!(
+                "--checkpoint-minutes must be a positive number of minutes, got {}",
+                a.checkpoint_minutes
+            ))
+        })?;
     let opts = TrainOptions {
         steps: a.steps,
         batch: a.batch,
         lr: a.lr.unwrap_or(if a.net == Net::Unet { 4e-4 } else { 1e-3 }),
         warmup: a.warmup,
         ema_decay: a.ema_decay,
-        checkpoint_every: Duration::from_secs_f64(a.checkpoint_minutes * 60.0),
+        checkpoint_every,
         seed: a.seed,
         dir: a.dir,
         resume: a.resume,
         quiet: false,
     };
+    opts.validate()?;
+    let (train_set, _) = data::load(&a.data)?.split();
     let device = a.device.device()?.autodiff();
     let state = match a.net {
         Net::Unet => train::train_unet(&UNetConfig::new(), &train_set, &opts, &device)?.1,
@@ -272,6 +282,7 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
 }
 
 fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
+    guided_ddpm::sampler::check_batch(a.n)?; // before `vec![class; n]` allocates
     let mut settings = SampleSettings {
         classes: vec![a.class; a.n],
         guidance: Guidance {

@@ -47,15 +47,21 @@ pub struct SampleSettings {
 /// The most samples one run may ask for (a 16-image grid in the browser, more natively).
 pub const MAX_BATCH: usize = 256;
 
+/// Rejects a batch size outside 1..=[`MAX_BATCH`] with a sentence; callers check a count before
+/// they allocate anything for it.
+pub fn check_batch(n: usize) -> Result<(), Error> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(Error::Setting(format!(
+            "the number of samples must be between 1 and {MAX_BATCH}, got {n}"
+        )));
+    }
+    Ok(())
+}
+
 impl SampleSettings {
     /// Rejects impossible settings with a sentence that names the problem.
     pub fn validate(&self) -> Result<(), Error> {
-        if self.classes.is_empty() || self.classes.len() > MAX_BATCH {
-            return Err(Error::Setting(format!(
-                "the number of samples must be between 1 and {MAX_BATCH}, got {}",
-                self.classes.len()
-            )));
-        }
+        check_batch(self.classes.len())?;
         if let Some(c) = self.classes.iter().find(|&&c| c >= NUM_CLASSES) {
             return Err(Error::Setting(format!(
                 "the class must be a digit from 0 to 9, got {c}"

@@ -51,6 +51,54 @@ fn bad_input_gets_one_line_and_exit_code_2() {
             &["sample", "--class", "3", "--weights", "/nonexistent-folder"],
             "cannot read /nonexistent-folder/manifest.json",
         ),
+        // Checked before anything is allocated for it (this aborted on the allocation before).
+        (
+            &[
+                "sample",
+                "--class",
+                "3",
+                "--n",
+                "100000000000",
+                "--random-init",
+            ],
+            "the number of samples must be between 1 and 256, got 100000000000",
+        ),
+        // Training flags are checked before the data is read or a network is built (these
+        // panicked inside std or burn before).
+        (
+            &[
+                "train",
+                "unet",
+                "--steps",
+                "1",
+                "--checkpoint-minutes",
+                "-1",
+            ],
+            "--checkpoint-minutes must be a positive number of minutes, got -1",
+        ),
+        (
+            &[
+                "train",
+                "unet",
+                "--steps",
+                "1",
+                "--checkpoint-minutes",
+                "nan",
+            ],
+            "--checkpoint-minutes must be a positive number of minutes, got NaN",
+        ),
+        (
+            &["train", "unet", "--steps", "1", "--batch", "0"],
+            "--batch must be between 1 and 1024, got 0",
+        ),
+        (
+            &["train", "classifier", "--steps", "1", "--lr", "nan"],
+            "--lr must be a learning rate above 0 and at most 1, got NaN",
+        ),
+        (
+            &["train", "judge", "--steps", "1", "--ema-decay", "1"],
+            "--ema-decay must be at least 0 and below 1, got 1",
+        ),
     ];
     for (args, msg) in cases {
         let (code, stderr) = cli(args);

@@ -178,3 +178,83 @@ fn garbage_and_mismatched_files_give_errors_not_panics() {
         .to_string();
     assert!(err.contains("does not fit this network"), "{err}");
 }
+
+/// A manifest is input: shapes the layers cannot take, a hash that is not hex (non-ASCII once
+/// tripped a slice panic), a file name that is a path, and a schedule of another length are each
+/// a sentence from `Manifest::parse`, before any layer is built (before `Manifest::check`, each of
+/// these parsed, and `heads: 3` then reached the attention layer's assert).
+#[test]
+fn an_impossible_manifest_is_explained_not_asserted() {
+    let base = manifest_for(b"u", b"c");
+    let cases: Vec<(Manifest, &str)> = vec![
+        (
+            {
+                let mut m = base.clone();
+                m.unet.config.heads = 3;
+                m
+            },
+            "3 attention heads, which must divide its 16 channels",
+        ),
+        (
+            {
+                let mut m = base.clone();
+                m.unet.config.channels = [12, 16, 16];
+                m
+            },
+            "a layer of 12 channels; each must be a multiple of 8",
+        ),
+        (
+            {
+                let mut m = base.clone();
+                m.classifier.config.channels = [8, 8, 1 << 20];
+                m
+            },
+            "a layer of 1048576 channels",
+        ),
+        (
+            {
+                let mut m = base.clone();
+                m.classifier.config.emb_dim = 0;
+                m
+            },
+            "an embedding width of 0",
+        ),
+        (
+            {
+                let mut m = base.clone();
+                m.unet.sha256 = "é".repeat(32);
+                m
+            },
+            "it must be 64 lower-case hex digits",
+        ),
+        (
+            {
+                let mut m = base.clone();
+                m.classifier.file = "../../etc/passwd".into();
+                m
+            },
+            "it must be a plain file name",
+        ),
+        (
+            {
+                let mut m = base.clone();
+                m.schedule.steps = 4000;
+                m
+            },
+            "trained with 4000 timesteps",
+        ),
+    ];
+    for (m, want) in cases {
+        let err = Manifest::parse(&m.to_json())
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+    // A file whose manifest hash is not hex still gets the "corrupt" sentence, not a panic.
+    let mut m = base.clone();
+    m.unet.sha256 = "é".repeat(32);
+    let err = m.unet.verify(b"u").err().unwrap().to_string();
+    assert!(err.contains("the manifest says éééé"), "{err}");
+    assert!(Manifest::parse(&base.to_json()).is_ok());
+}

@@ -39,6 +39,11 @@ pub struct Classifier {
 }
 
 impl ClassifierConfig {
+    /// Rejects a shape the layers cannot take, with a sentence.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        super::check_shape("classifier", self.channels, self.emb_dim)
+    }
+
     pub fn init(&self, device: &Device) -> Classifier {
         let [c0, c1, c2] = self.channels;
         let e = self.emb_dim;

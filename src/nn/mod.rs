@@ -20,6 +20,30 @@ pub const SIDE: usize = 28;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+/// The widest layer a config may ask for: far above the shipped networks (128 channels), and low
+/// enough that a corrupt manifest cannot ask for gigabytes.
+pub const MAX_WIDTH: usize = 1024;
+
+/// Checks a network's channels (multiples of GroupNorm's group count, at most [`MAX_WIDTH`]) and
+/// embedding width (1 to [`MAX_WIDTH`]).
+fn check_shape(net: &str, channels: [usize; 3], emb_dim: usize) -> Result<(), crate::Error> {
+    let g = blocks::GROUPS;
+    if let Some(c) = channels
+        .iter()
+        .find(|&&c| c == 0 || c > MAX_WIDTH || !c.is_multiple_of(g))
+    {
+        return Err(crate::Error::Weights(format!(
+            "the {net} config has a layer of {c} channels; each must be a multiple of {g} (GroupNorm's groups) from {g} to {MAX_WIDTH}"
+        )));
+    }
+    if emb_dim == 0 || emb_dim > MAX_WIDTH {
+        return Err(crate::Error::Weights(format!(
+            "the {net} config has an embedding width of {emb_dim}; it must be from 1 to {MAX_WIDTH}"
+        )));
+    }
+    Ok(())
+}
+
 /// Timestep indices as the float tensor the networks read.
 pub fn t_tensor(t: &[usize], device: &Device) -> Tensor<1> {
     let v: Vec<f32> = t.iter().map(|&x| x as f32).collect();

@@ -50,6 +50,20 @@ pub struct UNet {
 }
 
 impl UNetConfig {
+    /// Rejects a shape the layers cannot take, with a sentence (a manifest is input, and `init`
+    /// would otherwise trip an assert inside a layer).
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        super::check_shape("U-Net", self.channels, self.emb_dim)?;
+        let c2 = self.channels[2];
+        if self.heads == 0 || !c2.is_multiple_of(self.heads) {
+            return Err(crate::Error::Weights(format!(
+                "the U-Net config has {} attention heads, which must divide its {c2} channels at 7x7",
+                self.heads
+            )));
+        }
+        Ok(())
+    }
+
     pub fn init(&self, device: &Device) -> UNet {
         let [c0, c1, c2] = self.channels;
         let e = self.emb_dim;

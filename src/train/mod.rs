@@ -50,6 +50,45 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
+/// The largest training batch: 16x the default, and far below what would exhaust memory here.
+pub const MAX_TRAIN_BATCH: usize = 1024;
+
+impl TrainOptions {
+    /// Rejects settings the loop cannot run, with a sentence naming the flag.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |flag: &str, want: &str, got: String| {
+            Err(Error::Setting(format!(
+                "--{flag} must be {want}, got {got}"
+            )))
+        };
+        if self.batch == 0 || self.batch > MAX_TRAIN_BATCH {
+            return bad(
+                "batch",
+                &format!("between 1 and {MAX_TRAIN_BATCH}"),
+                self.batch.to_string(),
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return bad(
+                "lr",
+                "a learning rate above 0 and at most 1",
+                self.lr.to_string(),
+            );
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return bad(
+                "ema-decay",
+                "at least 0 and below 1",
+                self.ema_decay.to_string(),
+            );
+        }
+        if self.checkpoint_every.is_zero() {
+            return bad("checkpoint-minutes", "positive", "0".into());
+        }
+        Ok(())
+    }
+}
+
 /// What a checkpoint records besides the tensors.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunState {
@@ -113,6 +152,7 @@ where
     M: Module + Clone,
     F: FnMut(&M, &mut StdRng) -> (Tensor<1>, usize),
 {
+    opts.validate()?;
     std::fs::create_dir_all(&opts.dir)
         .map_err(Error::io(format!("creating {}", opts.dir.display())))?;
     let files = CheckpointFiles::new(&opts.dir, name);

@@ -48,6 +48,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// A weight file's name (a plain file name beside the manifest, never a path) and its sha256 (64
+/// lower-case hex digits).
+fn check_entry(file: &str, sha256: &str) -> Result<(), Error> {
+    let plain = !file.is_empty()
+        && !file.starts_with('.')
+        && file
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !plain {
+        return Err(Error::Weights(format!(
+            "{MANIFEST} names the weight file {file:?}; it must be a plain file name beside the manifest"
+        )));
+    }
+    if sha256.len() != 64 || !sha256.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
+        return Err(Error::Weights(format!(
+            "{MANIFEST} gives {file} the sha256 {sha256:?}; it must be 64 lower-case hex digits"
+        )));
+    }
+    Ok(())
+}
+
 impl<C> NetFile<C> {
     /// Checks that `bytes` are this file: its size first (a truncated download), then its hash.
     pub fn verify(&self, bytes: &[u8]) -> Result<(), Error> {
@@ -65,7 +86,7 @@ impl<C> NetFile<C> {
                 "{} has sha256 {}, the manifest says {}: the file is corrupt or from another export; fetch it again",
                 self.file,
                 &got[..12],
-                &self.sha256[..self.sha256.len().min(12)]
+                self.sha256.chars().take(12).collect::<String>()
             )));
         }
         Ok(())
@@ -87,8 +108,27 @@ impl Manifest {
                 v.format_version
             )));
         }
-        serde_json::from_str(text)
-            .map_err(|e| Error::Weights(format!("{MANIFEST} is not valid: {e}")))
+        let m: Self = serde_json::from_str(text)
+            .map_err(|e| Error::Weights(format!("{MANIFEST} is not valid: {e}")))?;
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Checks what the types cannot: the schedule length, each file's name and hash format, and
+    /// both network shapes. A manifest is input (downloaded, or edited by hand), so each problem
+    /// is a sentence, never an assert further down.
+    fn check(&self) -> Result<(), Error> {
+        if self.schedule.steps != crate::schedule::T {
+            return Err(Error::Weights(format!(
+                "{MANIFEST} says the networks were trained with {} timesteps; this build samples with {}",
+                self.schedule.steps,
+                crate::schedule::T
+            )));
+        }
+        check_entry(&self.unet.file, &self.unet.sha256)?;
+        check_entry(&self.classifier.file, &self.classifier.sha256)?;
+        self.unet.config.validate()?;
+        self.classifier.config.validate()
     }
 
     pub fn to_json(&self) -> String {
