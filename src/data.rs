@@ -125,7 +125,7 @@ pub fn prepare(dir: &Path) -> Result<PathBuf, Error> {
     out.extend_from_slice(&(digits.len() as u32).to_le_bytes());
     out.extend_from_slice(&digits.labels);
     out.extend_from_slice(&digits.pixels);
-    std::fs::write(&bin, out).map_err(Error::io(format!("writing {}", bin.display())))?;
+    crate::atomic::write(&bin, &out)?;
     Ok(bin)
 }
 

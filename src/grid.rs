@@ -49,9 +49,8 @@ pub fn write_png(
             big.push(pixels[(r / zoom) * width + c / zoom]);
         }
     }
-    let file =
-        std::fs::File::create(path).map_err(Error::io(format!("creating {}", path.display())))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), zw as u32, zh as u32);
+    let mut encoded = Vec::new();
+    let mut enc = png::Encoder::new(&mut encoded, zw as u32, zh as u32);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
     let fail = |e: png::EncodingError| Error::Io {
@@ -61,5 +60,6 @@ pub fn write_png(
     enc.write_header()
         .map_err(fail)?
         .write_image_data(&big)
-        .map_err(fail)
+        .map_err(fail)?;
+    crate::atomic::write(path, &encoded)
 }

@@ -10,6 +10,8 @@
 //!
 //! Natively the crate also trains the networks (`train`, behind the `cli` feature).
 
+#[cfg(not(target_family = "wasm"))]
+pub mod atomic;
 pub mod bench;
 #[cfg(target_family = "wasm")]
 pub mod ctors;

@@ -1,7 +1,6 @@
 //! A minimal writer of NumPy `.npz` archives: a zip of `.npy` files, stored without compression
 //! (NumPy's `np.savez`). Enough for uint8 and int64 arrays.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::Error;
@@ -81,11 +80,7 @@ pub fn write(path: &Path, arrays: &[Array]) -> Result<(), Error> {
     end.extend_from_slice(&(central.len() as u32).to_le_bytes());
     end.extend_from_slice(&(body.len() as u32).to_le_bytes());
     end.extend_from_slice(&0u16.to_le_bytes());
-    let mut f =
-        std::fs::File::create(path).map_err(Error::io(format!("creating {}", path.display())))?;
-    for part in [&body, &central, &end] {
-        f.write_all(part)
-            .map_err(Error::io(format!("writing {}", path.display())))?;
-    }
-    Ok(())
+    body.extend_from_slice(&central);
+    body.extend_from_slice(&end);
+    crate::atomic::write(path, &body)
 }

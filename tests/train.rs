@@ -66,3 +66,24 @@ fn a_resumed_run_goes_on_from_its_checkpoint_with_or_without_the_optimizer_state
     assert!(log.lines().next().unwrap().starts_with("step,loss"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `atomic::write` replaces a file whole and leaves no temporary file behind; a write that cannot
+/// happen leaves the old file as it was and says which file it was writing.
+#[test]
+fn atomic_writes_replace_whole_files_or_nothing() {
+    use guided_ddpm::atomic;
+    let dir = std::env::temp_dir().join(format!("guided-ddpm-atomic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("manifest.json");
+    atomic::write(&path, b"old").unwrap();
+    atomic::write(&path, b"new contents").unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"new contents");
+    assert!(!atomic::temp_path(&path).exists());
+    // A temporary file that cannot be renamed over a directory: the write fails and says so.
+    let blocked = dir.join("blocked");
+    std::fs::create_dir_all(blocked.join("inside")).unwrap();
+    let err = atomic::write(&blocked, b"x").err().unwrap().to_string();
+    assert!(err.contains("writing") && err.contains("blocked"), "{err}");
+    assert!(blocked.join("inside").is_dir() && !atomic::temp_path(&blocked).exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

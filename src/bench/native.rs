@@ -163,10 +163,11 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
     if let Some(dir) = opts.out.parent() {
         std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     }
-    std::fs::write(
+    crate::atomic::write(
         &opts.out,
-        serde_json::to_string_pretty(&report).expect("the report serializes"),
-    )
-    .map_err(Error::io(format!("writing {}", opts.out.display())))?;
+        serde_json::to_string_pretty(&report)
+            .expect("the report serializes")
+            .as_bytes(),
+    )?;
     Ok(report)
 }

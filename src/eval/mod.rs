@@ -387,9 +387,8 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
 fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Result<(), Error> {
     let out = &opts.out;
     let json = serde_json::to_string_pretty(report).expect("report serializes");
-    std::fs::write(out.join("eval.json"), json).map_err(Error::io("writing eval.json"))?;
-    std::fs::write(out.join("EVAL.md"), markdown(report, manifest))
-        .map_err(Error::io("writing EVAL.md"))?;
+    crate::atomic::write(&out.join("eval.json"), json.as_bytes())?;
+    crate::atomic::write(&out.join("EVAL.md"), markdown(report, manifest).as_bytes())?;
     let mut manifest = manifest.clone();
     let settings: serde_json::Map<String, serde_json::Value> = report
         .settings
@@ -414,8 +413,7 @@ fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Res
         "settings": settings,
     });
     let path = opts.weights.join(crate::weights::MANIFEST);
-    std::fs::write(&path, manifest.to_json())
-        .map_err(Error::io(format!("writing {}", path.display())))
+    crate::atomic::write(&path, manifest.to_json().as_bytes())
 }
 
 fn markdown(r: &Report, m: &Manifest) -> String {

@@ -21,10 +21,9 @@ pub fn export(checkpoints: &Path, out: &Path) -> Result<Manifest, Error> {
     let (unet_cfg, cls_cfg) = (UNetConfig::new(), ClassifierConfig::new());
     let unet = load_ema(unet_cfg.init(&device), checkpoints, Net::Unet.name())?;
     let classifier = load_ema(cls_cfg.init(&device), checkpoints, Net::Classifier.name())?;
-    let write = |name: &str, bytes: &[u8]| -> Result<(), Error> {
-        let path = out.join(name);
-        std::fs::write(&path, bytes).map_err(Error::io(format!("writing {}", path.display())))
-    };
+    // Each file is replaced atomically, the manifest last. A kill between the files leaves a
+    // manifest whose hashes name the old files, which the loader then reports as stale.
+    let write = |name: &str, bytes: &[u8]| crate::atomic::write(&out.join(name), bytes);
     let ub = store::to_safetensors(&unet)?;
     let cb = store::to_safetensors(&classifier)?;
     write("unet.safetensors", &ub)?;

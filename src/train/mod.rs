@@ -257,8 +257,9 @@ fn save<M: Module + Clone>(
     state: &RunState,
 ) -> Result<(), Error> {
     let err = |p: &Path| file_err("cannot write", p);
-    // Write to temporary names first so that a kill mid-save keeps the previous checkpoint.
-    let tmp = |p: &Path| p.with_extension("tmp");
+    // Each file goes to a temporary name first and is renamed into place, so a kill mid-save
+    // keeps every file whole; the run state (the step counter) is replaced last.
+    let tmp = |p: &Path| crate::atomic::temp_path(p);
     model
         .clone()
         .save_file(tmp(&files.model))
@@ -267,11 +268,11 @@ fn save<M: Module + Clone>(
         .save_file(tmp(&files.ema))
         .map_err(err(&files.ema))?;
     optim.save(tmp(&files.optim)).map_err(err(&files.optim))?;
-    let json = serde_json::to_string_pretty(state).expect("run state serializes");
-    std::fs::write(tmp(&files.state), json).map_err(Error::io("writing the run state"))?;
-    for p in [&files.model, &files.ema, &files.optim, &files.state] {
+    for p in [&files.model, &files.ema, &files.optim] {
         std::fs::rename(tmp(p), p).map_err(Error::io(format!("replacing {}", p.display())))?;
     }
+    let json = serde_json::to_string_pretty(state).expect("run state serializes");
+    crate::atomic::write(&files.state, json.as_bytes())?;
     Ok(())
 }
 
