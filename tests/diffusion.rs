@@ -2,6 +2,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 use guided_ddpm::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean, q_sample};
+use guided_ddpm::guidance::condition_mean;
 use guided_ddpm::schedule::{BetaSchedule, Schedule};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -91,4 +92,91 @@ fn the_last_ancestral_step_adds_no_noise() {
     let noisy = values(ancestral_sample(&s, 1, mean, z));
     let expected = 0.25 + s.posterior_variance[1].sqrt() as f32;
     assert!((noisy[0] - expected).abs() < 1e-6);
+}
+
+/// The posterior mean's coefficients (DDPM Eq. 7), pinned against an independent float64
+/// computation of the same formulas in plain Python:
+/// coef1 = beta_t sqrt(abar_{t-1}) / (1 - abar_t), coef2 = (1 - abar_{t-1}) sqrt(alpha_t) / (1 - abar_t).
+#[test]
+fn posterior_mean_coefficients_are_pinned() {
+    let s = Schedule::new(BetaSchedule::Linear);
+    for (t, c1, c2) in [
+        (1, 0.5452914995102903, 0.4547084989905303),
+        (499, 0.0030700711142649766, 0.9941066702101666),
+        (999, 0.00012835148717224682, 0.9899486782675173),
+    ] {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 + 1e-9 * b.abs();
+        assert!(
+            close(s.posterior_mean_coef1[t], c1),
+            "coef1[{t}] = {}",
+            s.posterior_mean_coef1[t]
+        );
+        assert!(
+            close(s.posterior_mean_coef2[t], c2),
+            "coef2[{t}] = {}",
+            s.posterior_mean_coef2[t]
+        );
+    }
+}
+
+/// One classifier-guided ancestral step at t = 499 on a 2x2 image, every intermediate pinned
+/// against the same independent float64 computation: x0_hat from the true eps, the posterior mean
+/// (Eq. 7), the guided mean mu + s Sigma_t g (Dhariwal & Nichol Alg. 1, s = 4) and
+/// x_{t-1} = mean + sqrt(Sigma_t) z. Unlike the reverse loop above, whose last step returns x0
+/// whatever came before, a wrong step fails here. Checked by hand: dropping the x_t term of the
+/// posterior mean, or flipping the sign of the guidance shift in `condition_mean`, fails it.
+#[test]
+fn one_guided_reverse_step_matches_an_independent_float64_computation() {
+    let device = Device::flex();
+    let s = Schedule::new(BetaSchedule::Linear);
+    let k = 499;
+    let t4 =
+        |v: [f32; 4]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, 2, 2]), &device);
+    let x_t = t4([
+        0.42813782325723804,
+        -1.2219665079760056,
+        0.25230074659865825,
+        1.6394707825361956,
+    ]);
+    let eps = t4([0.3, -1.2, 0.0, 2.0]);
+    let z = t4([1.0, -0.5, 0.25, 0.0]);
+    let grad = t4([1.0, -1.0, 0.5, 0.0]);
+    let step = p_mean(&s, k, x_t, eps);
+    let near = |got: Vec<f32>, want: [f64; 4], what: &str| {
+        for (g, w) in got.iter().zip(want) {
+            assert!((*g as f64 - w).abs() < 2e-6, "{what}: {got:?} vs {want:?}");
+        }
+    };
+    near(values(step.x0.clone()), [0.5, -0.25, 0.9, -1.0], "x0_hat");
+    near(
+        values(step.mean.clone()),
+        [
+            0.42714970142641423,
+            -1.2155325741309382,
+            0.2535769190955697,
+            1.6267387694196487,
+        ],
+        "posterior mean",
+    );
+    let guided = condition_mean(step.mean.clone(), s.posterior_variance[k], 4.0, grad);
+    near(
+        values(guided),
+        [
+            0.46727512308486896,
+            -1.255657995789393,
+            0.27363962992479707,
+            1.6267387694196487,
+        ],
+        "guided mean",
+    );
+    near(
+        values(ancestral_sample(&s, k, step.mean, z)),
+        [
+            0.5273063557965243,
+            -1.2656109013159933,
+            0.2786160826880972,
+            1.6267387694196487,
+        ],
+        "x_{t-1}",
+    );
 }
