@@ -6,6 +6,7 @@
 //! real-vs-real floor. Results go to `docs/eval.json` (one entry per setting, so an interrupted
 //! run continues where it stopped) and `docs/EVAL.md` with a sample grid per setting.
 
+pub mod fidelity;
 pub mod frechet;
 
 use std::path::PathBuf;
@@ -38,7 +39,22 @@ pub struct SettingResult {
     pub accuracy_per_class: Vec<f64>,
     pub accuracy: f64,
     pub frechet: f64,
+    /// Improved precision and recall against the held-out digits (judge features, k =
+    /// `fidelity::K`); absent (0) in rows evaluated before they were measured.
+    #[serde(default)]
+    pub precision: f64,
+    #[serde(default)]
+    pub recall: f64,
+    #[serde(default)]
+    pub ink: fidelity::Ink,
     pub seconds: f64,
+}
+
+impl SettingResult {
+    /// Whether the row has the fidelity metrics (rows from before they existed do not).
+    pub fn has_fidelity(&self) -> bool {
+        self.ink.mean > 0.0
+    }
 }
 
 /// Everything `docs/eval.json` holds.
@@ -51,6 +67,13 @@ pub struct Report {
     pub classifier_accuracy_by_t_quartile: Vec<f64>,
     /// Frechet distance of judge features, 1,000 train digits vs the 1,000 held-out ones.
     pub real_vs_real_frechet: f64,
+    /// Precision and recall of real train digits (`n_per_class` of each class, as many as a
+    /// setting samples) against the held-out ones: what a perfect sampler would score.
+    #[serde(default)]
+    pub real_vs_real_precision_recall: [f64; 2],
+    /// Ink of the 1,000 held-out digits.
+    #[serde(default)]
+    pub held_out_ink: fidelity::Ink,
     pub settings: Vec<SettingResult>,
 }
 
@@ -205,6 +228,7 @@ fn run_setting(
         vec![Vec::new(); NUM_CLASSES],
     );
     let mut total = vec![0usize; NUM_CLASSES];
+    let mut pixels = Vec::new();
     for b in 0..batches {
         let classes: Vec<usize> = (0..NUM_CLASSES)
             .flat_map(|c| std::iter::repeat_n(c, per_batch))
@@ -221,6 +245,7 @@ fn run_setting(
             .run(|_| std::ops::ControlFlow::Continue(()))
             .expect("never cancelled");
         let values = x.clone().try_into_vec_as::<f32>().expect("samples");
+        pixels.extend_from_slice(&values);
         let (pred, f) = judge(judge_net, x);
         feats.extend(f);
         for (i, (&c, &p)) in classes.iter().zip(&pred).enumerate() {
@@ -244,6 +269,7 @@ fn run_setting(
         .map(|(&c, &t)| c as f64 / t as f64)
         .collect();
     let d = judge_net.feature_dim();
+    let (precision, recall) = fidelity::precision_recall(held_feats, &feats, d, fidelity::K);
     let result = SettingResult {
         label: label.to_string(),
         guidance,
@@ -253,9 +279,24 @@ fn run_setting(
         accuracy: per_class.iter().sum::<f64>() / NUM_CLASSES as f64,
         accuracy_per_class: per_class,
         frechet: frechet::between(&feats, held_feats, d),
+        precision,
+        recall,
+        ink: fidelity::ink(&pixels),
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((result, grid_rows.concat()))
+}
+
+/// Indices of the first `n` digits of each class.
+fn first_per_class(digits: &Digits, n: usize) -> Vec<usize> {
+    let mut per = [0usize; NUM_CLASSES];
+    (0..digits.len())
+        .filter(|&i| {
+            let c = digits.labels[i] as usize;
+            per[c] += 1;
+            per[c] <= n
+        })
+        .collect()
 }
 
 fn slug(label: &str) -> String {
@@ -292,17 +333,17 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let (acc, held_feats) = judge_digits(&judge_net, &held, &held_idx, &device);
     report.judge_held_out_accuracy = acc;
     // 100 train digits of each class, the first ones, against the held-out set.
-    let mut per = [0usize; NUM_CLASSES];
-    let train_idx: Vec<usize> = (0..train_set.len())
-        .filter(|&i| {
-            let c = train_set.labels[i] as usize;
-            per[c] += 1;
-            per[c] <= 100
-        })
-        .collect();
+    let train_idx = first_per_class(&train_set, 100);
     let (_, train_feats) = judge_digits(&judge_net, &train_set, &train_idx, &device);
     let d = judge_net.feature_dim();
     report.real_vs_real_frechet = frechet::between(&train_feats, &held_feats, d);
+    // As many train digits as a setting samples, for the real-vs-real precision and recall.
+    let same_n = first_per_class(&train_set, opts.n_per_class);
+    let (_, same_n_feats) = judge_digits(&judge_net, &train_set, &same_n, &device);
+    let (p, r) = fidelity::precision_recall(&held_feats, &same_n_feats, d, fidelity::K);
+    report.real_vs_real_precision_recall = [p, r];
+    let held_pixels: Vec<f32> = (0..held.len()).flat_map(|i| held.image(i)).collect();
+    report.held_out_ink = fidelity::ink(&held_pixels);
     report.classifier_accuracy_by_t_quartile = classifier_by_quartile(&classifier, &held, &ad);
     eprintln!(
         "judge {:.2}% on held-out; classifier by t-quartile {:?}; real-vs-real FD {:.3}",
@@ -324,6 +365,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
                 && r.guidance == guidance
                 && r.n_per_class >= opts.n_per_class
                 && r.steps == opts.steps
+                && r.has_fidelity()
         }) {
             continue;
         }
@@ -439,24 +481,36 @@ fn markdown(r: &Report, m: &Manifest) -> String {
         q.join(", ")
     );
     s += &format!("- Real-vs-real floor: Frechet distance of judge features, 1,000 train vs 1,000 held-out digits: {:.3}.\n\n", r.real_vs_real_frechet);
-    s += "Samples: DDPM, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits).\n\n";
-    s += "| setting | weights | steps | N/class | judged acc. | FD | ";
+    let [rp, rr] = r.real_vs_real_precision_recall;
+    s += &format!("- Real-vs-real precision / recall (train digits, as many per class as each setting samples, against the held-out ones; k = {}): {rp:.3} / {rr:.3}. Held-out ink: mean {:.3}, stroke share {:.3}.\n\n", fidelity::K, r.held_out_ink.mean, r.held_out_ink.stroke);
+    s += "Samples: DDPM, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits); precision / recall = improved precision and recall (Kynkaanniemi et al. 2019) in judge features against the held-out digits; ink = mean darkness of the samples, (x + 1) / 2 per pixel, next to the held-out digits' above.\n\n";
+    s += "| setting | weights | steps | N/class | judged acc. | FD | precision | recall | ink | ";
     s += &(0..NUM_CLASSES)
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(" | ");
-    s += " | time |\n|---|---|---|---|---|---|";
+    s += " | time |\n|---|---|---|---|---|---|---|---|---|";
     s += &"---|".repeat(NUM_CLASSES + 1);
     s += "\n";
     for x in &r.settings {
+        let fid = |v: f64| {
+            if x.has_fidelity() {
+                format!("{v:.3}")
+            } else {
+                "–".into()
+            }
+        };
         s += &format!(
-            "| {} | {} | {} | {} | **{:.1}%** | {:.3} | ",
+            "| {} | {} | {} | {} | **{:.1}%** | {:.3} | {} | {} | {} | ",
             x.label,
             x.weights,
             x.steps,
             x.n_per_class,
             100.0 * x.accuracy,
-            x.frechet
+            x.frechet,
+            fid(x.precision),
+            fid(x.recall),
+            fid(x.ink.mean)
         );
         s += &x
             .accuracy_per_class

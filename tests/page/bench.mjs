@@ -145,7 +145,7 @@ async function measure(server, { cpu }) {
     const cold = await visit(page, url);
     log("warm visit");
     const warm = await visit(page, url, { reload: true });
-    const adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0];
+    const adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
     const emulated = cpu || /swiftshader/i.test(adapter);
     log(`${cpu ? "wasm CPU" : "WebGPU"}: the page's side of a guided step`);
     const host = await hostCost(page, { gpu: !cpu, timed: env("BENCH_HOST_STEPS", 3) });

@@ -34,7 +34,7 @@ async function main() {
     page.on("pageerror", (e) => log(`page error: ${e}`));
     await page.goto(`${server.url}?backend=webgpu&n=1`);
     await page.waitForSelector("body[data-ready=true]", { timeout: 30 * 60_000 });
-    adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0];
+    adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
     const names = await page.evaluate(() => window.wasmBindings.constructor_runs());
     log(`${adapter}; static constructors ran ${names} time(s)`);
     host = await hostCost(page, { timed: STEPS });
