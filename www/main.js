@@ -46,23 +46,32 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 // Guidance defaults are replaced by the crate's own (guidance::DEFAULT) once the module loads.
 const DEFAULTS = { class: 7, mode: "both", s: 4, w: 1, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt" };
 
-function readUrl() {
+// The settings in the address bar; a value out of range or not offered by the page is replaced by
+// the default, and `notices` says so, naming both (a shared link must not show another setting
+// without a word).
+function readUrl(notices = []) {
   const q = new URLSearchParams(location.search);
-  const num = (k, lo, hi) => {
-    const v = Number(q.get(k));
-    return q.has(k) && Number.isFinite(v) && v >= lo && v <= hi ? v : DEFAULTS[k];
+  const get = (k, ok, fix = (v) => v) => {
+    if (!q.has(k)) return DEFAULTS[k];
+    const raw = q.get(k);
+    const v = fix(raw);
+    if (ok(v)) return v;
+    notices.push(`${k}=${raw} is not a setting this page offers; it uses ${k}=${DEFAULTS[k]}`);
+    return DEFAULTS[k];
   };
-  const pick = (k, allowed) => (allowed.includes(q.get(k)) ? q.get(k) : DEFAULTS[k]);
+  const num = (lo, hi) => (v) => Number.isFinite(v) && v >= lo && v <= hi;
+  const int = (lo, hi) => (v) => Number.isInteger(v) && v >= lo && v <= hi;
+  const oneOf = (list) => (v) => list.includes(v);
   return {
-    class: Math.round(num("class", 0, 9)),
-    mode: pick("mode", ["classifier", "free", "both", "none"]),
-    s: num("s", 0, 10),
-    w: num("w", 0, 5),
-    steps: [25, 50, 100, 250, 1000].includes(num("steps", 1, 1000)) ? num("steps", 1, 1000) : DEFAULTS.steps,
-    sampler: pick("sampler", ["ddpm", "ddim"]),
-    seed: Math.round(num("seed", 0, 4294967295)),
-    n: [1, 4, 9, 16].includes(num("n", 1, 16)) ? num("n", 1, 16) : DEFAULTS.n,
-    view: pick("view", ["xt", "x0"]),
+    class: get("class", int(0, 9), Number),
+    mode: get("mode", oneOf(["classifier", "free", "both", "none"])),
+    s: get("s", num(0, 10), Number),
+    w: get("w", num(0, 5), Number),
+    steps: get("steps", oneOf([25, 50, 100, 250, 1000]), Number),
+    sampler: get("sampler", oneOf(["ddpm", "ddim"])),
+    seed: get("seed", int(0, 4294967295), Number),
+    n: get("n", oneOf([1, 4, 9, 16]), Number),
+    view: get("view", oneOf(["xt", "x0"])),
   };
 }
 
@@ -197,6 +206,7 @@ async function loadWeights() {
   const text = new TextDecoder().decode(await fetchBytes(`${WEIGHTS}manifest.json`, () => {}));
   state.manifest = state.Demo.check_manifest(text);
   const m = JSON.parse(state.manifest);
+  state.schedule = m.schedule.kind;
   const entries = [["unet", m.unet], ["classifier", m.classifier]];
   const total = entries.reduce((a, [, e]) => a + e.bytes, 0);
   const done = {};
@@ -316,7 +326,7 @@ async function generate() {
     steps: s.steps,
     method: s.sampler,
     seed: s.seed,
-    schedule: "linear",
+    schedule: state.schedule, // the manifest's: the one the networks were trained with
   };
   let run;
   try {
@@ -429,6 +439,48 @@ async function webGpuAdapter(asked) {
   }
 }
 
+// ---------- a lost GPU ----------
+
+// The GPUDevice that burn's WebGPU runtime asks for, caught on its way out of requestDevice, so the
+// page can watch it: a lost device (driver reset, GPU process crash, `destroy()`) or an error the
+// runtime did not catch switches the page to the CPU path instead of ending it.
+const gpuDevices = [];
+if ("gpu" in navigator && globalThis.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    gpuDevices.push(device);
+    return device;
+  };
+}
+
+function watchGpu(files) {
+  const device = gpuDevices.at(-1);
+  if (!device) return;
+  let switched = false;
+  const toCpu = async (why) => {
+    if (switched || !state.demo?.gpu) return;
+    switched = true;
+    const was = state.run;
+    state.run = null; // the run in flight on the GPU is over: its loop stops without a word
+    setRunning(true);
+    $("generate").disabled = true;
+    status(`The GPU stopped working (${why}); switching to the CPU path…`, { error: true });
+    try {
+      const cpu = await prepare(false, files);
+      state.demo = cpu.demo;
+      globalThis.guidedDdpm.demo = cpu.demo;
+      $("capability").textContent = `Backend: CPU fallback (the GPU stopped: ${why}) · a guided step takes ${fmtMs(cpu.ms)}`;
+      status(`The GPU stopped working (${why}), so the page now draws on the CPU${was ? "; the run was stopped" : ""}. Press Generate to go on.`, { error: true });
+      setRunning(false);
+    } catch (e) {
+      fail(`The GPU stopped working (${why}) and the CPU path could not start: ${messageOf(e)}. Reload the page.`);
+    }
+  };
+  device.lost.then((info) => toCpu(info.message || `device lost, ${info.reason}`));
+  device.addEventListener("uncapturederror", (e) => toCpu(e.error?.message || "a GPU error"));
+}
+
 // A Demo on WebGPU (gpu) or the CPU, with the weights loaded and the programs compiled: { demo, ms }
 // where ms is one guided step at the default setting, read back (Demo.warmup).
 async function prepare(gpu, files) {
@@ -530,7 +582,12 @@ async function main() {
   performance.mark("module-ready");
   const g = JSON.parse(Demo.default_guidance());
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
-  applySettings(readUrl());
+  const notices = [];
+  applySettings(readUrl(notices));
+  if (notices.length) {
+    $("notice").textContent = `Note: ${notices.join("; ")}.`;
+    $("notice").hidden = false;
+  }
   state.Demo = Demo;
   const asked = new URLSearchParams(location.search).get("backend");
   const adapter = await webGpuAdapter(asked);
@@ -553,12 +610,13 @@ async function main() {
     return;
   }
   state.demo = chosen.demo;
+  if (state.demo.gpu) watchGpu(files);
   performance.mark("compiled");
   $("progress").value = 0;
   $("capability").textContent = `Backend: ${chosen.line} · weights ${mb(files.total)} int8${files.fromCache ? " (from the cache)" : ""} · ready in ${fmtSecs((performance.now() - t0) / 1000)}`;
   status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU): pick a digit and press Generate.");
   // For the console and `make bench` (tests/page/bench.mjs): the page's one Demo.
-  globalThis.guidedDdpm = { Demo, demo: state.demo };
+  globalThis.guidedDdpm = { Demo, demo: state.demo, gpuDevices };
   document.body.dataset.ready = "true";
   setRunning(false);
 }

@@ -132,6 +132,26 @@ for (const [name, query] of [["the CPU path", "backend=cpu"], ["WebGPU", "backen
   });
 }
 
+test("a GPU lost mid-run: the page says so, switches to the CPU, and the next Generate works", { timeout: SLOW }, async () => {
+  const b = await open();
+  try {
+    await ready(b.page, "?steps=25&n=1&class=5&backend=webgpu");
+    await b.page.click("#generate");
+    await b.page.waitForFunction(() => /step [2-9] of 25/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    await b.page.evaluate(() => globalThis.guidedDdpm.gpuDevices.at(-1).destroy());
+    await b.page.waitForFunction(() => /now draws on the CPU/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    assert.match(await status(b.page), /The GPU stopped working \(.+\), so the page now draws on the CPU; the run was stopped\. Press Generate to go on\./);
+    assert.match(await b.page.locator("#capability").textContent(), /CPU fallback \(the GPU stopped/);
+    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.demo.gpu), false);
+    await b.page.click("#generate");
+    await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    const { std } = await canvasStats(b.page);
+    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+  } finally {
+    await b.close();
+  }
+});
+
 test("a broken weight file shows a plain-language error", { timeout: SLOW }, async () => {
   const broken = await serve(DIST, 0, { override: (p) => (p.endsWith("/unet.safetensors") ? { status: 200, body: Buffer.from("truncated") } : null) });
   const b = await open();
@@ -183,6 +203,27 @@ test("without WebGPU the CPU fallback draws an image", { timeout: SLOW }, async 
     await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
     const { std } = await canvasStats(b.page);
     assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("settings in the URL that the page does not offer are named in a notice, not silently replaced", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?class=12&steps=33&mode=both&s=4&seed=-1");
+    const notice = b.page.locator("#notice");
+    assert.ok(await notice.isVisible(), "a notice is shown");
+    const text = await notice.textContent();
+    assert.match(text, /class=12 is not a setting this page offers; it uses class=7/);
+    assert.match(text, /steps=33 .* it uses steps=100/);
+    assert.match(text, /seed=-1 .* it uses seed=0/);
+    assert.doesNotMatch(text, /mode=|s=4/, "valid values are not mentioned");
+    assert.equal(await b.page.locator("#steps").inputValue(), "100");
+    // A clean URL shows no notice.
+    await ready(b.page, "?class=3&steps=25");
+    assert.ok(!(await b.page.locator("#notice").isVisible()));
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
