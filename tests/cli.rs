@@ -99,6 +99,26 @@ fn bad_input_gets_one_line_and_exit_code_2() {
             &["train", "judge", "--steps", "1", "--ema-decay", "1"],
             "--ema-decay must be at least 0 and below 1, got 1",
         ),
+        (
+            &["eval", "--n-per-class", "0"],
+            "--n-per-class must be from 1 to 750, got 0",
+        ),
+        (
+            &["eval", "--steps", "0"],
+            "--steps must be from 1 to 1000, got 0",
+        ),
+        (
+            &["bench", "--batches", "0"],
+            "the number of samples must be between 1 and 256, got 0",
+        ),
+        (
+            &["bench", "--matmul", "0"],
+            "--matmul must be from 1 to 8192, got 0",
+        ),
+        (
+            &["bench", "--train-steps", "0"],
+            "--train-steps must be at least 1, got 0",
+        ),
     ];
     for (args, msg) in cases {
         let (code, stderr) = cli(args);

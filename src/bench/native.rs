@@ -119,7 +119,39 @@ fn train_throughput(digits_dir: &Path, batch: usize, train_steps: usize) -> Resu
     result
 }
 
+impl BenchOptions {
+    /// Rejects counts the benchmark cannot use, with a sentence naming the flag.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |what: String| Err(Error::Setting(what));
+        if self.batches.is_empty() {
+            return bad("--batches needs at least one batch size".into());
+        }
+        for &b in &self.batches {
+            crate::sampler::check_batch(b)?;
+        }
+        if self.phase_steps == 0 || self.run_steps == 0 || self.run_steps > crate::schedule::T {
+            return bad(format!(
+                "--phase-steps must be at least 1 and --run-steps from 1 to {}, got {} and {}",
+                crate::schedule::T,
+                self.phase_steps,
+                self.run_steps
+            ));
+        }
+        if !(1..=8192).contains(&self.matmul) {
+            return bad(format!(
+                "--matmul must be from 1 to 8192, got {}",
+                self.matmul
+            ));
+        }
+        if self.train_steps == 0 {
+            return bad("--train-steps must be at least 1, got 0".into());
+        }
+        Ok(())
+    }
+}
+
 pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
+    opts.validate()?;
     let device = Device::flex();
     let (_, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
     let classifier = classifier.to_device(&device.clone().autodiff()).freeze();

@@ -308,7 +308,29 @@ fn slug(label: &str) -> String {
 }
 
 /// Runs (or continues) the evaluation and writes `eval.json`, `EVAL.md` and the grids in `out`.
+impl EvalOptions {
+    /// Rejects counts the evaluation cannot use, with a sentence naming the flag.
+    pub fn validate(&self) -> Result<(), Error> {
+        // The real-vs-real rows take as many train digits per class as a setting samples; the
+        // smallest class (5) has 763 train digits.
+        if !(1..=750).contains(&self.n_per_class) {
+            return Err(Error::Setting(format!(
+                "--n-per-class must be from 1 to 750, got {}",
+                self.n_per_class
+            )));
+        }
+        if self.steps == 0 || self.steps > T {
+            return Err(Error::Setting(format!(
+                "--steps must be from 1 to {T}, got {}",
+                self.steps
+            )));
+        }
+        Ok(())
+    }
+}
+
 pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
+    opts.validate()?;
     let device = Device::flex();
     let ad = device.clone().autodiff();
     let (manifest, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
