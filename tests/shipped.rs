@@ -133,7 +133,7 @@ fn the_default_guidance_is_the_evaluated_setting_that_reached_the_bar() {
     assert_eq!(
         report["unet_sha256"].as_str(),
         Some(m.unet.sha256.as_str()),
-        "docs/eval.json judged other weights than weights/unet.safetensors: run `guided-ddpm eval`"
+        "docs/eval.json judged other weights than the shipped U-Net: run `guided-ddpm eval`"
     );
     let default = serde_json::to_value(guided_ddpm::guidance::DEFAULT).unwrap();
     let row = report["settings"]

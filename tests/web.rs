@@ -45,8 +45,17 @@ fn static_constructors_run_once_however_many_exports_are_called() {
 }
 
 const MANIFEST: &str = include_str!("../weights/manifest.json");
-const UNET: &[u8] = include_bytes!("../weights/unet.safetensors");
-const CLASSIFIER: &[u8] = include_bytes!("../weights/classifier.safetensors");
+// The files the shipped manifest names (build.rs reads them out of it).
+const UNET: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/weights/",
+    env!("GUIDED_DDPM_UNET_FILE")
+));
+const CLASSIFIER: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/weights/",
+    env!("GUIDED_DDPM_CLASSIFIER_FILE")
+));
 
 thread_local! {
     static GPU: RefCell<Option<Device>> = const { RefCell::new(None) };

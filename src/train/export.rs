@@ -12,10 +12,31 @@ use crate::weights::manifest::{sha256_hex, NetFile, ScheduleInfo};
 use crate::weights::{store, Manifest, FORMAT_VERSION, MANIFEST};
 use crate::Error;
 
-/// Writes `out/unet.safetensors`, `out/classifier.safetensors` and `out/manifest.json` from the
-/// EMA checkpoints in `checkpoints`. An `evaluation` already in the old manifest is dropped:
-/// new weights need a new evaluation (`guided-ddpm eval`).
+/// The name a weight file is exported under: the network and the start of its sha256, so new
+/// weights never overwrite the files the current manifest names.
+pub fn file_name(net: &str, sha256: &str) -> String {
+    format!("{net}-{}.safetensors", &sha256[..16])
+}
+
+/// Writes `out/unet-<hash>.safetensors`, `out/classifier-<hash>.safetensors` and then
+/// `out/manifest.json` from the EMA checkpoints in `checkpoints`, each atomically, and only then
+/// removes the weight files the new manifest no longer names. The manifest is the switch: a kill
+/// at any moment leaves either the old manifest with its old files or the new one with its new
+/// files. An `evaluation` already in the old manifest is dropped: new weights need a new
+/// evaluation (`guided-ddpm eval`).
 pub fn export(checkpoints: &Path, out: &Path) -> Result<Manifest, Error> {
+    stage(checkpoints, out)?.commit()
+}
+
+/// An export whose weight files are written but whose manifest is not: until
+/// [`commit`](Staged::commit), the folder still loads as it did before.
+pub struct Staged {
+    out: std::path::PathBuf,
+    manifest: Manifest,
+}
+
+/// The first half of [`export`]: writes the new weight files beside the old ones.
+pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
     let device = Device::flex();
     std::fs::create_dir_all(out).map_err(Error::io(format!("creating {}", out.display())))?;
     let (unet_cfg, cls_cfg) = (UNetConfig::new(), ClassifierConfig::new());
@@ -26,8 +47,12 @@ pub fn export(checkpoints: &Path, out: &Path) -> Result<Manifest, Error> {
     let write = |name: &str, bytes: &[u8]| crate::atomic::write(&out.join(name), bytes);
     let ub = store::to_safetensors(&unet)?;
     let cb = store::to_safetensors(&classifier)?;
-    write("unet.safetensors", &ub)?;
-    write("classifier.safetensors", &cb)?;
+    let (unet_file, classifier_file) = (
+        file_name(Net::Unet.name(), &sha256_hex(&ub)),
+        file_name(Net::Classifier.name(), &sha256_hex(&cb)),
+    );
+    write(&unet_file, &ub)?;
+    write(&classifier_file, &cb)?;
     let run = |net: Net| -> Result<serde_json::Value, Error> {
         let s = read_state(&CheckpointFiles::new(checkpoints, net.name()).state)?;
         Ok(serde_json::json!({
@@ -51,13 +76,13 @@ pub fn export(checkpoints: &Path, out: &Path) -> Result<Manifest, Error> {
             steps: T,
         },
         unet: NetFile {
-            file: "unet.safetensors".into(),
+            file: unet_file,
             bytes: ub.len(),
             sha256: sha256_hex(&ub),
             config: unet_cfg,
         },
         classifier: NetFile {
-            file: "classifier.safetensors".into(),
+            file: classifier_file,
             bytes: cb.len(),
             sha256: sha256_hex(&cb),
             config: cls_cfg,
@@ -72,6 +97,36 @@ pub fn export(checkpoints: &Path, out: &Path) -> Result<Manifest, Error> {
             "git_commit": commit,
         }),
     };
-    write(MANIFEST, manifest.to_json().as_bytes())?;
-    Ok(manifest)
+    Ok(Staged {
+        out: out.to_path_buf(),
+        manifest,
+    })
+}
+
+impl Staged {
+    /// The second half of [`export`]: switches the folder to the new files by replacing the
+    /// manifest, then removes the weight files it no longer names.
+    pub fn commit(self) -> Result<Manifest, Error> {
+        let Staged { out, manifest } = self;
+        crate::atomic::write(&out.join(MANIFEST), manifest.to_json().as_bytes())?;
+        remove_unnamed(&out, &manifest)?;
+        Ok(manifest)
+    }
+}
+
+/// Removes the weight files in `out` that `manifest` does not name.
+fn remove_unnamed(out: &Path, manifest: &Manifest) -> Result<(), Error> {
+    let (unet_file, classifier_file) = (&manifest.unet.file, &manifest.classifier.file);
+    let entries =
+        std::fs::read_dir(out).map_err(Error::io(format!("listing {}", out.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with(".safetensors")
+            && (name.starts_with("unet") || name.starts_with("classifier"));
+        if ours && &name != unet_file && &name != classifier_file {
+            std::fs::remove_file(entry.path())
+                .map_err(Error::io(format!("removing the old {name}")))?;
+        }
+    }
+    Ok(())
 }

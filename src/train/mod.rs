@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-pub use export::export;
+pub use export::{export, file_name, stage, Staged};
 pub use tasks::{train_classifier, train_judge, train_unet, Net};
 
 use crate::Error;

@@ -177,7 +177,8 @@ async function sizes(dist) {
   const html = await readFile(join(dist, "index.html"), "utf8");
   const wasmName = /href="\/?([^"]+_bg\.wasm)"/.exec(html)?.[1];
   const jsName = /href="\/?([^"]+\.js)"[^>]*rel="modulepreload"|rel="modulepreload"[^>]*href="\/?([^"]+\.js)"/.exec(html);
-  const files = [["wasm module", wasmName], ["JS glue", jsName?.[1] ?? jsName?.[2]], ["page (index.html, main.js)", null], ["U-Net weights (int8)", "weights/unet.safetensors"], ["classifier weights (int8)", "weights/classifier.safetensors"], ["manifest.json", "weights/manifest.json"]];
+  const manifest = JSON.parse(await readFile(join(dist, "weights/manifest.json"), "utf8"));
+  const files = [["wasm module", wasmName], ["JS glue", jsName?.[1] ?? jsName?.[2]], ["page (index.html, main.js)", null], ["U-Net weights (int8)", `weights/${manifest.unet.file}`], ["classifier weights (int8)", `weights/${manifest.classifier.file}`], ["manifest.json", "weights/manifest.json"]];
   const out = [];
   for (const [what, name] of files) {
     const bufs = name ? [await readFile(join(dist, name))] : [await readFile(join(dist, "index.html")), await readFile(join(dist, "main.js"))];

@@ -68,12 +68,14 @@ test("a 7 appears in 25 steps on WebGPU, from the cache on reload, with a clean 
     // The module ran its static constructors once, at start, not once per call into it (which
     // cost 92% of the page's CPU on WebGPU when wasm-ld wrapped every export with them).
     assert.deepEqual(await b.page.evaluate(() => [0, 1, 2].map(() => window.wasmBindings.constructor_runs())), [1, 1, 1]);
-    const downloads = server.hits.get("/weights/unet.safetensors");
+    const unetPath = [...server.hits.keys()].find((p) => /^\/weights\/unet-[0-9a-f]+\.safetensors$/.test(p));
+    assert.ok(unetPath, "the U-Net was downloaded");
+    const downloads = server.hits.get(unetPath);
     // A reload is served from the Cache API: no second download of the weights.
     await b.page.reload();
     await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
     assert.match(await b.page.locator("#capability").textContent(), /from the cache/);
-    assert.equal(server.hits.get("/weights/unet.safetensors"), downloads);
+    assert.equal(server.hits.get(unetPath), downloads);
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
@@ -153,12 +155,12 @@ test("a GPU lost mid-run: the page says so, switches to the CPU, and the next Ge
 });
 
 test("a broken weight file shows a plain-language error", { timeout: SLOW }, async () => {
-  const broken = await serve(DIST, 0, { override: (p) => (p.endsWith("/unet.safetensors") ? { status: 200, body: Buffer.from("truncated") } : null) });
+  const broken = await serve(DIST, 0, { override: (p) => (/\/unet-[0-9a-f]+\.safetensors$/.test(p) ? { status: 200, body: Buffer.from("truncated") } : null) });
   const b = await open();
   try {
     await b.page.goto(broken.url);
     await b.page.waitForFunction(() => document.getElementById("status").classList.contains("error"), null, { timeout: SLOW });
-    assert.match(await status(b.page), /weights could not be loaded: unet.safetensors has 9 bytes, the manifest says \d+/);
+    assert.match(await status(b.page), /weights could not be loaded: unet-[0-9a-f]+\.safetensors has 9 bytes, the manifest says \d+/);
   } finally {
     await b.close();
     await broken.close();
@@ -235,12 +237,13 @@ test("a corrupted cache entry is dropped and downloaded again", { timeout: SLOW 
   const b = await open({ webgpu: false, profile });
   try {
     await ready(b.page, "?backend=cpu");
-    const before = server.hits.get("/weights/classifier.safetensors");
+    const classifierPath = [...server.hits.keys()].find((p) => /^\/weights\/classifier-[0-9a-f]+\.safetensors$/.test(p));
+    const before = server.hits.get(classifierPath);
     // Overwrite the cached classifier with garbage under the same key.
     const keys = await b.page.evaluate(async () => {
       const cache = await caches.open("guided-ddpm-weights");
       const keys = (await cache.keys()).map((r) => r.url);
-      const key = keys.find((u) => u.includes("classifier.safetensors"));
+      const key = keys.find((u) => /\/classifier-[0-9a-f]+\.safetensors/.test(u));
       await cache.put(key, new Response(new Uint8Array([1, 2, 3])));
       return keys;
     });
@@ -252,7 +255,7 @@ test("a corrupted cache entry is dropped and downloaded again", { timeout: SLOW 
     await b.page.reload();
     await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
     assert.match(await b.page.locator("#capability").textContent(), /CPU fallback/);
-    assert.equal(server.hits.get("/weights/classifier.safetensors"), before + 1, "the bad copy was fetched again");
+    assert.equal(server.hits.get(classifierPath), before + 1, "the bad copy was fetched again");
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
