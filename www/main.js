@@ -11,7 +11,7 @@ const state = {
   demo: null,
   manifest: null, // the manifest text, as Rust normalised it
   running: false,
-  run: null, // the token of the run in progress (Demo.start), null when none
+  run: null, // the run in progress, { demo, token }, null when none
   frames: null, // the last frame's bytes, for the view toggle and the PNG
   history: [], // mean p(target) per step
   settings: null,
@@ -313,8 +313,8 @@ function setRunning(on) {
 
 const fmtSecs = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 
-// One run at a time, provably: `state.run` holds the token of the run the page shows (Demo.start
-// hands it out). A loop whose token is no longer current (cancelled, or replaced by a new run)
+// One run at a time, provably: `state.run` holds the ticket of the run the page shows (its Demo
+// and the token Demo.start handed out). A loop whose token is no longer current (cancelled, or replaced by a new run)
 // stops without drawing, charting or reporting anything, and the Demo refuses to step it.
 async function generate() {
   if (state.running) return;
@@ -328,15 +328,17 @@ async function generate() {
     seed: s.seed,
     schedule: state.schedule, // the manifest's: the one the networks were trained with
   };
-  let run;
+  // The ticket, not the Demo's token, identifies the run on the page: a Demo made after a lost GPU
+  // hands out the same small numbers again.
+  let ticket;
   try {
-    run = state.demo.start(JSON.stringify(settings));
+    ticket = { demo: state.demo, token: state.demo.start(JSON.stringify(settings)) };
   } catch (e) {
     fail(messageOf(e));
     return;
   }
-  const current = () => state.run === run;
-  state.run = run;
+  const current = () => state.run === ticket;
+  state.run = ticket;
   state.settings = s;
   state.history = [];
   setRunning(true);
@@ -346,7 +348,7 @@ async function generate() {
   let last = started;
   let frame;
   try {
-    while ((frame = await state.demo.step(run))) {
+    while ((frame = await ticket.demo.step(ticket.token))) {
       if (!current()) {
         frame.free();
         return;
@@ -388,7 +390,7 @@ async function generate() {
 
 function cancel() {
   if (state.run === null || state.run === undefined) return;
-  state.demo.cancel();
+  state.run.demo.cancel();
   state.run = null;
   status(`Cancelled at step ${state.history.length} of ${state.settings.steps}.`);
   setRunning(false);
@@ -461,7 +463,7 @@ function watchGpu(files) {
   const toCpu = async (why) => {
     if (switched || !state.demo?.gpu) return;
     switched = true;
-    const was = state.run;
+    const interrupted = state.run !== null && state.run !== undefined;
     state.run = null; // the run in flight on the GPU is over: its loop stops without a word
     setRunning(true);
     $("generate").disabled = true;
@@ -471,8 +473,12 @@ function watchGpu(files) {
       state.demo = cpu.demo;
       globalThis.guidedDdpm.demo = cpu.demo;
       $("capability").textContent = `Backend: CPU fallback (the GPU stopped: ${why}) · a guided step takes ${fmtMs(cpu.ms)}`;
-      status(`The GPU stopped working (${why}), so the page now draws on the CPU${was ? "; the run was stopped" : ""}. Press Generate to go on.`, { error: true });
+      $("notice").textContent = `The GPU stopped working (${why}), so the page now draws on the CPU.`;
+      $("notice").hidden = false;
       setRunning(false);
+      // The press that was running gets its image, from the start, on the CPU.
+      if (interrupted) generate();
+      else status("Ready (on the CPU): pick a digit and press Generate.");
     } catch (e) {
       fail(`The GPU stopped working (${why}) and the CPU path could not start: ${messageOf(e)}. Reload the page.`);
     }

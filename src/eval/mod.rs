@@ -502,7 +502,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
         "- Guidance classifier (int8) on noisy held-out digits, by t-quartile: {}.\n",
         q.join(", ")
     );
-    s += &format!("- Real-vs-real floor: Frechet distance of judge features, 1,000 train vs 1,000 held-out digits: {:.3}.\n\n", r.real_vs_real_frechet);
+    s += &format!("- Real-vs-real floor: Frechet distance of judge features, 1,000 train vs 1,000 held-out digits: {:.3}.\n", r.real_vs_real_frechet);
     let [rp, rr] = r.real_vs_real_precision_recall;
     s += &format!("- Real-vs-real precision / recall (train digits, as many per class as each setting samples, against the held-out ones; k = {}): {rp:.3} / {rr:.3}. Held-out ink: mean {:.3}, stroke share {:.3}.\n\n", fidelity::K, r.held_out_ink.mean, r.held_out_ink.stroke);
     s += "Samples: DDPM, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits); precision / recall = improved precision and recall (Kynkaanniemi et al. 2019) in judge features against the held-out digits; ink = mean darkness of the samples, (x + 1) / 2 per pixel, next to the held-out digits' above.\n\n";
