@@ -168,6 +168,33 @@ fn the_default_guidance_is_the_evaluated_setting_that_reached_the_bar() {
     );
 }
 
+/// `classes` sampled from the shipped weights on flex (DDPM, linear schedule), with the frozen
+/// guidance classifier that steered them.
+fn sample_shipped(
+    guidance: guided_ddpm::guidance::Guidance,
+    classes: &[usize],
+    steps: usize,
+    seed: u64,
+) -> (Tensor<4>, Classifier) {
+    use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+    let (_, unet, classifier) = shipped();
+    let device = Device::flex();
+    let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
+    let settings = SampleSettings {
+        classes: classes.to_vec(),
+        guidance,
+        steps,
+        method: Method::Ddpm,
+        seed,
+        schedule: BetaSchedule::Linear,
+    };
+    let x = Sampler::new(unet, classifier.clone(), settings, &device)
+        .unwrap()
+        .run(|_| std::ops::ControlFlow::Continue(()))
+        .unwrap();
+    (x, classifier)
+}
+
 /// Guidance pushes toward the asked class: ten DDPM steps of classifier guidance at s = 4 from the
 /// same seed as ten unguided ones (scale 0, same starting noise and per-step noise) leave the
 /// shipped classifier more sure of the asked class, on average over 16 samples of mixed classes.
@@ -176,35 +203,18 @@ fn the_default_guidance_is_the_evaluated_setting_that_reached_the_bar() {
 #[test]
 fn classifier_guidance_raises_the_asked_class_probability() {
     use guided_ddpm::guidance::{classifier_log_prob, Guidance, Mode};
-    use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
-    let (_, unet, classifier) = shipped();
-    let device = Device::flex();
-    let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
     let classes: Vec<usize> = (0..16).map(|i| i % 10).collect();
     let final_log_p = |scale: f64| -> f64 {
-        let settings = SampleSettings {
-            classes: classes.clone(),
-            guidance: Guidance {
-                mode: Mode::Classifier,
-                scale,
-                cfg_scale: 0.0,
-            },
-            steps: 10,
-            method: Method::Ddpm,
-            seed: 11,
-            schedule: BetaSchedule::Linear,
+        let guidance = Guidance {
+            mode: Mode::Classifier,
+            scale,
+            cfg_scale: 0.0,
         };
-        let sampler = Sampler::new(unet.clone(), classifier.clone(), settings, &device).unwrap();
-        let x = sampler
-            .run(|_| std::ops::ControlFlow::Continue(()))
+        let (x, classifier) = sample_shipped(guidance, &classes, 10, 11);
+        let t = t_tensor(&vec![0; classes.len()], &x.device());
+        let v = classifier_log_prob(&classifier, x, t, &classes)
+            .try_into_vec_as::<f32>()
             .unwrap();
-        let lp = classifier_log_prob(
-            &classifier,
-            x,
-            t_tensor(&vec![0; classes.len()], &device),
-            &classes,
-        );
-        let v = lp.try_into_vec_as::<f32>().unwrap();
         v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
     };
     let (guided, unguided) = (final_log_p(4.0), final_log_p(0.0));
@@ -222,31 +232,16 @@ fn classifier_guidance_raises_the_asked_class_probability() {
 /// 20 as asked and this test failed.
 #[test]
 fn the_judge_reads_the_asked_digit_in_samples_from_the_shipped_weights() {
-    use guided_ddpm::guidance::DEFAULT;
     use guided_ddpm::nn::ClassifierConfig;
-    use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
-    let (_, unet, classifier) = shipped();
-    let device = Device::flex();
-    let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
+    let classes: Vec<usize> = (0..20).map(|i| i % 10).collect();
+    let (x, _) = sample_shipped(guided_ddpm::guidance::DEFAULT, &classes, 25, 7);
+    let device = x.device();
     let judge = load_ema(
         ClassifierConfig::new().init(&device),
         Path::new("checkpoints"),
         "judge",
     )
     .unwrap();
-    let classes: Vec<usize> = (0..20).map(|i| i % 10).collect();
-    let settings = SampleSettings {
-        classes: classes.clone(),
-        guidance: DEFAULT,
-        steps: 25,
-        method: Method::Ddpm,
-        seed: 7,
-        schedule: BetaSchedule::Linear,
-    };
-    let x = Sampler::new(unet, classifier, settings, &device)
-        .unwrap()
-        .run(|_| std::ops::ControlFlow::Continue(()))
-        .unwrap();
     let logits = judge
         .forward(x, t_tensor(&vec![0; classes.len()], &device))
         .try_into_vec_as::<f32>()
