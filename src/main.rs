@@ -237,10 +237,9 @@ fn run(command: Command) -> Result<(), Error> {
 fn train_cmd(a: TrainArgs) -> Result<(), Error> {
     ctrlc::set_handler(|| train::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
         .map_err(|e| Error::Setting(format!("cannot install the Ctrl-C handler: {e}")))?;
-    let checkpoint_every = Duration::try_from_secs_f64(a.checkpoint_minutes * 60.0)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
+    // Negative, NaN or huge minutes have no Duration; zero is refused by `opts.validate()`.
+    let checkpoint_every =
+        Duration::try_from_secs_f64(a.checkpoint_minutes * 60.0).map_err(|_| {
             Error::Setting(format!(
                 "--checkpoint-minutes must be a positive number of minutes, got {}",
                 a.checkpoint_minutes

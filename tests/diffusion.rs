@@ -130,8 +130,11 @@ fn one_guided_reverse_step_matches_an_independent_float64_computation() {
     let device = Device::flex();
     let s = Schedule::new(BetaSchedule::Linear);
     let k = 499;
-    let t4 =
-        |v: [f32; 4]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [1, 1, 2, 2]), &device);
+    // The inputs as the float64 reference has them, rounded to f32 here.
+    let t4 = |v: [f64; 4]| {
+        let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+        Tensor::<4>::from_data(TensorData::new(v, [1, 1, 2, 2]), &device)
+    };
     let x_t = t4([
         0.42813782325723804,
         -1.2219665079760056,

@@ -246,8 +246,7 @@ fn an_impossible_manifest_is_explained_not_asserted() {
     ];
     for (m, want) in cases {
         let err = Manifest::parse(&m.to_json())
-            .err()
-            .expect("rejected")
+            .expect_err("rejected")
             .to_string();
         assert!(err.contains(want), "{err}");
     }

@@ -314,8 +314,9 @@ function setRunning(on) {
 const fmtSecs = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 
 // One run at a time, provably: `state.run` holds the ticket of the run the page shows (its Demo
-// and the token Demo.start handed out). A loop whose token is no longer current (cancelled, or replaced by a new run)
-// stops without drawing, charting or reporting anything, and the Demo refuses to step it.
+// and the token Demo.start handed out). A loop whose ticket is no longer current (cancelled, or
+// replaced by a new run) stops without drawing, charting or reporting anything, and the Demo
+// refuses to step its token.
 async function generate() {
   if (state.running) return;
   const s = currentSettings();
@@ -389,7 +390,7 @@ async function generate() {
 }
 
 function cancel() {
-  if (state.run === null || state.run === undefined) return;
+  if (!state.run) return;
   state.run.demo.cancel();
   state.run = null;
   status(`Cancelled at step ${state.history.length} of ${state.settings.steps}.`);
@@ -463,7 +464,7 @@ function watchGpu(files) {
   const toCpu = async (why) => {
     if (switched || !state.demo?.gpu) return;
     switched = true;
-    const interrupted = state.run !== null && state.run !== undefined;
+    const interrupted = Boolean(state.run);
     state.run = null; // the run in flight on the GPU is over: its loop stops without a word
     setRunning(true);
     $("generate").disabled = true;

@@ -307,7 +307,6 @@ fn slug(label: &str) -> String {
         .replace("--", "-")
 }
 
-/// Runs (or continues) the evaluation and writes `eval.json`, `EVAL.md` and the grids in `out`.
 impl EvalOptions {
     /// Rejects counts the evaluation cannot use, with a sentence naming the flag.
     pub fn validate(&self) -> Result<(), Error> {
@@ -329,6 +328,7 @@ impl EvalOptions {
     }
 }
 
+/// Runs (or continues) the evaluation and writes `eval.json`, `EVAL.md` and the grids in `out`.
 pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     opts.validate()?;
     let device = Device::flex();

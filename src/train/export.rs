@@ -42,14 +42,14 @@ pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
     let (unet_cfg, cls_cfg) = (UNetConfig::new(), ClassifierConfig::new());
     let unet = load_ema(unet_cfg.init(&device), checkpoints, Net::Unet.name())?;
     let classifier = load_ema(cls_cfg.init(&device), checkpoints, Net::Classifier.name())?;
-    // Each file is replaced atomically, the manifest last. A kill between the files leaves a
-    // manifest whose hashes name the old files, which the loader then reports as stale.
+    // New files get new names: the manifest in `out` still names the old ones, which stay.
     let write = |name: &str, bytes: &[u8]| crate::atomic::write(&out.join(name), bytes);
     let ub = store::to_safetensors(&unet)?;
     let cb = store::to_safetensors(&classifier)?;
+    let (unet_sha, classifier_sha) = (sha256_hex(&ub), sha256_hex(&cb));
     let (unet_file, classifier_file) = (
-        file_name(Net::Unet.name(), &sha256_hex(&ub)),
-        file_name(Net::Classifier.name(), &sha256_hex(&cb)),
+        file_name(Net::Unet.name(), &unet_sha),
+        file_name(Net::Classifier.name(), &classifier_sha),
     );
     write(&unet_file, &ub)?;
     write(&classifier_file, &cb)?;
@@ -78,13 +78,13 @@ pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
         unet: NetFile {
             file: unet_file,
             bytes: ub.len(),
-            sha256: sha256_hex(&ub),
+            sha256: unet_sha,
             config: unet_cfg,
         },
         classifier: NetFile {
             file: classifier_file,
             bytes: cb.len(),
-            sha256: sha256_hex(&cb),
+            sha256: classifier_sha,
             config: cls_cfg,
         },
         provenance: serde_json::json!({

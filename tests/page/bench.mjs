@@ -13,8 +13,7 @@
 // (steps of the first image: 25, 50, 100, 250 or 1000, as the page offers), BENCH_ONLY,
 // BENCH_REAL_GPU.
 
-import { execFileSync } from "node:child_process";
-import { readFile, readdir, writeFile, stat } from "node:fs/promises";
+import { readFile, readdir, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -22,7 +21,8 @@ import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { BASE_ARGS, CHROMIUM, REAL_GPU_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
-import { hostCost, KINDS } from "./host.mjs";
+import { adapterLabel, hostCost, KINDS } from "./host.mjs";
+import { commitLabel, writeSection } from "./report.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -145,7 +145,7 @@ async function measure(server, { cpu }) {
     const cold = await visit(page, url);
     log("warm visit");
     const warm = await visit(page, url, { reload: true });
-    const adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
+    const adapter = await adapterLabel(page);
     const emulated = cpu || /swiftshader/i.test(adapter);
     log(`${cpu ? "wasm CPU" : "WebGPU"}: the page's side of a guided step`);
     const host = await hostCost(page, { gpu: !cpu, timed: env("BENCH_HOST_STEPS", 3) });
@@ -250,8 +250,6 @@ async function main() {
     await server.close();
   }
   const files = await sizes(args.dist);
-  const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"]).toString().trim();
-  const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"]).toString().trim() ? " (with uncommitted changes)" : "";
   const machine = `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores visible, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM`;
   const g = native.steps[0].settings.guidance;
 
@@ -265,7 +263,7 @@ async function main() {
   const section = [
     BEGIN,
     "",
-    `Measured ${new Date().toISOString().slice(0, 10)} at commit \`${commit}\`${dirty} by \`make bench\`, on ${machine}; Chromium ${browsers[0].version} headless. Guidance: the default, ${g.mode} (s = ${g.scale}, w = ${g.cfg_scale}), DDPM. One run each; this machine is shared, so compare ratios within the table rather than absolute numbers across runs.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} at commit ${commitLabel()} by \`make bench\`, on ${machine}; Chromium ${browsers[0].version} headless. Guidance: the default, ${g.mode} (s = ${g.scale}, w = ${g.cfg_scale}), DDPM. One run each; this machine is shared, so compare ratios within the table rather than absolute numbers across runs.`,
     "",
     "### Per guided step",
     "",
@@ -312,16 +310,7 @@ async function main() {
     END,
   ].join("\n");
 
-  let doc;
-  try {
-    doc = await readFile(args.out, "utf8");
-  } catch {
-    doc = `# Benchmarks\n\n${BEGIN}\n${END}\n`;
-  }
-  const a = doc.indexOf(BEGIN.slice(0, 18));
-  const z = doc.indexOf(END);
-  doc = a >= 0 && z > a ? doc.slice(0, a) + section + doc.slice(z + END.length) : `${doc.trimEnd()}\n\n${section}\n`;
-  await writeFile(args.out, doc);
+  await writeSection(args.out, BEGIN, END, section);
   console.log(section.replace(BEGIN, "").replace(END, "").trim());
   console.log(`\nwrote ${args.out}`);
 }

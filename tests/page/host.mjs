@@ -21,6 +21,13 @@ const COUNTED = [
 ];
 export const KINDS = [...new Set(COUNTED.map(([, , k]) => k))];
 
+// The device the page chose, as its capability line names it ("WebGPU (adapter)" or "CPU
+// fallback (...)"), without a forcing note.
+export async function adapterLabel(page) {
+  const line = await page.locator("#capability").textContent();
+  return line.replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
+}
+
 // Starts a run of `total` steps at the default guidance (batch `batch`) in the page's Demo.
 async function start(page, { batch, total }) {
   await page.evaluate(([batch, total]) => {

@@ -6,13 +6,12 @@
 //   node profile.mjs --dist ../../target/profile-site --out ../../docs/BENCHMARKS.md
 //
 // BENCH_REAL_GPU=1 profiles the machine's own GPU instead of SwiftShader; PROFILE_STEPS (3).
-import { execFileSync } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { BASE_ARGS, CHROMIUM, REAL_GPU_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
-import { hostCost, profileSteps } from "./host.mjs";
+import { adapterLabel, hostCost, profileSteps } from "./host.mjs";
+import { commitLabel, writeSection } from "./report.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -34,7 +33,7 @@ async function main() {
     page.on("pageerror", (e) => log(`page error: ${e}`));
     await page.goto(`${server.url}?backend=webgpu&n=1`);
     await page.waitForSelector("body[data-ready=true]", { timeout: 30 * 60_000 });
-    adapter = (await page.locator("#capability").textContent()).replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
+    adapter = await adapterLabel(page);
     const names = await page.evaluate(() => window.wasmBindings.constructor_runs());
     log(`${adapter}; static constructors ran ${names} time(s)`);
     host = await hostCost(page, { timed: STEPS });
@@ -44,12 +43,10 @@ async function main() {
     await b.close();
     await server.close();
   }
-  const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"]).toString().trim();
-  const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"]).toString().trim() ? " (with uncommitted changes)" : "";
   const section = [
     BEGIN,
     "",
-    `Profiled ${new Date().toISOString().slice(0, 10)} at commit \`${commit}\`${dirty} by \`make profile\` on ${adapter}, Chromium ${b.version()} headless: ` +
+    `Profiled ${new Date().toISOString().slice(0, 10)} at commit ${commitLabel()} by \`make profile\` on ${adapter}, Chromium ${b.version()} headless: ` +
       `${prof.steps} guided steps (batch 1, default guidance) after a warm-up step, DevTools CPU profile of the page, 200 µs sampling. ` +
       `The page's main thread was busy ${prof.busy_ms_per_step.toFixed(1)} ms per step in the profile (${host.main_ms_per_step.toFixed(1)} ms by TaskDuration without the profiler; ${host.calls.dispatches} dispatches per step).`,
     "",
@@ -59,11 +56,7 @@ async function main() {
     "",
     END,
   ].join("\n");
-  let doc = await readFile(args.out, "utf8");
-  const a = doc.indexOf(BEGIN.slice(0, 20));
-  const z = doc.indexOf(END);
-  doc = a >= 0 && z > a ? doc.slice(0, a) + section + doc.slice(z + END.length) : `${doc.trimEnd()}\n\n## Where the page's time goes\n\n${section}\n`;
-  await writeFile(args.out, doc);
+  await writeSection(args.out, BEGIN, END, section, "## Where the page's time goes");
   console.log(section.replace(BEGIN, "").replace(END, "").trim());
 }
 
