@@ -30,21 +30,126 @@ fn per_sample(values: impl Iterator<Item = f64>, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(v, [b, 1, 1, 1]), device)
 }
 
-/// x0 from eps, clipped to the data range [-1, 1]:
-/// `x0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps` (DDPM Eq. 4 solved for x0).
-pub fn predict_x0(schedule: &Schedule, k: usize, x_t: Tensor<4>, eps: Tensor<4>) -> Tensor<4> {
-    (x_t * schedule.sqrt_recip_alphas_cumprod[k] - eps * schedule.sqrt_recipm1_alphas_cumprod[k])
-        .clamp(-1.0, 1.0)
+/// A per-step number the update multiplies images by: an `f64` applied as a scalar, or a
+/// `[1, 1, 1, 1]` tensor broadcast over the batch. The tensor form lets a step read its numbers
+/// from device memory, so one recorded step can be replayed at every t (`sampler::ReplayRun`);
+/// both forms multiply by the same f32 value.
+pub trait Coef {
+    /// `x * self`
+    fn times(&self, x: Tensor<4>) -> Tensor<4>;
+    /// `x / self`
+    fn divides(&self, x: Tensor<4>) -> Tensor<4>;
 }
 
-/// The eps that x_t and x0 imply (guided-diffusion `_predict_eps_from_xstart`).
-pub fn eps_from_x0(schedule: &Schedule, k: usize, x_t: Tensor<4>, x0: Tensor<4>) -> Tensor<4> {
-    (x_t * schedule.sqrt_recip_alphas_cumprod[k] - x0) / schedule.sqrt_recipm1_alphas_cumprod[k]
+impl Coef for f64 {
+    fn times(&self, x: Tensor<4>) -> Tensor<4> {
+        x * *self
+    }
+    fn divides(&self, x: Tensor<4>) -> Tensor<4> {
+        x / *self
+    }
+}
+
+impl Coef for Tensor<4> {
+    fn times(&self, x: Tensor<4>) -> Tensor<4> {
+        x * self.clone()
+    }
+    fn divides(&self, x: Tensor<4>) -> Tensor<4> {
+        x / self.clone()
+    }
+}
+
+/// The numbers of reverse step `k` of a (respaced) schedule that the update reads, with the
+/// guidance scale folded into `guide`.
+#[derive(Clone, Debug)]
+pub struct StepCoefs<C> {
+    /// sqrt(1 / abar_t)
+    pub sqrt_recip_abar: C,
+    /// sqrt(1 / abar_t - 1)
+    pub sqrt_recipm1_abar: C,
+    /// The posterior mean's coefficients of x0 and x_t (DDPM Eq. 7).
+    pub coef1: C,
+    pub coef2: C,
+    /// sqrt(Sigma_t), the ancestral noise scale; 0 at the last step (k = 0), which adds none.
+    pub sigma: C,
+    /// sqrt(abar_{t-1}) and sqrt(1 - abar_{t-1}), for DDIM.
+    pub sqrt_abar_prev: C,
+    pub sqrt_one_minus_abar_prev: C,
+    /// The classifier gradient's factor: s * Sigma_t for DDPM (`condition_mean`),
+    /// s * sqrt(1 - abar_t) for DDIM (`condition_score`).
+    pub guide: C,
+}
+
+/// How many numbers a [`StepCoefs`] holds, in its row order.
+pub const STEP_COEFS: usize = 8;
+
+impl StepCoefs<f64> {
+    /// Step `k` of `schedule` under classifier scale `scale`; `ddim` picks the guidance factor.
+    pub fn at(schedule: &Schedule, k: usize, scale: f64, ddim: bool) -> Self {
+        let s = schedule;
+        Self {
+            sqrt_recip_abar: s.sqrt_recip_alphas_cumprod[k],
+            sqrt_recipm1_abar: s.sqrt_recipm1_alphas_cumprod[k],
+            coef1: s.posterior_mean_coef1[k],
+            coef2: s.posterior_mean_coef2[k],
+            sigma: if k == 0 {
+                0.0
+            } else {
+                (0.5 * s.posterior_log_variance_clipped[k]).exp()
+            },
+            sqrt_abar_prev: s.alphas_cumprod_prev[k].sqrt(),
+            sqrt_one_minus_abar_prev: (1.0 - s.alphas_cumprod_prev[k]).sqrt(),
+            guide: if ddim {
+                scale * s.sqrt_one_minus_alphas_cumprod[k]
+            } else {
+                scale * s.posterior_variance[k]
+            },
+        }
+    }
+
+    /// The numbers as one f32 row, in field order.
+    pub fn row(&self) -> [f32; STEP_COEFS] {
+        [
+            self.sqrt_recip_abar,
+            self.sqrt_recipm1_abar,
+            self.coef1,
+            self.coef2,
+            self.sigma,
+            self.sqrt_abar_prev,
+            self.sqrt_one_minus_abar_prev,
+            self.guide,
+        ]
+        .map(|v| v as f32)
+    }
+}
+
+impl StepCoefs<Tensor<4>> {
+    /// Splits a `[1, STEP_COEFS]` row (as [`StepCoefs::row`] lays it out) into broadcastable
+    /// `[1, 1, 1, 1]` coefficients.
+    pub fn from_row(row: Tensor<2>) -> Self {
+        let c = |i: usize| row.clone().narrow(1, i, 1).reshape([1, 1, 1, 1]);
+        Self {
+            sqrt_recip_abar: c(0),
+            sqrt_recipm1_abar: c(1),
+            coef1: c(2),
+            coef2: c(3),
+            sigma: c(4),
+            sqrt_abar_prev: c(5),
+            sqrt_one_minus_abar_prev: c(6),
+            guide: c(7),
+        }
+    }
+}
+
+/// x0 from eps, clipped to the data range [-1, 1]:
+/// `x0 = sqrt(1/abar_t) x_t - sqrt(1/abar_t - 1) eps` (DDPM Eq. 4 solved for x0).
+pub fn predict_x0<C: Coef>(c: &StepCoefs<C>, x_t: Tensor<4>, eps: Tensor<4>) -> Tensor<4> {
+    (c.sqrt_recip_abar.times(x_t) - c.sqrt_recipm1_abar.times(eps)).clamp(-1.0, 1.0)
 }
 
 /// Mean of the posterior q(x_{t-1} | x_t, x0): `coef1 x0 + coef2 x_t` (DDPM Eq. 7).
-pub fn posterior_mean(schedule: &Schedule, k: usize, x_t: Tensor<4>, x0: Tensor<4>) -> Tensor<4> {
-    x0 * schedule.posterior_mean_coef1[k] + x_t * schedule.posterior_mean_coef2[k]
+pub fn posterior_mean<C: Coef>(c: &StepCoefs<C>, x_t: Tensor<4>, x0: Tensor<4>) -> Tensor<4> {
+    c.coef1.times(x0) + c.coef2.times(x_t)
 }
 
 /// p(x_{t-1} | x_t) for one step: its mean and the predicted x0, with the "fixed small"
@@ -55,45 +160,50 @@ pub struct StepMean {
 }
 
 /// The mean of the reverse step from an eps prediction (DDPM Eq. 11, through the clipped x0).
-pub fn p_mean(schedule: &Schedule, k: usize, x_t: Tensor<4>, eps: Tensor<4>) -> StepMean {
-    let x0 = predict_x0(schedule, k, x_t.clone(), eps);
+pub fn p_mean<C: Coef>(c: &StepCoefs<C>, x_t: Tensor<4>, eps: Tensor<4>) -> StepMean {
+    let x0 = predict_x0(c, x_t.clone(), eps);
     StepMean {
-        mean: posterior_mean(schedule, k, x_t, x0.clone()),
+        mean: posterior_mean(c, x_t, x0.clone()),
         x0,
     }
 }
 
-/// Draws x_{t-1} = mean + sqrt(Sigma_t) z (DDPM Algorithm 2, line 4); no noise at the last
-/// step (k = 0), where the mean is returned.
-pub fn ancestral_sample(schedule: &Schedule, k: usize, mean: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
-    if k == 0 {
-        return mean;
-    }
-    mean + z * (0.5 * schedule.posterior_log_variance_clipped[k]).exp()
+/// Draws x_{t-1} = mean + sqrt(Sigma_t) z (DDPM Algorithm 2, line 4). At the last step (k = 0)
+/// `sigma` is 0, so the mean is returned unchanged (x + 0 z = x for finite z).
+pub fn ancestral_sample<C: Coef>(c: &StepCoefs<C>, mean: Tensor<4>, z: Tensor<4>) -> Tensor<4> {
+    mean + c.sigma.times(z)
+}
+
+/// The eps that x_t and x0 imply (guided-diffusion `_predict_eps_from_xstart`):
+/// `(sqrt(1/abar_t) x_t - x0) / sqrt(1/abar_t - 1)`.
+pub fn eps_from_x0<C: Coef>(c: &StepCoefs<C>, x_t: Tensor<4>, x0: Tensor<4>) -> Tensor<4> {
+    c.sqrt_recipm1_abar.divides(c.sqrt_recip_abar.times(x_t) - x0)
 }
 
 /// One DDIM step with eta = 0 (Song et al. 2021, Eq. 12):
 /// `x_{t-1} = sqrt(abar_{t-1}) x0 + sqrt(1 - abar_{t-1}) eps`, with eps re-derived from the
 /// clipped x0. Returns (x_{t-1}, x0).
-pub fn ddim_step(
-    schedule: &Schedule,
-    k: usize,
+pub fn ddim_step<C: Coef>(
+    c: &StepCoefs<C>,
     x_t: Tensor<4>,
     eps: Tensor<4>,
 ) -> (Tensor<4>, Tensor<4>) {
-    let x0 = predict_x0(schedule, k, x_t.clone(), eps);
-    let eps = eps_from_x0(schedule, k, x_t, x0.clone());
-    let abar_prev = schedule.alphas_cumprod_prev[k];
-    let next = x0.clone() * abar_prev.sqrt() + eps * (1.0 - abar_prev).sqrt();
+    let x0 = predict_x0(c, x_t.clone(), eps);
+    let eps = eps_from_x0(c, x_t, x0.clone());
+    let next = c.sqrt_abar_prev.times(x0.clone()) + c.sqrt_one_minus_abar_prev.times(eps);
     (next, x0)
 }
 
 /// Standard normal noise drawn on the host from a seeded PRNG, so that a seed gives the same
 /// numbers on every backend.
 pub fn gaussian(shape: [usize; 4], rng: &mut impl rand::Rng, device: &Device) -> Tensor<4> {
-    let n = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|_| rng.sample(rand_distr::StandardNormal))
-        .collect();
+    let v = gaussian_values(shape.iter().product(), rng);
     Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+/// The next `n` standard normal draws of `rng`, as [`gaussian`] takes them.
+pub fn gaussian_values(n: usize, rng: &mut impl rand::Rng) -> Vec<f32> {
+    (0..n)
+        .map(|_| rng.sample(rand_distr::StandardNormal))
+        .collect()
 }

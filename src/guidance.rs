@@ -9,6 +9,8 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::diffusion::Coef;
+use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, Classifier};
 use crate::Error;
 
@@ -88,14 +90,26 @@ pub fn classifier_grad(
     t: Tensor<1>,
     y: &[usize],
 ) -> (Tensor<4>, Tensor<1>) {
+    let t_features = sinusoidal(t, classifier.sinusoid_dim());
+    let onehot = one_hot(y, &x.device());
+    classifier_grad_with(classifier, x, t_features, onehot)
+}
+
+/// [`classifier_grad`] with the timesteps as sinusoidal features (`[B, sinusoid_dim]`) and the
+/// labels as one-hot rows (`[B, 10]`), both on x's device: what a step whose inputs were made
+/// once per run passes (`sampler::ReplayRun`).
+pub fn classifier_grad_with(
+    classifier: &Classifier,
+    x: Tensor<4>,
+    t_features: Tensor<2>,
+    onehot: Tensor<2>,
+) -> (Tensor<4>, Tensor<1>) {
     let device = x.device();
+    let b = x.dims()[0];
     let x_in = x.detach().autodiff().require_grad();
-    let t = t.autodiff();
-    let log_p = log_softmax(classifier.forward(x_in.clone(), t), 1); // [B, 10]
-    let selected = (log_p * one_hot(y, &x_in.device()))
-        .sum_dim(1)
-        .reshape([y.len()]); // [B]
-                             // Samples do not interact, so the gradient of the sum is each sample's own gradient.
+    let log_p = log_softmax(classifier.forward_sinusoid(x_in.clone(), t_features.autodiff()), 1); // [B, 10]
+    let selected = (log_p * onehot.autodiff()).sum_dim(1).reshape([b]); // [B]
+    // Samples do not interact, so the gradient of the sum is each sample's own gradient.
     let grads = selected.clone().sum().backward();
     let grad = x_in
         .grad(&grads)
@@ -111,31 +125,43 @@ pub fn classifier_log_prob(
     t: Tensor<1>,
     y: &[usize],
 ) -> Tensor<1> {
+    let t_features = sinusoidal(t, classifier.sinusoid_dim());
+    let onehot = one_hot(y, &x.device());
+    classifier_log_prob_with(classifier, x, t_features, onehot)
+}
+
+/// [`classifier_log_prob`] with the inputs of [`classifier_grad_with`].
+pub fn classifier_log_prob_with(
+    classifier: &Classifier,
+    x: Tensor<4>,
+    t_features: Tensor<2>,
+    onehot: Tensor<2>,
+) -> Tensor<1> {
     let device = x.device();
-    let x = x.autodiff();
-    let log_p = log_softmax(classifier.forward(x.clone(), t.autodiff()), 1);
-    (log_p * one_hot(y, &x.device()))
+    let b = x.dims()[0];
+    let log_p = log_softmax(
+        classifier.forward_sinusoid(x.autodiff(), t_features.autodiff()),
+        1,
+    );
+    (log_p * onehot.autodiff())
         .sum_dim(1)
-        .reshape([y.len()])
+        .reshape([b])
         .inner()
         .to_device(&device)
 }
 
 /// mu' = mu + s * Sigma_t * grad (Dhariwal & Nichol 2021, Algorithm 1; guided-diffusion
-/// `condition_mean`), with Sigma_t the step's variance.
-pub fn condition_mean(mean: Tensor<4>, variance: f64, scale: f64, grad: Tensor<4>) -> Tensor<4> {
-    mean + grad * (scale * variance)
+/// `condition_mean`), with Sigma_t the step's variance; `guide` = s * Sigma_t
+/// ([`StepCoefs::guide`](crate::diffusion::StepCoefs) for DDPM).
+pub fn condition_mean<C: Coef>(mean: Tensor<4>, guide: &C, grad: Tensor<4>) -> Tensor<4> {
+    mean + guide.times(grad)
 }
 
 /// eps' = eps - sqrt(1 - abar_t) * s * grad (Dhariwal & Nichol 2021, Algorithm 2;
-/// guided-diffusion `condition_score`).
-pub fn condition_score(
-    eps: Tensor<4>,
-    sqrt_one_minus_abar: f64,
-    scale: f64,
-    grad: Tensor<4>,
-) -> Tensor<4> {
-    eps - grad * (sqrt_one_minus_abar * scale)
+/// guided-diffusion `condition_score`); `guide` = s * sqrt(1 - abar_t)
+/// ([`StepCoefs::guide`](crate::diffusion::StepCoefs) for DDIM).
+pub fn condition_score<C: Coef>(eps: Tensor<4>, guide: &C, grad: Tensor<4>) -> Tensor<4> {
+    eps - guide.times(grad)
 }
 
 /// eps~ = (1 + w) eps(x, y) - w eps(x, null) (Ho & Salimans 2022, Eq. 6).

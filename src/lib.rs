@@ -19,6 +19,7 @@ pub mod diffusion;
 pub mod grid;
 pub mod guidance;
 pub mod nn;
+pub mod replay;
 pub mod sampler;
 pub mod schedule;
 #[cfg(target_family = "wasm")]

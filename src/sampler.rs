@@ -12,11 +12,17 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
 
-use crate::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean};
+use burn::tensor::Int;
+
+use crate::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean, Coef, StepCoefs};
 use crate::guidance::{
-    cfg_mix, classifier_grad, classifier_log_prob, condition_mean, condition_score, Guidance,
+    cfg_mix, classifier_grad_with, classifier_log_prob_with, condition_mean, condition_score,
+    Guidance,
 };
-use crate::nn::{label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE};
+use crate::nn::embedding::sinusoidal;
+use crate::nn::{
+    label_tensor, one_hot, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE,
+};
 use crate::schedule::{BetaSchedule, Schedule, T};
 use crate::Error;
 
@@ -100,6 +106,7 @@ pub struct StepAt {
     t_index: usize,
     /// The timestep index per sample, `[B]`.
     t: Tensor<1>,
+    coefs: StepCoefs<f64>,
 }
 
 /// What the classifier contributes to a step.
@@ -222,10 +229,12 @@ impl Sampler {
         let k = self.next?;
         let t_index = self.schedule.timesteps[k];
         let b = self.settings.classes.len();
+        let ddim = self.settings.method == Method::Ddim;
         Some(StepAt {
             k,
             t_index,
             t: t_tensor(&vec![t_index; b], &self.device),
+            coefs: StepCoefs::at(&self.schedule, k, self.settings.guidance.scale, ddim),
         })
     }
 
@@ -233,48 +242,27 @@ impl Sampler {
     /// (Ho & Salimans 2022, Eq. 6), which runs both branches as one batch of 2B.
     pub fn predict_eps(&self, at: &StepAt) -> Tensor<4> {
         let g = self.settings.guidance;
-        let y = &self.settings.classes;
-        let b = y.len();
-        let x = self.x.clone();
-        if g.mode.uses_free() {
-            let mut labels = y.clone();
-            labels.extend(std::iter::repeat_n(NULL_CLASS, b));
-            let both = self.unet.forward(
-                Tensor::cat(vec![x.clone(), x], 0),
-                Tensor::cat(vec![at.t.clone(), at.t.clone()], 0),
-                label_tensor(&labels, &self.device),
-            );
-            cfg_mix(
-                both.clone().narrow(0, 0, b),
-                both.narrow(0, b, b),
-                g.cfg_scale,
-            )
-        } else {
-            self.unet.forward(
-                x,
-                at.t.clone(),
-                label_tensor(&vec![NULL_CLASS; b], &self.device),
-            )
-        }
+        let t = match g.mode.uses_free() {
+            true => Tensor::cat(vec![at.t.clone(), at.t.clone()], 0),
+            false => at.t.clone(),
+        };
+        let labels = unet_labels(&self.settings, &self.device);
+        let t_features = sinusoidal(t, self.unet.sinusoid_dim());
+        guided_eps(&self.unet, g, self.x.clone(), t_features, labels)
     }
 
     /// grad_x log p_phi(y | x_t, t) when the mode uses the classifier (forward and backward),
     /// else only log p for the progress chart (forward).
     pub fn classifier_term(&self, at: &StepAt) -> ClassifierTerm {
-        let y = &self.settings.classes;
-        let x = self.x.clone();
-        if self.settings.guidance.mode.uses_classifier() {
-            let (grad, log_p) = classifier_grad(&self.classifier, x, at.t.clone(), y);
-            ClassifierTerm {
-                grad: Some(grad),
-                log_p,
-            }
-        } else {
-            ClassifierTerm {
-                grad: None,
-                log_p: classifier_log_prob(&self.classifier, x, at.t.clone(), y),
-            }
-        }
+        let t_features = sinusoidal(at.t.clone(), self.classifier.sinusoid_dim());
+        let onehot = one_hot(&self.settings.classes, &self.device);
+        classifier_term(
+            &self.classifier,
+            self.settings.guidance,
+            self.x.clone(),
+            t_features,
+            onehot,
+        )
     }
 
     /// The update: the guided DDPM or DDIM step from eps and the classifier term; moves the
@@ -286,41 +274,26 @@ impl Sampler {
         class: ClassifierTerm,
         started: Instant,
     ) -> Frame {
-        let s = &self.schedule;
-        let g = self.settings.guidance;
         let b = self.settings.classes.len();
         let k = at.k;
-        let x = self.x.clone();
-        let (next_x, x0) = match self.settings.method {
-            Method::Ddpm => {
-                let step = p_mean(s, k, x, eps);
-                let mean = match class.grad {
-                    Some(grad) => condition_mean(step.mean, s.posterior_variance[k], g.scale, grad),
-                    None => step.mean,
-                };
-                // The last step adds no noise, and draws none, so a run is one fixed sequence.
-                let z = if k > 0 {
-                    gaussian([b, 1, SIDE, SIDE], &mut self.rng, &self.device)
-                } else {
-                    mean.zeros_like()
-                };
-                (ancestral_sample(s, k, mean, z), step.x0)
-            }
-            Method::Ddim => {
-                let eps = match class.grad {
-                    Some(grad) => {
-                        condition_score(eps, s.sqrt_one_minus_alphas_cumprod[k], g.scale, grad)
-                    }
-                    None => eps,
-                };
-                ddim_step(s, k, x, eps)
-            }
+        // The last step adds no noise, and draws none, so a run is one fixed sequence.
+        let z = match (self.settings.method, k) {
+            (Method::Ddpm, 1..) => Some(gaussian([b, 1, SIDE, SIDE], &mut self.rng, &self.device)),
+            _ => None,
         };
+        let (next_x, x0) = update(
+            self.settings.method,
+            &at.coefs,
+            self.x.clone(),
+            eps,
+            class.grad,
+            z,
+        );
         self.x = next_x.clone();
         self.next = k.checked_sub(1);
         Frame {
-            step: s.len() - k,
-            total: s.len(),
+            step: self.schedule.len() - k,
+            total: self.schedule.len(),
             t: at.t_index,
             x_t: next_x,
             x0,
@@ -338,5 +311,97 @@ impl Sampler {
             }
         }
         Some(self.x)
+    }
+}
+
+/// The labels the U-Net reads for a run: the asked classes, followed by as many null labels when
+/// the classifier-free mix runs both branches as one batch of 2B, or only null labels for the
+/// unconditional model.
+pub(crate) fn unet_labels(settings: &SampleSettings, device: &Device) -> Tensor<1, Int> {
+    let y = &settings.classes;
+    let b = y.len();
+    let labels = match settings.guidance.mode.uses_free() {
+        true => y.iter().copied().chain(std::iter::repeat_n(NULL_CLASS, b)).collect(),
+        false => vec![NULL_CLASS; b],
+    };
+    label_tensor(&labels, device)
+}
+
+/// eps_theta(x_t, t) under guidance `g`: `t_features` and `labels` cover 2B rows (conditional,
+/// then unconditional) when the mode mixes classifier-free, else B rows of the null label.
+pub(crate) fn guided_eps(
+    unet: &UNet,
+    g: Guidance,
+    x: Tensor<4>,
+    t_features: Tensor<2>,
+    labels: Tensor<1, Int>,
+) -> Tensor<4> {
+    let b = x.dims()[0];
+    if g.mode.uses_free() {
+        let both = unet.forward_sinusoid(Tensor::cat(vec![x.clone(), x], 0), t_features, labels);
+        cfg_mix(
+            both.clone().narrow(0, 0, b),
+            both.narrow(0, b, b),
+            g.cfg_scale,
+        )
+    } else {
+        unet.forward_sinusoid(x, t_features, labels)
+    }
+}
+
+/// The classifier's part of a step: the gradient and log p when the mode guides with it, else
+/// log p alone (forward only, for the progress chart).
+pub(crate) fn classifier_term(
+    classifier: &Classifier,
+    g: Guidance,
+    x: Tensor<4>,
+    t_features: Tensor<2>,
+    onehot: Tensor<2>,
+) -> ClassifierTerm {
+    if g.mode.uses_classifier() {
+        let (grad, log_p) = classifier_grad_with(classifier, x, t_features, onehot);
+        ClassifierTerm {
+            grad: Some(grad),
+            log_p,
+        }
+    } else {
+        ClassifierTerm {
+            grad: None,
+            log_p: classifier_log_prob_with(classifier, x, t_features, onehot),
+        }
+    }
+}
+
+/// One guided reverse step from x_t, eps and the classifier gradient: DDPM's ancestral step
+/// with the guided mean (noise `z` scaled by `c.sigma`, which is 0 at the last step; no noise
+/// term at all without `z`) or DDIM's with the guided eps. Returns (x_{t-1}, predicted x0).
+pub(crate) fn update<C: Coef>(
+    method: Method,
+    c: &StepCoefs<C>,
+    x: Tensor<4>,
+    eps: Tensor<4>,
+    grad: Option<Tensor<4>>,
+    z: Option<Tensor<4>>,
+) -> (Tensor<4>, Tensor<4>) {
+    match method {
+        Method::Ddpm => {
+            let step = p_mean(c, x, eps);
+            let mean = match grad {
+                Some(grad) => condition_mean(step.mean, &c.guide, grad),
+                None => step.mean,
+            };
+            let next = match z {
+                Some(z) => ancestral_sample(c, mean, z),
+                None => mean,
+            };
+            (next, step.x0)
+        }
+        Method::Ddim => {
+            let eps = match grad {
+                Some(grad) => condition_score(eps, &c.guide, grad),
+                None => eps,
+            };
+            ddim_step(c, x, eps)
+        }
     }
 }

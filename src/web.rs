@@ -13,7 +13,8 @@ use wasm_bindgen::prelude::*;
 
 use crate::grid::to_bytes;
 use crate::nn::{Classifier, UNet};
-use crate::sampler::{Method, SampleSettings, Sampler};
+use crate::replay::ReplayRun;
+use crate::sampler::{FrameData, Method, SampleSettings, Sampler};
 use crate::weights::{self, Manifest};
 use crate::Error;
 
@@ -50,6 +51,61 @@ struct Nets {
     classifier: Classifier,
 }
 
+/// A run in progress: on WebGPU one recorded step replayed at every t (`replay`, which cuts
+/// the page's host work per step), on the CPU path the plain sampler (which needs no per-run
+/// noise table in memory).
+enum Run {
+    Eager(Sampler),
+    Replay(ReplayRun),
+}
+
+/// Where a step was and what it drew.
+struct StepDone {
+    step: usize,
+    total: usize,
+    t: usize,
+    data: FrameData,
+}
+
+impl Run {
+    fn new(nets: &Nets, settings: SampleSettings, device: &Device, gpu: bool) -> Result<Self, Error> {
+        let (unet, classifier) = (nets.unet.clone(), nets.classifier.clone());
+        Ok(match gpu {
+            true => Run::Replay(ReplayRun::new(unet, classifier, settings, device)?),
+            false => Run::Eager(Sampler::new(unet, classifier, settings, device)?),
+        })
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Run::Eager(s) => s.is_done(),
+            Run::Replay(r) => r.is_done(),
+        }
+    }
+
+    /// One step, read back; `None` once the run is done.
+    async fn step(&mut self) -> Result<Option<StepDone>, Error> {
+        Ok(match self {
+            Run::Eager(sampler) => match sampler.step() {
+                Some(frame) => {
+                    let (step, total, t) = (frame.step, frame.total, frame.t);
+                    let data = frame.read().await?;
+                    Some(StepDone { step, total, t, data })
+                }
+                None => None,
+            },
+            Run::Replay(run) => match run.step()? {
+                Some(out) => {
+                    let (step, total, t) = (out.step, out.total, out.t);
+                    let data = out.read().await?;
+                    Some(StepDone { step, total, t, data })
+                }
+                None => None,
+            },
+        })
+    }
+}
+
 /// The demo's state: the device, the loaded networks, and the run in progress.
 #[wasm_bindgen]
 pub struct Demo {
@@ -57,7 +113,7 @@ pub struct Demo {
     backend: String,
     gpu: bool,
     nets: RefCell<Option<Nets>>,
-    run: RefCell<Option<Sampler>>,
+    run: RefCell<Option<Run>>,
     /// The token of the current run: bumped by every `start` and `cancel`, so a step that was
     /// awaiting when either happened, or a caller still holding an older token, knows its run is
     /// over.
@@ -203,14 +259,8 @@ impl Demo {
         let nets = nets
             .as_ref()
             .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
-        let sampler = Sampler::new(
-            nets.unet.clone(),
-            nets.classifier.clone(),
-            settings,
-            &self.device,
-        )
-        .map_err(js)?;
-        *self.run.borrow_mut() = Some(sampler);
+        let run = Run::new(nets, settings, &self.device, self.gpu).map_err(js)?;
+        *self.run.borrow_mut() = Some(run);
         let token = self.generation.get().wrapping_add(1);
         self.generation.set(token);
         Ok(token)
@@ -223,20 +273,24 @@ impl Demo {
         if token != self.generation.get() {
             return Ok(None);
         }
-        let Some(mut sampler) = self.run.borrow_mut().take() else {
+        let Some(mut run) = self.run.borrow_mut().take() else {
             return Ok(None);
         };
         let started = web_time::Instant::now();
-        let Some(frame) = sampler.step() else {
+        let Some(StepDone {
+            step,
+            total,
+            t,
+            data,
+        }) = run.step().await.map_err(js)?
+        else {
             return Ok(None);
         };
-        let (step, total, t) = (frame.step, frame.total, frame.t);
-        let data = frame.read().await.map_err(js)?;
         if token != self.generation.get() {
             return Ok(None); // cancelled or replaced during the readback: drop its frame
         }
-        if !sampler.is_done() {
-            *self.run.borrow_mut() = Some(sampler);
+        if !run.is_done() {
+            *self.run.borrow_mut() = Some(run);
         }
         Ok(Some(StepFrame {
             step,
@@ -290,39 +344,34 @@ impl Demo {
             .byte_length() as f64
     }
 
-    /// Compiles the GPU programs with one guided step on one sample at the default guidance, then
-    /// times two more steps of the same run, each read back as the page reads a frame; returns
-    /// their mean milliseconds. The page compares this number between WebGPU and the CPU path to
-    /// pick the faster device.
+    /// Compiles the GPU programs with the first guided steps of a run on one sample at the
+    /// default guidance (on WebGPU: the eager step and the recorded one), then times two more
+    /// steps of the same run, each read back as the page reads a frame; returns their mean
+    /// milliseconds. The page compares this number between WebGPU and the CPU path to pick the
+    /// faster device.
     pub async fn warmup(&self) -> Result<f64, JsError> {
+        const UNTIMED: usize = 2;
         const TIMED: usize = 2;
         let settings = SampleSettings {
             classes: vec![7],
             guidance: crate::guidance::DEFAULT,
-            steps: 1 + TIMED,
+            steps: UNTIMED + TIMED,
             method: Method::Ddpm,
             seed: 0,
             schedule: crate::schedule::BetaSchedule::Linear,
         };
-        let mut sampler = {
+        let mut run = {
             let nets = self.nets.borrow();
             let nets = nets
                 .as_ref()
                 .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
-            Sampler::new(
-                nets.unet.clone(),
-                nets.classifier.clone(),
-                settings,
-                &self.device,
-            )
-            .map_err(js)?
+            Run::new(nets, settings, &self.device, self.gpu).map_err(js)?
         };
-        let first = sampler.step().expect("a 3-step run has a first step");
-        first.read().await.map_err(js)?;
-        let started = web_time::Instant::now();
-        while let Some(frame) = sampler.step() {
-            frame.read().await.map_err(js)?;
+        for _ in 0..UNTIMED {
+            run.step().await.map_err(js)?;
         }
+        let started = web_time::Instant::now();
+        while run.step().await.map_err(js)?.is_some() {}
         Ok(started.elapsed().as_secs_f64() * 1e3 / TIMED as f64)
     }
 }

@@ -1,7 +1,7 @@
 //! The forward and reverse process on tensors, checked against their definitions.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use guided_ddpm::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean, q_sample};
+use guided_ddpm::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean, q_sample, StepCoefs};
 use guided_ddpm::guidance::condition_mean;
 use guided_ddpm::schedule::{BetaSchedule, Schedule};
 use rand::rngs::StdRng;
@@ -54,10 +54,10 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
         let mut x = start.clone();
         for k in (0..s.len()).rev() {
             let eps = oracle_eps(&s, k, x.clone(), x0.clone());
-            let step = p_mean(&s, k, x.clone(), eps);
+            let c = StepCoefs::at(&s, k, 0.0, false);
+            let step = p_mean(&c, x.clone(), eps);
             x = ancestral_sample(
-                &s,
-                k,
+                &c,
                 step.mean,
                 gaussian([2, 1, 28, 28], &mut rng, &device),
             );
@@ -70,7 +70,7 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
         let mut x = start;
         for k in (0..s.len()).rev() {
             let eps = oracle_eps(&s, k, x.clone(), x0.clone());
-            x = ddim_step(&s, k, x, eps).0;
+            x = ddim_step(&StepCoefs::at(&s, k, 0.0, true), x, eps).0;
         }
         let err = values(x - x0.clone())
             .iter()
@@ -86,10 +86,10 @@ fn the_last_ancestral_step_adds_no_noise() {
     let mean = Tensor::<4>::full([1, 1, 2, 2], 0.25, &device);
     let z = Tensor::<4>::ones([1, 1, 2, 2], &device);
     assert_eq!(
-        values(ancestral_sample(&s, 0, mean.clone(), z.clone())),
+        values(ancestral_sample(&StepCoefs::at(&s, 0, 0.0, false), mean.clone(), z.clone())),
         vec![0.25; 4]
     );
-    let noisy = values(ancestral_sample(&s, 1, mean, z));
+    let noisy = values(ancestral_sample(&StepCoefs::at(&s, 1, 0.0, false), mean, z));
     let expected = 0.25 + s.posterior_variance[1].sqrt() as f32;
     assert!((noisy[0] - expected).abs() < 1e-6);
 }
@@ -144,7 +144,8 @@ fn one_guided_reverse_step_matches_an_independent_float64_computation() {
     let eps = t4([0.3, -1.2, 0.0, 2.0]);
     let z = t4([1.0, -0.5, 0.25, 0.0]);
     let grad = t4([1.0, -1.0, 0.5, 0.0]);
-    let step = p_mean(&s, k, x_t, eps);
+    let c = StepCoefs::at(&s, k, 4.0, false);
+    let step = p_mean(&c, x_t, eps);
     let near = |got: Vec<f32>, want: [f64; 4], what: &str| {
         for (g, w) in got.iter().zip(want) {
             assert!((*g as f64 - w).abs() < 2e-6, "{what}: {got:?} vs {want:?}");
@@ -161,7 +162,7 @@ fn one_guided_reverse_step_matches_an_independent_float64_computation() {
         ],
         "posterior mean",
     );
-    let guided = condition_mean(step.mean.clone(), s.posterior_variance[k], 4.0, grad);
+    let guided = condition_mean(step.mean.clone(), &c.guide, grad);
     near(
         values(guided),
         [
@@ -173,7 +174,7 @@ fn one_guided_reverse_step_matches_an_independent_float64_computation() {
         "guided mean",
     );
     near(
-        values(ancestral_sample(&s, k, step.mean, z)),
+        values(ancestral_sample(&c, step.mean, z)),
         [
             0.5273063557965243,
             -1.2656109013159933,

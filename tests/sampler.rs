@@ -221,3 +221,33 @@ fn network_output_shapes() {
     let cls = ClassifierConfig::new().init(&Device::flex()).num_params();
     assert!(cls < 1_000_000, "classifier has {cls} parameters");
 }
+
+/// The table-driven run (src/replay.rs: per-step numbers, noise and timestep features read from
+/// per-run tables by a device-side index, x and the index updated in place) gives the plain
+/// sampler's frames from the same seed, in every mode and for both samplers. flex records no
+/// graphs, so here it runs every step eagerly (the same code a WebGPU recording captures; the
+/// wasm test `replayed_steps_on_webgpu_match_the_cpu_sampler` checks the replays themselves).
+#[test]
+fn the_table_driven_run_gives_the_samplers_frames() {
+    use guided_ddpm::replay::ReplayRun;
+    let n = nets();
+    for method in [Method::Ddpm, Method::Ddim] {
+        for mode in [Mode::None, Mode::Classifier, Mode::Free, Mode::Both] {
+            let s = settings(mode, 2.0, method, 42);
+            let want = frames(&n, s.clone());
+            let (unet, classifier, device) = n.clone();
+            let mut run = ReplayRun::new(unet, classifier, s, &device).unwrap();
+            let mut got = Vec::new();
+            while let Some(out) = run.step().unwrap() {
+                got.push(block_on(out.read()).unwrap().x_t);
+            }
+            assert!(run.is_done() && !run.is_replaying());
+            assert!(run.eager_reason().is_some());
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-6, "{method:?} {mode:?} step {}: {worst}", i + 1);
+            }
+        }
+    }
+}

@@ -67,7 +67,19 @@ impl Classifier {
     /// # Shapes
     /// - x: `[B, 1, 28, 28]`, t: `[B]` timestep indices as floats; output: `[B, c2]`
     pub fn features(&self, x: Tensor<4>, t: Tensor<1>) -> Tensor<2> {
-        let emb = self.time.forward(t);
+        let features = super::embedding::sinusoidal(t, self.time.sinusoid_dim());
+        self.features_sinusoid(x, features)
+    }
+
+    /// Width of the sinusoidal timestep features the `*_sinusoid` methods read.
+    pub fn sinusoid_dim(&self) -> usize {
+        self.time.sinusoid_dim()
+    }
+
+    /// [`features`](Self::features) with the timesteps given as their sinusoidal features
+    /// (`embedding::sinusoidal`, `[B, sinusoid_dim]`).
+    pub fn features_sinusoid(&self, x: Tensor<4>, t_features: Tensor<2>) -> Tensor<2> {
+        let emb = self.time.forward_sinusoid(t_features);
         let h = self.block0.forward(self.inc.forward(x), emb.clone());
         let h = self.block1.forward(self.ds0.forward(h), emb.clone());
         let h = self.block2.forward(self.ds1.forward(h), emb);
@@ -80,6 +92,11 @@ impl Classifier {
     /// - x: `[B, 1, 28, 28]`, t: `[B]`; output: `[B, 10]` logits
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>) -> Tensor<2> {
         self.head_forward(self.features(x, t))
+    }
+
+    /// [`forward`](Self::forward) with the timesteps given as their sinusoidal features.
+    pub fn forward_sinusoid(&self, x: Tensor<4>, t_features: Tensor<2>) -> Tensor<2> {
+        self.head_forward(self.features_sinusoid(x, t_features))
     }
 
     /// The linear head alone, on pooled features `[B, c2]`; output: `[B, 10]` logits.

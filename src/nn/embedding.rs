@@ -42,8 +42,18 @@ impl TimeEmbedding {
     /// # Shapes
     /// - t: `[B]` timestep indices as floats; output: `[B, emb_dim]`
     pub fn forward(&self, t: Tensor<1>) -> Tensor<2> {
-        let h = sinusoidal(t, self.sinusoid_dim);
-        self.fc2.forward(silu(self.fc1.forward(h)))
+        self.forward_sinusoid(sinusoidal(t, self.sinusoid_dim))
+    }
+
+    /// The MLP alone, on features [`sinusoidal`] already computed (`[B, sinusoid_dim]`), so that
+    /// a caller may compute them once for a whole run (`sampler::ReplayRun`).
+    pub fn forward_sinusoid(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc2.forward(silu(self.fc1.forward(features)))
+    }
+
+    /// Width of the sinusoidal features this embedding reads.
+    pub fn sinusoid_dim(&self) -> usize {
+        self.sinusoid_dim
     }
 
     /// Multiply-accumulates per sample.

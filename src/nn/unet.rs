@@ -98,12 +98,25 @@ impl UNet {
     /// - y: `[B]` class labels, `NULL_CLASS` for unconditional
     /// - output: `[B, 1, 28, 28]` predicted eps
     pub fn forward(&self, x: Tensor<4>, t: Tensor<1>, y: Tensor<1, Int>) -> Tensor<4> {
+        let features = super::embedding::sinusoidal(t, self.time.sinusoid_dim());
+        self.forward_sinusoid(x, features, y)
+    }
+
+    /// Width of the sinusoidal timestep features [`forward_sinusoid`](Self::forward_sinusoid)
+    /// reads.
+    pub fn sinusoid_dim(&self) -> usize {
+        self.time.sinusoid_dim()
+    }
+
+    /// [`forward`](Self::forward) with the timesteps given as their sinusoidal features
+    /// (`embedding::sinusoidal`, `[B, sinusoid_dim]`).
+    pub fn forward_sinusoid(&self, x: Tensor<4>, t_features: Tensor<2>, y: Tensor<1, Int>) -> Tensor<4> {
         let b = x.dims()[0];
         let class = self
             .class
             .forward(y.reshape([b, 1]))
             .reshape([b, self.class.weight.dims()[1]]);
-        let emb = self.time.forward(t) + class; // [B, E]
+        let emb = self.time.forward_sinusoid(t_features) + class; // [B, E]
 
         let h = self.inc.forward(x);
         let s0 = self.down0.forward(h, emb.clone()); // [B, c0, 28, 28]

@@ -1,0 +1,289 @@
+//! A sampler run whose guided step is recorded once and replayed at every later timestep.
+//!
+//! On WebGPU the page's cost of a step is host work per kernel launch (docs/BENCHMARKS.md):
+//! burn's per-operation Rust, cubecl's launch bookkeeping and one bind group per dispatch.
+//! cubecl's software graph (cubecl-wgpu `compute/graph.rs`, reached through burn's
+//! `graph_prepare` / `graph_start_capture` / `graph_stop_capture` / `graph_replay`) records a
+//! step's launches with their pipelines and bind groups resolved once, and a replay re-encodes
+//! them in a tight loop.
+//!
+//! A replay runs the recorded kernels on the recorded buffers with the recorded scalar
+//! arguments, so everything that changes from step to step lives in device memory:
+//! - the step's numbers (posterior coefficients, noise scale, guidance factor), the noise z and
+//!   the networks' sinusoidal timestep features are rows of per-run tables, made once by
+//!   [`ReplayRun::new`] and picked by a device-side step index `k`;
+//! - the step writes x_{t-1} back into the buffer of x_t and decrements `k`, both in place
+//!   (burn's cubecl kernels reuse a buffer whose tensor is the only one holding it), so the next
+//!   replay reads the next step's inputs;
+//! - nothing inside a step is uploaded from the host (a recording refuses host writes).
+//!
+//! The first step runs eagerly and warms the memory pools up, and the step after it is recorded
+//! at once; every later step is a replay. Where the device records nothing (flex, the CPU
+//! fallback) or a recording fails, every step runs eagerly through the same code, so the run's
+//! images are those of [`Sampler`](crate::sampler::Sampler) from the same seed either way (the
+//! noise is drawn from the same seeded stream in the same order).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn_backend::{Backend, BackendGraph};
+use burn_dispatch::Dispatch;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::diffusion::{gaussian, gaussian_values, StepCoefs, STEP_COEFS};
+use crate::nn::embedding::sinusoidal;
+use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
+use crate::sampler::{
+    classifier_term, guided_eps, unet_labels, update, FrameData, Method, SampleSettings,
+};
+use crate::schedule::Schedule;
+use crate::Error;
+
+/// How the steps of a run are executed.
+enum Mode {
+    /// The next step is the first: it runs eagerly, then the step after it is recorded.
+    Warmup,
+    /// Each step replays `graph`; `frame` is the buffer the recording writes a frame into.
+    Replay {
+        graph: BackendGraph<Dispatch>,
+        frame: Tensor<1>,
+    },
+    /// Each step runs eagerly: the device records nothing, or a recording failed (the reason).
+    Eager(String),
+}
+
+/// One step's frame, still on the device: x_{t-1}, predicted x0 and p(asked class | x_t),
+/// concatenated (`[2 B 784 + B]`), read back by [`read_frame`].
+pub struct StepOut {
+    /// Steps done so far, 1..=total.
+    pub step: usize,
+    pub total: usize,
+    /// The original timestep this step started from.
+    pub t: usize,
+    frame: Tensor<1>,
+    batch: usize,
+}
+
+impl StepOut {
+    /// Reads the frame back without blocking.
+    pub async fn read(self) -> Result<FrameData, Error> {
+        let n = self.batch * SIDE * SIDE;
+        let mut x_t = crate::sampler::read(self.frame).await?;
+        let p = x_t.split_off(2 * n);
+        let x0 = x_t.split_off(n);
+        Ok(FrameData { x_t, x0, p })
+    }
+}
+
+/// A run in progress whose steps replay one recorded step where the device can record.
+pub struct ReplayRun {
+    unet: UNet,
+    classifier: Classifier,
+    settings: SampleSettings,
+    timesteps: Vec<usize>,
+    /// Row k: [`StepCoefs::row`] of step k, `[S, STEP_COEFS]`.
+    coefs: Tensor<2>,
+    /// Row k: the noise z of step k, `[S, B 784]` (zeros where a step draws none).
+    noise: Tensor<2>,
+    /// Row k: sinusoidal features of step k's timestep for the U-Net and the classifier.
+    t_unet: Tensor<2>,
+    t_classifier: Tensor<2>,
+    labels: Tensor<1, Int>,
+    onehot: Tensor<2>,
+    /// x_t, `[B, 1, 28, 28]`, overwritten in place by each step.
+    x: Tensor<4>,
+    /// The index of the next step, `[1]`, decremented in place by each step.
+    k: Tensor<1, Int>,
+    /// The index of the next step on the host; `None` when done.
+    next: Option<usize>,
+    mode: Mode,
+    device: Device,
+}
+
+impl ReplayRun {
+    /// Validates the settings and uploads the run's tables. The classifier must be frozen on
+    /// `device.autodiff()`, as for [`Sampler::new`](crate::sampler::Sampler::new).
+    pub fn new(
+        unet: UNet,
+        classifier: Classifier,
+        settings: SampleSettings,
+        device: &Device,
+    ) -> Result<Self, Error> {
+        settings.validate()?;
+        let schedule = Schedule::respaced(settings.schedule, settings.steps)?;
+        let s = schedule.len();
+        let b = settings.classes.len();
+        let n = b * SIDE * SIDE;
+        let ddim = settings.method == Method::Ddim;
+
+        // The same draws in the same order as `Sampler`: x_T, then z for k = S-1 down to 1.
+        let mut rng = StdRng::seed_from_u64(settings.seed);
+        let x = gaussian([b, 1, SIDE, SIDE], &mut rng, device);
+        let mut noise = vec![0f32; s * n];
+        if settings.method == Method::Ddpm {
+            for k in (1..s).rev() {
+                noise[k * n..(k + 1) * n].copy_from_slice(&gaussian_values(n, &mut rng));
+            }
+        }
+        let noise = Tensor::from_data(TensorData::new(noise, [s, n]), device);
+
+        let coefs: Vec<f32> = (0..s)
+            .flat_map(|k| StepCoefs::at(&schedule, k, settings.guidance.scale, ddim).row())
+            .collect();
+        let coefs = Tensor::from_data(TensorData::new(coefs, [s, STEP_COEFS]), device);
+        let t = t_tensor(&schedule.timesteps, device);
+        let t_unet = sinusoidal(t.clone(), unet.sinusoid_dim());
+        let t_classifier = sinusoidal(t, classifier.sinusoid_dim());
+
+        let k = Tensor::from_data(TensorData::new(vec![(s - 1) as i64], [1]), device);
+        Ok(Self {
+            labels: unet_labels(&settings, device),
+            onehot: one_hot(&settings.classes, device),
+            unet,
+            classifier,
+            timesteps: schedule.timesteps.clone(),
+            settings,
+            coefs,
+            noise,
+            t_unet,
+            t_classifier,
+            x,
+            k,
+            next: Some(s - 1),
+            mode: Mode::Warmup,
+            device: device.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &SampleSettings {
+        &self.settings
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.next.is_none()
+    }
+
+    /// Whether the steps now replay a recorded step.
+    pub fn is_replaying(&self) -> bool {
+        matches!(self.mode, Mode::Replay { .. })
+    }
+
+    /// Why the steps run eagerly, once that is settled (after the second step).
+    pub fn eager_reason(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Eager(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// One reverse step, queued on the device; `None` once the last step is done. Read its
+    /// frame with [`StepOut::read`] before the next call.
+    pub fn step(&mut self) -> Result<Option<StepOut>, Error> {
+        let Some(k) = self.next else {
+            return Ok(None);
+        };
+        let device = self.device.clone();
+        let dispatch = device.as_dispatch();
+        let frame = match std::mem::replace(&mut self.mode, Mode::Eager(String::new())) {
+            // The first step runs eagerly with the device prepared for a recording (it leaves
+            // the memory pools holding every buffer a step needs), then the next step is
+            // recorded at once, so no other work can reach the device in between.
+            Mode::Warmup if k > 0 => match Dispatch::graph_prepare(dispatch) {
+                Ok(()) => {
+                    let frame = self.record();
+                    self.mode = self.capture(dispatch);
+                    frame
+                }
+                Err(e) => self.eager(format!("the device cannot prepare a recording: {e:?}")),
+            },
+            // A one-step run has nothing to replay.
+            Mode::Warmup => self.eager("a one-step run records nothing".into()),
+            Mode::Replay { graph, frame } => {
+                // Safety: every buffer the graph touches is held by `self` (the tables, x, k,
+                // the networks' parameters, the frame) or pinned by the graph itself, and only
+                // this single-threaded run uses them.
+                unsafe { Dispatch::graph_replay(dispatch, &graph) }
+                    .map_err(|e| gpu_err("replaying the recorded step", e))?;
+                self.mode = Mode::Replay {
+                    graph,
+                    frame: frame.clone(),
+                };
+                frame
+            }
+            Mode::Eager(why) => {
+                self.mode = Mode::Eager(why);
+                self.record()
+            }
+        };
+        let total = self.timesteps.len();
+        self.next = k.checked_sub(1);
+        Ok(Some(StepOut {
+            step: total - k,
+            total,
+            t: self.timesteps[k],
+            frame,
+            batch: self.settings.classes.len(),
+        }))
+    }
+
+    /// Records one step without running it: what the next steps replay, or why they cannot.
+    /// Recording runs nothing, so x and k are left as they were either way.
+    fn capture(&mut self, dispatch: &burn_dispatch::DispatchDevice) -> Mode {
+        if let Err(e) = Dispatch::graph_start_capture(dispatch) {
+            // Leave the prepared state, so that the device serves later runs as before.
+            let _ = Dispatch::graph_stop_capture(dispatch);
+            return Mode::Eager(format!("the device records no graphs: {e:?}"));
+        }
+        let frame = self.record();
+        match Dispatch::graph_stop_capture(dispatch) {
+            Ok(graph) => Mode::Replay { graph, frame },
+            Err(e) => Mode::Eager(format!("recording the step failed: {e:?}")),
+        }
+    }
+
+    /// Settles on eager steps for `why` and runs this one eagerly.
+    fn eager(&mut self, why: String) -> Tensor<1> {
+        self.mode = Mode::Eager(why);
+        self.record()
+    }
+
+    /// The step itself, as recorded: reads row `k` of the tables, runs the networks and the
+    /// update, writes x_{t-1} into x's buffer and k - 1 into k's, and returns the frame.
+    fn record(&mut self) -> Tensor<1> {
+        let b = self.settings.classes.len();
+        let n = b * SIDE * SIDE;
+        let g = self.settings.guidance;
+        let (next, frame) = {
+            let k = self.k.clone();
+            let row = |table: &Tensor<2>| table.clone().select(0, k.clone());
+            let coefs = StepCoefs::from_row(row(&self.coefs));
+            let z = row(&self.noise).reshape([b, 1, SIDE, SIDE]);
+            let rows_unet = self.labels.dims()[0];
+            let t_unet = row(&self.t_unet).expand([rows_unet, self.unet.sinusoid_dim()]);
+            let t_classifier = row(&self.t_classifier).expand([b, self.classifier.sinusoid_dim()]);
+            let x = self.x.clone();
+            let eps = guided_eps(&self.unet, g, x.clone(), t_unet, self.labels.clone());
+            let class = classifier_term(&self.classifier, g, x.clone(), t_classifier, self.onehot.clone());
+            let (next, x0) = update(self.settings.method, &coefs, x, eps, class.grad, Some(z));
+            let frame = Tensor::cat(
+                vec![
+                    next.clone().reshape([n]),
+                    x0.reshape([n]),
+                    class.log_p.exp(),
+                ],
+                0,
+            );
+            (next, frame)
+        };
+        // Both in place: nothing else holds x's or k's buffer by now.
+        self.x
+            .inplace(|x| x.slice_assign([0..b, 0..1, 0..SIDE, 0..SIDE], next));
+        self.k.inplace(|k| k - 1);
+        frame
+    }
+}
+
+fn gpu_err(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Setting(format!(
+        "the GPU failed while {what} ({e:?}); reload the page to start again"
+    ))
+}
