@@ -17,11 +17,13 @@
 //!   replay reads the next step's inputs;
 //! - nothing inside a step is uploaded from the host (a recording refuses host writes).
 //!
-//! The first step runs eagerly and warms the memory pools up, and the step after it is recorded
-//! at once; every later step is a replay. Where the device records nothing (flex, the CPU
-//! fallback) or a recording fails, every step runs eagerly through the same code, so the run's
-//! images are those of [`Sampler`](crate::sampler::Sampler) from the same seed either way (the
-//! noise is drawn from the same seeded stream in the same order).
+//! The first step of a run is preceded by one untimed step whose results are dropped (it settles
+//! the memory pools, since a recording cannot allocate), runs eagerly, and the step after it is
+//! recorded at once; every later step is a replay. Where the device records nothing (flex, the
+//! CPU fallback) every step runs eagerly through the same code, so the run's images are those of
+//! [`Sampler`](crate::sampler::Sampler) from the same seed either way (the noise is drawn from
+//! the same seeded stream in the same order). A recording that fails leaves x unusable and ends
+//! the run with an error; the page's next run then samples without recording.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_backend::{Backend, BackendGraph};
@@ -47,8 +49,10 @@ enum Mode {
         graph: BackendGraph<Dispatch>,
         frame: Tensor<1>,
     },
-    /// Each step runs eagerly: the device records nothing, or a recording failed (the reason).
+    /// Each step runs eagerly: the device records nothing (the reason).
     Eager(String),
+    /// Recording the step failed (the reason), which left x unusable: the run is over.
+    Failed(String),
 }
 
 /// One step's frame, still on the device: x_{t-1}, predicted x0 and p(asked class | x_t),
@@ -170,7 +174,7 @@ impl ReplayRun {
     /// Why the steps run eagerly, once that is settled (after the second step).
     pub fn eager_reason(&self) -> Option<&str> {
         match &self.mode {
-            Mode::Eager(why) => Some(why),
+            Mode::Eager(why) | Mode::Failed(why) => Some(why),
             _ => None,
         }
     }
@@ -189,7 +193,19 @@ impl ReplayRun {
             // recorded at once, so no other work can reach the device in between.
             Mode::Warmup if k > 0 => match Dispatch::graph_prepare(dispatch) {
                 Ok(()) => {
+                    // A recording must find every buffer it asks for free in the pools (it
+                    // cannot allocate), which holds once the pools have settled into the
+                    // layout of a step's allocations: one untimed step first, whose results
+                    // are dropped (x and k are held, so it writes new buffers, not theirs),
+                    // then this step. Its frame stays alive for the caller while the next step
+                    // is recorded; a spare buffer of that size, freed before the recording,
+                    // stands in for it.
+                    let (x, k) = (self.x.clone(), self.k.clone());
+                    drop(self.record());
+                    (self.x, self.k) = (x, k);
+                    let spare = Tensor::<1>::empty([self.frame_len()], &self.device);
                     let frame = self.record();
+                    drop(spare);
                     self.mode = self.capture(dispatch);
                     frame
                 }
@@ -213,6 +229,14 @@ impl ReplayRun {
                 self.mode = Mode::Eager(why);
                 self.record()
             }
+            Mode::Failed(why) => {
+                let err = Error::Setting(format!(
+                    "the GPU could not record the sampling step ({why}); press Generate again \
+                     to sample without recording"
+                ));
+                self.mode = Mode::Failed(why);
+                return Err(err);
+            }
         };
         let total = self.timesteps.len();
         self.next = k.checked_sub(1);
@@ -223,6 +247,12 @@ impl ReplayRun {
             frame,
             batch: self.settings.classes.len(),
         }))
+    }
+
+    /// Values in a frame: x_{t-1} and x0 for every sample, then p(asked class | x_t).
+    fn frame_len(&self) -> usize {
+        let b = self.settings.classes.len();
+        2 * b * SIDE * SIDE + b
     }
 
     /// Records one step without running it: what the next steps replay, or why they cannot.
@@ -236,8 +266,17 @@ impl ReplayRun {
         let frame = self.record();
         match Dispatch::graph_stop_capture(dispatch) {
             Ok(graph) => Mode::Replay { graph, frame },
-            Err(e) => Mode::Eager(format!("recording the step failed: {e:?}")),
+            // A failed recording leaves the buffers it would have written (x among them)
+            // carrying the failure, so this run cannot go on; the caller is told at the next
+            // step ([`recording_failed`](Self::recording_failed)).
+            Err(e) => Mode::Failed(format!("{e:?}")),
         }
+    }
+
+    /// Whether recording this run's step failed, which ends the run: a new run that does not
+    /// record ([`Sampler`](crate::sampler::Sampler)) works on the same device.
+    pub fn recording_failed(&self) -> bool {
+        matches!(self.mode, Mode::Failed(_))
     }
 
     /// Settles on eager steps for `why` and runs this one eagerly.

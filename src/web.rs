@@ -68,9 +68,9 @@ struct StepDone {
 }
 
 impl Run {
-    fn new(nets: &Nets, settings: SampleSettings, device: &Device, gpu: bool) -> Result<Self, Error> {
+    fn new(nets: &Nets, settings: SampleSettings, device: &Device, replay: bool) -> Result<Self, Error> {
         let (unet, classifier) = (nets.unet.clone(), nets.classifier.clone());
-        Ok(match gpu {
+        Ok(match replay {
             true => Run::Replay(ReplayRun::new(unet, classifier, settings, device)?),
             false => Run::Eager(Sampler::new(unet, classifier, settings, device)?),
         })
@@ -114,6 +114,9 @@ pub struct Demo {
     gpu: bool,
     nets: RefCell<Option<Nets>>,
     run: RefCell<Option<Run>>,
+    /// Whether runs on WebGPU replay a recorded step (the default); `set_replay(false)` runs
+    /// every step eagerly, which `make bench` uses to measure what the replay saves.
+    replay: Cell<bool>,
     /// The token of the current run: bumped by every `start` and `cancel`, so a step that was
     /// awaiting when either happened, or a caller still holding an older token, knows its run is
     /// over.
@@ -199,8 +202,19 @@ impl Demo {
             gpu,
             nets: RefCell::new(None),
             run: RefCell::new(None),
+            replay: Cell::new(true),
             generation: Cell::new(0),
         }
+    }
+
+    /// Whether later runs on WebGPU replay one recorded step (true, the default) or run every
+    /// step eagerly; the CPU path always runs eagerly.
+    pub fn set_replay(&self, replay: bool) {
+        self.replay.set(replay);
+    }
+
+    fn replays(&self) -> bool {
+        self.gpu && self.replay.get()
     }
 
     /// "WebGPU (adapter)" or "CPU fallback (reason)".
@@ -259,7 +273,7 @@ impl Demo {
         let nets = nets
             .as_ref()
             .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
-        let run = Run::new(nets, settings, &self.device, self.gpu).map_err(js)?;
+        let run = Run::new(nets, settings, &self.device, self.replays()).map_err(js)?;
         *self.run.borrow_mut() = Some(run);
         let token = self.generation.get().wrapping_add(1);
         self.generation.set(token);
@@ -277,12 +291,16 @@ impl Demo {
             return Ok(None);
         };
         let started = web_time::Instant::now();
+        let done = run.step().await;
+        if matches!(&run, Run::Replay(r) if r.recording_failed()) {
+            self.replay.set(false); // the next run samples without recording
+        }
         let Some(StepDone {
             step,
             total,
             t,
             data,
-        }) = run.step().await.map_err(js)?
+        }) = done.map_err(js)?
         else {
             return Ok(None);
         };
@@ -365,7 +383,7 @@ impl Demo {
             let nets = nets
                 .as_ref()
                 .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
-            Run::new(nets, settings, &self.device, self.gpu).map_err(js)?
+            Run::new(nets, settings, &self.device, self.replays()).map_err(js)?
         };
         for _ in 0..UNTIMED {
             run.step().await.map_err(js)?;

@@ -154,11 +154,16 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
         .unwrap()
         .freeze();
     let mut worst = 0f32;
-    for (method, guidance, steps, run_steps) in [
-        (Method::Ddpm, guided_ddpm::guidance::DEFAULT, 100, 5),
-        (Method::Ddim, settings(4).guidance, 4, 4),
+    // A run dropped half-way, a larger batch on the same device in between (which grows its
+    // memory pages), then the recording of a new run must still hold.
+    for (method, guidance, steps, run_steps, batch) in [
+        (Method::Ddpm, guided_ddpm::guidance::DEFAULT, 100, 5, 2),
+        (Method::Ddim, settings(4).guidance, 4, 4, 2),
+        (Method::Ddpm, guided_ddpm::guidance::DEFAULT, 100, 2, 16),
+        (Method::Ddpm, guided_ddpm::guidance::DEFAULT, 25, 3, 1),
     ] {
         let mut s = settings(steps);
+        s.classes = (0..batch).map(|i| i % 10).collect();
         s.method = method;
         s.guidance = guidance;
         let mut replayed =
@@ -167,14 +172,17 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
         for step in 1..=run_steps {
             let out = replayed.step().unwrap().expect("a step left");
             assert_eq!(out.step, step);
-            let g = out.read().await.unwrap();
+            let g = out
+                .read()
+                .await
+                .unwrap_or_else(|e| panic!("{method:?} batch {batch}, step {step}: {e}"));
             let f = plain.step().expect("the plain run has as many steps");
             let (x_t, x0, p) = (
                 read(f.x_t).await.unwrap(),
                 read(f.x0).await.unwrap(),
                 read(f.log_p_target.exp()).await.unwrap(),
             );
-            assert_eq!((g.x_t.len(), g.x0.len(), g.p.len()), (x_t.len(), x0.len(), 2));
+            assert_eq!((g.x_t.len(), g.x0.len(), g.p.len()), (x_t.len(), x0.len(), batch));
             for (a, b) in [(&g.x_t, &x_t), (&g.x0, &x0), (&g.p, &p)] {
                 for (a, b) in a.iter().zip(b.iter()) {
                     worst = worst.max((a - b).abs());

@@ -28,13 +28,16 @@ export async function adapterLabel(page) {
   return line.replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
 }
 
-// Starts a run of `total` steps at the default guidance (batch `batch`) in the page's Demo.
-async function start(page, { batch, total }) {
-  await page.evaluate(([batch, total]) => {
+// Starts a run of `total` steps at the default guidance (batch `batch`) in the page's Demo; on
+// WebGPU the run replays one recorded step unless `replay` is false (Demo.set_replay).
+async function start(page, { batch, total, replay = true }) {
+  await page.evaluate(([batch, total, replay]) => {
     const { Demo, demo } = globalThis.guidedDdpm;
+    demo.set_replay(replay);
     const g = JSON.parse(Demo.default_guidance());
     globalThis.__benchRun = demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance: g, steps: total, method: "ddpm", seed: 1, schedule: "linear" }));
-  }, [batch, total]);
+    demo.set_replay(true);
+  }, [batch, total, replay]);
 }
 
 // Runs `n` steps of the run in progress, each read back as the page reads it; wall ms.
@@ -54,12 +57,14 @@ function steps(page, n) {
 
 // Per guided step: the page's main-thread ms and wall ms over `timed` steps after `warm` steps,
 // then (in a second pass, so the counting wrappers cost nothing in the timing) the WebGPU calls by
-// kind. `gpu` false skips the counts (the CPU path makes none).
-export async function hostCost(page, { batch = 1, warm = 1, timed = 3, counted = 2, gpu = true } = {}) {
+// kind. `gpu` false skips the counts (the CPU path makes none). On WebGPU the first step of a run
+// also records the step that later ones replay, so the warm-up step keeps it out of the timing;
+// `replay` false measures every step run eagerly instead.
+export async function hostCost(page, { batch = 1, warm = 1, timed = 3, counted = 2, gpu = true, replay = true } = {}) {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send("Performance.enable");
   const taskSeconds = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
-  await start(page, { batch, total: 100 });
+  await start(page, { batch, total: 100, replay });
   await steps(page, warm);
   const before = await taskSeconds();
   const wall = await steps(page, timed);
@@ -92,15 +97,15 @@ export async function hostCost(page, { batch = 1, warm = 1, timed = 3, counted =
   }
   await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
   await cdp.detach();
-  return { batch, timed, main_ms_per_step: mainMs, wall_ms_per_step: wall / timed, calls, main_us_per_dispatch: calls?.dispatches ? (mainMs * 1e3) / calls.dispatches : null };
+  return { batch, timed, replay: gpu && replay, main_ms_per_step: mainMs, wall_ms_per_step: wall / timed, calls, main_us_per_dispatch: calls?.dispatches ? (mainMs * 1e3) / calls.dispatches : null };
 }
 
 // The page's CPU profile over `n` guided steps (DevTools Profiler), as the top `top` functions by
 // self time: [{ name, ms, share }] plus the total sampled ms. Needs a module that keeps its name
 // section (`make profile` builds one) for wasm functions to have names.
-export async function profileSteps(page, { batch = 1, warm = 1, n = 3, top = 15 } = {}) {
+export async function profileSteps(page, { batch = 1, warm = 1, n = 3, top = 15, replay = true } = {}) {
   const cdp = await page.context().newCDPSession(page);
-  await start(page, { batch, total: 100 });
+  await start(page, { batch, total: 100, replay });
   await steps(page, warm);
   await cdp.send("Profiler.enable");
   await cdp.send("Profiler.setSamplingInterval", { interval: 200 });
