@@ -177,7 +177,8 @@ pub fn ancestral_sample<C: Coef>(c: &StepCoefs<C>, mean: Tensor<4>, z: Tensor<4>
 /// The eps that x_t and x0 imply (guided-diffusion `_predict_eps_from_xstart`):
 /// `(sqrt(1/abar_t) x_t - x0) / sqrt(1/abar_t - 1)`.
 pub fn eps_from_x0<C: Coef>(c: &StepCoefs<C>, x_t: Tensor<4>, x0: Tensor<4>) -> Tensor<4> {
-    c.sqrt_recipm1_abar.divides(c.sqrt_recip_abar.times(x_t) - x0)
+    c.sqrt_recipm1_abar
+        .divides(c.sqrt_recip_abar.times(x_t) - x0)
 }
 
 /// One DDIM step with eta = 0 (Song et al. 2021, Eq. 12):

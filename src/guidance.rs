@@ -107,9 +107,12 @@ pub fn classifier_grad_with(
     let device = x.device();
     let b = x.dims()[0];
     let x_in = x.detach().autodiff().require_grad();
-    let log_p = log_softmax(classifier.forward_sinusoid(x_in.clone(), t_features.autodiff()), 1); // [B, 10]
+    let log_p = log_softmax(
+        classifier.forward_sinusoid(x_in.clone(), t_features.autodiff()),
+        1,
+    ); // [B, 10]
     let selected = (log_p * onehot.autodiff()).sum_dim(1).reshape([b]); // [B]
-    // Samples do not interact, so the gradient of the sum is each sample's own gradient.
+                                                                        // Samples do not interact, so the gradient of the sum is each sample's own gradient.
     let grads = selected.clone().sum().backward();
     let grad = x_in
         .grad(&grads)

@@ -6,6 +6,8 @@
 //! weights/*.safetensors (int8 + f32 scales) --weights--> UNet + Classifier (nn)
 //! schedule (f64 betas, abar, posterior)     --diffusion--> one reverse step from eps
 //! guidance (classifier gradient, CFG mix)   --sampler--> the loop over t, frames to an observer
+//!                                           --replay--> the same step recorded once, replayed
+//!                                                       at every t on WebGPU
 //! ```
 //!
 //! Natively the crate also trains the networks (`train`, behind the `cli` feature).

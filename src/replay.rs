@@ -40,9 +40,11 @@ use crate::sampler::{
 use crate::schedule::Schedule;
 use crate::Error;
 
-/// How the steps of a run are executed.
+/// How the steps of a run are executed. One per run, so the replay variant's size is no cost.
+#[allow(clippy::large_enum_variant)]
 enum Mode {
-    /// The next step is the first: it runs eagerly, then the step after it is recorded.
+    /// The next step is the first: an untimed step is dropped, this one runs eagerly, then the
+    /// step after it is recorded.
     Warmup,
     /// Each step replays `graph`; `frame` is the buffer the recording writes a frame into.
     Replay {
@@ -301,7 +303,13 @@ impl ReplayRun {
             let t_classifier = row(&self.t_classifier).expand([b, self.classifier.sinusoid_dim()]);
             let x = self.x.clone();
             let eps = guided_eps(&self.unet, g, x.clone(), t_unet, self.labels.clone());
-            let class = classifier_term(&self.classifier, g, x.clone(), t_classifier, self.onehot.clone());
+            let class = classifier_term(
+                &self.classifier,
+                g,
+                x.clone(),
+                t_classifier,
+                self.onehot.clone(),
+            );
             let (next, x0) = update(self.settings.method, &coefs, x, eps, class.grad, Some(z));
             let frame = Tensor::cat(
                 vec![

@@ -20,9 +20,7 @@ use crate::guidance::{
     Guidance,
 };
 use crate::nn::embedding::sinusoidal;
-use crate::nn::{
-    label_tensor, one_hot, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE,
-};
+use crate::nn::{label_tensor, one_hot, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE};
 use crate::schedule::{BetaSchedule, Schedule, T};
 use crate::Error;
 
@@ -321,7 +319,11 @@ pub(crate) fn unet_labels(settings: &SampleSettings, device: &Device) -> Tensor<
     let y = &settings.classes;
     let b = y.len();
     let labels = match settings.guidance.mode.uses_free() {
-        true => y.iter().copied().chain(std::iter::repeat_n(NULL_CLASS, b)).collect(),
+        true => y
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(NULL_CLASS, b))
+            .collect(),
         false => vec![NULL_CLASS; b],
     };
     label_tensor(&labels, device)

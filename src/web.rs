@@ -68,7 +68,12 @@ struct StepDone {
 }
 
 impl Run {
-    fn new(nets: &Nets, settings: SampleSettings, device: &Device, replay: bool) -> Result<Self, Error> {
+    fn new(
+        nets: &Nets,
+        settings: SampleSettings,
+        device: &Device,
+        replay: bool,
+    ) -> Result<Self, Error> {
         let (unet, classifier) = (nets.unet.clone(), nets.classifier.clone());
         Ok(match replay {
             true => Run::Replay(ReplayRun::new(unet, classifier, settings, device)?),
@@ -90,7 +95,12 @@ impl Run {
                 Some(frame) => {
                     let (step, total, t) = (frame.step, frame.total, frame.t);
                     let data = frame.read().await?;
-                    Some(StepDone { step, total, t, data })
+                    Some(StepDone {
+                        step,
+                        total,
+                        t,
+                        data,
+                    })
                 }
                 None => None,
             },
@@ -98,7 +108,12 @@ impl Run {
                 Some(out) => {
                     let (step, total, t) = (out.step, out.total, out.t);
                     let data = out.read().await?;
-                    Some(StepDone { step, total, t, data })
+                    Some(StepDone {
+                        step,
+                        total,
+                        t,
+                        data,
+                    })
                 }
                 None => None,
             },

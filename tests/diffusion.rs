@@ -56,11 +56,7 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
             let eps = oracle_eps(&s, k, x.clone(), x0.clone());
             let c = StepCoefs::at(&s, k, 0.0, false);
             let step = p_mean(&c, x.clone(), eps);
-            x = ancestral_sample(
-                &c,
-                step.mean,
-                gaussian([2, 1, 28, 28], &mut rng, &device),
-            );
+            x = ancestral_sample(&c, step.mean, gaussian([2, 1, 28, 28], &mut rng, &device));
         }
         let err = values(x - x0.clone())
             .iter()
@@ -86,7 +82,11 @@ fn the_last_ancestral_step_adds_no_noise() {
     let mean = Tensor::<4>::full([1, 1, 2, 2], 0.25, &device);
     let z = Tensor::<4>::ones([1, 1, 2, 2], &device);
     assert_eq!(
-        values(ancestral_sample(&StepCoefs::at(&s, 0, 0.0, false), mean.clone(), z.clone())),
+        values(ancestral_sample(
+            &StepCoefs::at(&s, 0, 0.0, false),
+            mean.clone(),
+            z.clone()
+        )),
         vec![0.25; 4]
     );
     let noisy = values(ancestral_sample(&StepCoefs::at(&s, 1, 0.0, false), mean, z));

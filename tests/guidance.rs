@@ -64,9 +64,15 @@ fn guidance_formulas() {
     let device = Device::flex();
     let t = |v: f32| Tensor::<4>::full([1, 1, 1, 1], v, &device);
     // mu' = mu + s Sigma g
-    assert_eq!(vals(condition_mean(t(1.0), &(0.5 * 2.0), t(3.0))), vec![4.0]);
+    assert_eq!(
+        vals(condition_mean(t(1.0), &(0.5 * 2.0), t(3.0))),
+        vec![4.0]
+    );
     // eps' = eps - sqrt(1 - abar) s g
-    assert_eq!(vals(condition_score(t(1.0), &(0.5 * 2.0), t(3.0))), vec![-2.0]);
+    assert_eq!(
+        vals(condition_score(t(1.0), &(0.5 * 2.0), t(3.0))),
+        vec![-2.0]
+    );
     // (1 + w) eps_c - w eps_u
     assert_eq!(vals(cfg_mix(t(2.0), t(1.0), 3.0)), vec![5.0]);
     // w = 0 is the conditional model alone

@@ -182,7 +182,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
                 read(f.x0).await.unwrap(),
                 read(f.log_p_target.exp()).await.unwrap(),
             );
-            assert_eq!((g.x_t.len(), g.x0.len(), g.p.len()), (x_t.len(), x0.len(), batch));
+            assert_eq!(
+                (g.x_t.len(), g.x0.len(), g.p.len()),
+                (x_t.len(), x0.len(), batch)
+            );
             for (a, b) in [(&g.x_t, &x_t), (&g.x0, &x0), (&g.p, &p)] {
                 for (a, b) in a.iter().zip(b.iter()) {
                     worst = worst.max((a - b).abs());
@@ -201,7 +204,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
     web_sys::console::log_1(
         &format!("largest replayed-vs-plain difference on WebGPU: {worst:e}").into(),
     );
-    assert!(worst < 1e-4, "the replayed and the plain run differ by {worst}");
+    assert!(
+        worst < 1e-4,
+        "the replayed and the plain run differ by {worst}"
+    );
 }
 
 #[wasm_bindgen_test]

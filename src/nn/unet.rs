@@ -110,7 +110,12 @@ impl UNet {
 
     /// [`forward`](Self::forward) with the timesteps given as their sinusoidal features
     /// (`embedding::sinusoidal`, `[B, sinusoid_dim]`).
-    pub fn forward_sinusoid(&self, x: Tensor<4>, t_features: Tensor<2>, y: Tensor<1, Int>) -> Tensor<4> {
+    pub fn forward_sinusoid(
+        &self,
+        x: Tensor<4>,
+        t_features: Tensor<2>,
+        y: Tensor<1, Int>,
+    ) -> Tensor<4> {
         let b = x.dims()[0];
         let class = self
             .class
