@@ -47,7 +47,7 @@ fn norm(channels: usize, device: &Device) -> GroupNorm {
 
 /// Residual block with a timestep-embedding input (DDPM App. B; guided-diffusion `ResBlock`
 /// with `use_scale_shift_norm`): `h = conv(silu(norm(x)))`, `h = norm(h) * (1 + scale) + shift`,
-/// `out = skip(x) + conv(silu(h))`.
+/// `out = skip(x) + conv(silu(h))`, where scale and shift are a linear map of silu(emb).
 #[derive(Module, Debug)]
 pub struct ResBlock {
     norm1: GroupNorm,
@@ -71,12 +71,16 @@ impl ResBlock {
         }
     }
 
+    /// `emb_act` is `silu(emb)`, which every block of a network reads: the network computes it
+    /// once (burn's SiLU is seven kernels on WebGPU, so eleven blocks computing it each cost 70
+    /// launches per U-Net forward), with the same result.
+    ///
     /// # Shapes
-    /// - x: `[B, C_in, H, W]`, emb: `[B, E]`; output: `[B, C_out, H, W]`
-    pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
+    /// - x: `[B, C_in, H, W]`, emb_act: `[B, E]`; output: `[B, C_out, H, W]`
+    pub fn forward(&self, x: Tensor<4>, emb_act: Tensor<2>) -> Tensor<4> {
         let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
         let [b, c, _, _] = h.dims();
-        let ss = self.emb.forward(silu(emb)).reshape([b, 2 * c, 1, 1]);
+        let ss = self.emb.forward(emb_act).reshape([b, 2 * c, 1, 1]);
         let scale = ss.clone().narrow(1, 0, c);
         let shift = ss.narrow(1, c, c);
         let h = self.norm2.forward(h) * (scale + 1.0) + shift;

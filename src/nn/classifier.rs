@@ -79,7 +79,7 @@ impl Classifier {
     /// [`features`](Self::features) with the timesteps given as their sinusoidal features
     /// (`embedding::sinusoidal`, `[B, sinusoid_dim]`).
     pub fn features_sinusoid(&self, x: Tensor<4>, t_features: Tensor<2>) -> Tensor<2> {
-        let emb = self.time.forward_sinusoid(t_features);
+        let emb = silu(self.time.forward_sinusoid(t_features)); // once for all blocks
         let h = self.block0.forward(self.inc.forward(x), emb.clone());
         let h = self.block1.forward(self.ds0.forward(h), emb.clone());
         let h = self.block2.forward(self.ds1.forward(h), emb);

@@ -5,6 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::{Embedding, EmbeddingConfig};
+use burn::tensor::activation::silu;
 use burn::tensor::{Device, Int, Tensor};
 
 use super::blocks::{conv3x3, pyramid_macs, Attention, OutHead, ResBlock, Upsample};
@@ -121,7 +122,8 @@ impl UNet {
             .class
             .forward(y.reshape([b, 1]))
             .reshape([b, self.class.weight.dims()[1]]);
-        let emb = self.time.forward_sinusoid(t_features) + class; // [B, E]
+        // silu(emb), once for all blocks (ResBlock::forward)
+        let emb = silu(self.time.forward_sinusoid(t_features) + class); // [B, E]
 
         let h = self.inc.forward(x);
         let s0 = self.down0.forward(h, emb.clone()); // [B, c0, 28, 28]
