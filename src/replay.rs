@@ -190,9 +190,8 @@ impl ReplayRun {
         let device = self.device.clone();
         let dispatch = device.as_dispatch();
         let frame = match std::mem::replace(&mut self.mode, Mode::Eager(String::new())) {
-            // The first step runs eagerly with the device prepared for a recording (it leaves
-            // the memory pools holding every buffer a step needs), then the next step is
-            // recorded at once, so no other work can reach the device in between.
+            // Prepared, warmed up and recorded in this one call, so no other work can reach the
+            // device while it is prepared for a recording.
             Mode::Warmup if k > 0 => match Dispatch::graph_prepare(dispatch) {
                 Ok(()) => {
                     // A recording must find every buffer it asks for free in the pools (it
