@@ -32,7 +32,7 @@ fn per_sample(values: impl Iterator<Item = f64>, device: &Device) -> Tensor<4> {
 
 /// A per-step number the update multiplies images by: an `f64` applied as a scalar, or a
 /// `[1, 1, 1, 1]` tensor broadcast over the batch. The tensor form lets a step read its numbers
-/// from device memory, so one recorded step can be replayed at every t (`sampler::ReplayRun`);
+/// from device memory, so one recorded step can be replayed at every t (`replay::ReplayRun`);
 /// both forms multiply by the same f32 value.
 pub trait Coef {
     /// `x * self`

@@ -90,14 +90,25 @@ pub fn classifier_grad(
     t: Tensor<1>,
     y: &[usize],
 ) -> (Tensor<4>, Tensor<1>) {
-    let t_features = sinusoidal(t, classifier.sinusoid_dim());
-    let onehot = one_hot(y, &x.device());
+    let (t_features, onehot) = classifier_inputs(classifier, t, y);
     classifier_grad_with(classifier, x, t_features, onehot)
+}
+
+/// The classifier's per-step inputs from timestep indices `t` (`[B]`, on the device of the
+/// returned tensors) and labels `y`: sinusoidal features `[B, sinusoid_dim]` and one-hot rows
+/// `[B, 10]`, as [`classifier_grad_with`] and [`classifier_log_prob_with`] take them.
+pub fn classifier_inputs(
+    classifier: &Classifier,
+    t: Tensor<1>,
+    y: &[usize],
+) -> (Tensor<2>, Tensor<2>) {
+    let onehot = one_hot(y, &t.device());
+    (sinusoidal(t, classifier.sinusoid_dim()), onehot)
 }
 
 /// [`classifier_grad`] with the timesteps as sinusoidal features (`[B, sinusoid_dim]`) and the
 /// labels as one-hot rows (`[B, 10]`), both on x's device: what a step whose inputs were made
-/// once per run passes (`sampler::ReplayRun`).
+/// once per run passes (`replay::ReplayRun`).
 pub fn classifier_grad_with(
     classifier: &Classifier,
     x: Tensor<4>,
@@ -128,8 +139,7 @@ pub fn classifier_log_prob(
     t: Tensor<1>,
     y: &[usize],
 ) -> Tensor<1> {
-    let t_features = sinusoidal(t, classifier.sinusoid_dim());
-    let onehot = one_hot(y, &x.device());
+    let (t_features, onehot) = classifier_inputs(classifier, t, y);
     classifier_log_prob_with(classifier, x, t_features, onehot)
 }
 

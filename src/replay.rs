@@ -35,7 +35,8 @@ use crate::diffusion::{gaussian, gaussian_values, StepCoefs, STEP_COEFS};
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::sampler::{
-    classifier_term, guided_eps, unet_labels, update, FrameData, Method, SampleSettings,
+    classifier_term, frame_len, guided_eps, pack_frame, unet_labels, update, Method,
+    SampleSettings, StepOut,
 };
 use crate::schedule::Schedule;
 use crate::Error;
@@ -55,29 +56,6 @@ enum Mode {
     Eager(String),
     /// Recording the step failed (the reason), which left x unusable: the run is over.
     Failed(String),
-}
-
-/// One step's frame, still on the device: x_{t-1}, predicted x0 and p(asked class | x_t),
-/// concatenated (`[2 B 784 + B]`), read back by [`read_frame`].
-pub struct StepOut {
-    /// Steps done so far, 1..=total.
-    pub step: usize,
-    pub total: usize,
-    /// The original timestep this step started from.
-    pub t: usize,
-    frame: Tensor<1>,
-    batch: usize,
-}
-
-impl StepOut {
-    /// Reads the frame back without blocking.
-    pub async fn read(self) -> Result<FrameData, Error> {
-        let n = self.batch * SIDE * SIDE;
-        let mut x_t = crate::sampler::read(self.frame).await?;
-        let p = x_t.split_off(2 * n);
-        let x0 = x_t.split_off(n);
-        Ok(FrameData { x_t, x0, p })
-    }
 }
 
 /// A run in progress whose steps replay one recorded step where the device can record.
@@ -160,10 +138,6 @@ impl ReplayRun {
         })
     }
 
-    pub fn settings(&self) -> &SampleSettings {
-        &self.settings
-    }
-
     pub fn is_done(&self) -> bool {
         self.next.is_none()
     }
@@ -173,7 +147,8 @@ impl ReplayRun {
         matches!(self.mode, Mode::Replay { .. })
     }
 
-    /// Why the steps run eagerly, once that is settled (after the second step).
+    /// Why the steps run eagerly (or why recording failed), once that is settled (after the
+    /// first step).
     pub fn eager_reason(&self) -> Option<&str> {
         match &self.mode {
             Mode::Eager(why) | Mode::Failed(why) => Some(why),
@@ -204,7 +179,8 @@ impl ReplayRun {
                     let (x, k) = (self.x.clone(), self.k.clone());
                     drop(self.record());
                     (self.x, self.k) = (x, k);
-                    let spare = Tensor::<1>::empty([self.frame_len()], &self.device);
+                    let spare =
+                        Tensor::<1>::empty([frame_len(self.settings.classes.len())], &self.device);
                     let frame = self.record();
                     drop(spare);
                     self.mode = self.capture(dispatch);
@@ -250,12 +226,6 @@ impl ReplayRun {
         }))
     }
 
-    /// Values in a frame: x_{t-1} and x0 for every sample, then p(asked class | x_t).
-    fn frame_len(&self) -> usize {
-        let b = self.settings.classes.len();
-        2 * b * SIDE * SIDE + b
-    }
-
     /// Records one step without running it: what the next steps replay, or why they cannot.
     /// Recording runs nothing, so x and k are left as they were either way.
     fn capture(&mut self, dispatch: &burn_dispatch::DispatchDevice) -> Mode {
@@ -290,7 +260,6 @@ impl ReplayRun {
     /// update, writes x_{t-1} into x's buffer and k - 1 into k's, and returns the frame.
     fn record(&mut self) -> Tensor<1> {
         let b = self.settings.classes.len();
-        let n = b * SIDE * SIDE;
         let g = self.settings.guidance;
         let (next, frame) = {
             let k = self.k.clone();
@@ -310,15 +279,7 @@ impl ReplayRun {
                 self.onehot.clone(),
             );
             let (next, x0) = update(self.settings.method, &coefs, x, eps, class.grad, Some(z));
-            let frame = Tensor::cat(
-                vec![
-                    next.clone().reshape([n]),
-                    x0.reshape([n]),
-                    class.log_p.exp(),
-                ],
-                0,
-            );
-            (next, frame)
+            (next.clone(), pack_frame(next, x0, class.log_p))
         };
         // Both in place: nothing else holds x's or k's buffer by now.
         self.x

@@ -16,11 +16,11 @@ use burn::tensor::Int;
 
 use crate::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean, Coef, StepCoefs};
 use crate::guidance::{
-    cfg_mix, classifier_grad_with, classifier_log_prob_with, condition_mean, condition_score,
-    Guidance,
+    cfg_mix, classifier_grad_with, classifier_inputs, classifier_log_prob_with, condition_mean,
+    condition_score, Guidance,
 };
 use crate::nn::embedding::sinusoidal;
-use crate::nn::{label_tensor, one_hot, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE};
+use crate::nn::{label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE};
 use crate::schedule::{BetaSchedule, Schedule, T};
 use crate::Error;
 
@@ -126,24 +126,57 @@ pub struct FrameData {
 }
 
 impl Frame {
+    /// The frame as one device tensor, ready to be read back in one transfer.
+    pub fn into_out(self) -> StepOut {
+        StepOut {
+            step: self.step,
+            total: self.total,
+            t: self.t,
+            batch: self.log_p_target.dims()[0],
+            frame: pack_frame(self.x_t, self.x0, self.log_p_target),
+        }
+    }
+
     /// Reads the frame back without blocking, as the page needs it: one transfer for all three
     /// (each readback from a GPU is a round trip; docs/BENCHMARKS.md).
     pub async fn read(self) -> Result<FrameData, Error> {
-        let b = self.log_p_target.dims()[0];
-        let n = b * SIDE * SIDE;
-        let all = Tensor::cat(
-            vec![
-                self.x_t.reshape([n]),
-                self.x0.reshape([n]),
-                self.log_p_target.exp(),
-            ],
-            0,
-        );
-        let mut x_t = read(all).await?;
+        self.into_out().read().await
+    }
+}
+
+/// One step's frame still on the device: x_{t-1}, predicted x0 and p(asked class | x_t) of each
+/// sample packed into one tensor ([`pack_frame`]), read back by [`StepOut::read`].
+pub struct StepOut {
+    /// Steps done so far, 1..=total.
+    pub step: usize,
+    pub total: usize,
+    /// The original timestep this step started from.
+    pub t: usize,
+    pub(crate) frame: Tensor<1>,
+    pub(crate) batch: usize,
+}
+
+impl StepOut {
+    /// Reads the frame back without blocking, in one transfer.
+    pub async fn read(self) -> Result<FrameData, Error> {
+        let n = self.batch * SIDE * SIDE;
+        let mut x_t = read(self.frame).await?;
         let p = x_t.split_off(2 * n);
         let x0 = x_t.split_off(n);
         Ok(FrameData { x_t, x0, p })
     }
+}
+
+/// x_{t-1} `[B, 1, 28, 28]`, x0 `[B, 1, 28, 28]` and log p `[B]` as one tensor of
+/// [`frame_len`]`(B)` values: x_{t-1}, then x0, then p = exp(log p).
+pub(crate) fn pack_frame(x_t: Tensor<4>, x0: Tensor<4>, log_p: Tensor<1>) -> Tensor<1> {
+    let n = log_p.dims()[0] * SIDE * SIDE;
+    Tensor::cat(vec![x_t.reshape([n]), x0.reshape([n]), log_p.exp()], 0)
+}
+
+/// How many values [`pack_frame`] packs for a batch of `b`.
+pub(crate) fn frame_len(b: usize) -> usize {
+    2 * b * SIDE * SIDE + b
 }
 
 /// Reads a tensor back without blocking (every synchronous readback panics in the browser).
@@ -252,8 +285,8 @@ impl Sampler {
     /// grad_x log p_phi(y | x_t, t) when the mode uses the classifier (forward and backward),
     /// else only log p for the progress chart (forward).
     pub fn classifier_term(&self, at: &StepAt) -> ClassifierTerm {
-        let t_features = sinusoidal(at.t.clone(), self.classifier.sinusoid_dim());
-        let onehot = one_hot(&self.settings.classes, &self.device);
+        let (t_features, onehot) =
+            classifier_inputs(&self.classifier, at.t.clone(), &self.settings.classes);
         classifier_term(
             &self.classifier,
             self.settings.guidance,

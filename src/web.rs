@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use crate::grid::to_bytes;
 use crate::nn::{Classifier, UNet};
 use crate::replay::ReplayRun;
-use crate::sampler::{FrameData, Method, SampleSettings, Sampler};
+use crate::sampler::{Frame, FrameData, Method, SampleSettings, Sampler};
 use crate::weights::{self, Manifest};
 use crate::Error;
 
@@ -90,34 +90,21 @@ impl Run {
 
     /// One step, read back; `None` once the run is done.
     async fn step(&mut self) -> Result<Option<StepDone>, Error> {
-        Ok(match self {
-            Run::Eager(sampler) => match sampler.step() {
-                Some(frame) => {
-                    let (step, total, t) = (frame.step, frame.total, frame.t);
-                    let data = frame.read().await?;
-                    Some(StepDone {
-                        step,
-                        total,
-                        t,
-                        data,
-                    })
-                }
-                None => None,
-            },
-            Run::Replay(run) => match run.step()? {
-                Some(out) => {
-                    let (step, total, t) = (out.step, out.total, out.t);
-                    let data = out.read().await?;
-                    Some(StepDone {
-                        step,
-                        total,
-                        t,
-                        data,
-                    })
-                }
-                None => None,
-            },
-        })
+        let out = match self {
+            Run::Eager(sampler) => sampler.step().map(Frame::into_out),
+            Run::Replay(run) => run.step()?,
+        };
+        let Some(out) = out else {
+            return Ok(None);
+        };
+        let (step, total, t) = (out.step, out.total, out.t);
+        let data = out.read().await?;
+        Ok(Some(StepDone {
+            step,
+            total,
+            t,
+            data,
+        }))
     }
 }
 

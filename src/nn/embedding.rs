@@ -46,7 +46,7 @@ impl TimeEmbedding {
     }
 
     /// The MLP alone, on features [`sinusoidal`] already computed (`[B, sinusoid_dim]`), so that
-    /// a caller may compute them once for a whole run (`sampler::ReplayRun`).
+    /// a caller may compute them once for a whole run (`replay::ReplayRun`).
     pub fn forward_sinusoid(&self, features: Tensor<2>) -> Tensor<2> {
         self.fc2.forward(silu(self.fc1.forward(features)))
     }
