@@ -10,13 +10,14 @@ TRUNK_VERSION := 0.21.14
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT ?= 900
 
-.PHONY: help serve site test test-native test-wasm test-page tools browser data weights train export eval build bench profile
+.PHONY: help serve site test test-native test-wasm test-page test-gpu tools browser data weights train export eval build bench profile
 
 help:
 	@echo "make serve    install the tools if missing, build, and serve the demo at http://127.0.0.1:8080"
 	@echo "make test     install what the tests need and run every test (native, wasm in Chromium, page)"
 	@echo "make site     the static site in dist/ (trunk build --release)"
 	@echo "make weights  train all networks (resumable), export int8 weights, evaluate"
+	@echo "make test-gpu the replayed step on a native GPU device (software Vulkan where there is none)"
 	@echo "make bench    time native flex, WebGPU and the wasm CPU fallback; writes docs/BENCHMARKS.md"
 	@echo "make profile  CPU profile of the page during WebGPU steps (names kept); writes docs/BENCHMARKS.md"
 
@@ -48,6 +49,13 @@ test-wasm: tools browser
 
 test-page: site browser
 	cd tests/page && npm ci --no-audit --no-fund && npm test
+
+# Not part of `make test`: the replayed step on a native GPU device (wgpu, WGSL, burn's fusion on),
+# on whatever adapter the machine has; Mesa's software Vulkan (lavapipe) where there is no GPU.
+test-gpu:
+	@ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mesa-vulkan-drivers; }
+	$(CARGO) test --release --locked --features wgpu,fusion --test gpu -- --nocapture
 
 # ---- benchmarks: native flex first, then the built site in headless Chromium ----
 bench: data site browser

@@ -115,7 +115,7 @@ struct TrainArgs {
     dir: PathBuf,
     #[arg(long, default_value = "data")]
     data: PathBuf,
-    /// Where to train: flex (CPU, always built), or vulkan (cargo feature train-vulkan).
+    /// Where to train: flex (CPU, always built), or wgpu (a native GPU; cargo feature wgpu).
     #[arg(long, value_enum, default_value = "flex")]
     device: TrainDevice,
 }
@@ -123,19 +123,18 @@ struct TrainArgs {
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum TrainDevice {
     Flex,
-    Vulkan,
+    Wgpu,
 }
 
 impl TrainDevice {
     fn device(self) -> Result<Device, Error> {
         match self {
             TrainDevice::Flex => Ok(Device::flex()),
-            #[cfg(feature = "train-vulkan")]
-            TrainDevice::Vulkan => Ok(Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)),
-            #[cfg(not(feature = "train-vulkan"))]
-            TrainDevice::Vulkan => Err(Error::Setting(
-                "this build cannot train on that device: rebuild with `--features train-vulkan`"
-                    .into(),
+            #[cfg(feature = "wgpu")]
+            TrainDevice::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            #[cfg(not(feature = "wgpu"))]
+            TrainDevice::Wgpu => Err(Error::Setting(
+                "this build cannot train on that device: rebuild with `--features wgpu`".into(),
             )),
         }
     }
