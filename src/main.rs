@@ -194,11 +194,15 @@ fn run(command: Command) -> Result<(), Error> {
                     s.gflops
                 );
             }
+            let train: Vec<String> = r
+                .train
+                .iter()
+                .map(|t| format!("{:.1} samples/s at batch {}", t.samples_per_s, t.batch))
+                .collect();
             println!(
-                "matmul {n}x{n}: {:.1} GFLOP/s; U-Net training (batch {}): {:.1} samples/s; peak RSS {:.0} MB; wrote {}",
+                "matmul {n}x{n}: {:.1} GFLOP/s; U-Net training: {}; peak RSS {:.0} MB; wrote {}",
                 r.matmul.gflops,
-                r.train_batch,
-                r.train_samples_per_s,
+                train.join(", "),
                 r.peak_rss_bytes as f64 / 1e6,
                 opts.out.display(),
                 n = r.matmul.n

@@ -119,6 +119,10 @@ fn bad_input_gets_one_line_and_exit_code_2() {
             &["bench", "--train-steps", "0"],
             "--train-steps must be at least 1, got 0",
         ),
+        (
+            &["bench", "--train-batches", "64,0"],
+            "--train-batches must list sizes from 1 to 1024, got [64, 0]",
+        ),
     ];
     for (args, msg) in cases {
         let (code, stderr) = cli(args);

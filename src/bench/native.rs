@@ -40,9 +40,12 @@ pub struct BenchOptions {
     /// Side of the square matrices of the reference product.
     #[arg(long, default_value_t = 1024)]
     pub matmul: usize,
-    /// U-Net training steps timed (batch 64), after two untimed ones.
+    /// U-Net training steps timed, after two untimed ones.
     #[arg(long, default_value_t = 6)]
     pub train_steps: usize,
+    /// Batch sizes of the timed training steps, each timed in turn in this one process.
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    pub train_batches: Vec<usize>,
 }
 
 /// Everything the native run measured.
@@ -52,10 +55,17 @@ pub struct NativeReport {
     pub threads: usize,
     pub steps: Vec<StepReport>,
     pub matmul: MatmulReport,
-    pub train_samples_per_s: f64,
-    pub train_batch: usize,
+    /// U-Net training throughput at each of `--train-batches`, in that order.
+    pub train: Vec<TrainReport>,
     /// Peak resident memory of the process (VmHWM), bytes; 0 where it cannot be read.
     pub peak_rss_bytes: u64,
+}
+
+/// U-Net training steps on flex at one batch size.
+#[derive(Serialize, Deserialize)]
+pub struct TrainReport {
+    pub batch: usize,
+    pub samples_per_s: f64,
 }
 
 /// Runs a future to completion on this thread. flex answers readbacks at once, so this never
@@ -146,6 +156,14 @@ impl BenchOptions {
         if self.train_steps == 0 {
             return bad("--train-steps must be at least 1, got 0".into());
         }
+        if self.train_batches.is_empty()
+            || self.train_batches.iter().any(|b| !(1..=1024).contains(b))
+        {
+            return bad(format!(
+                "--train-batches must list sizes from 1 to 1024, got {:?}",
+                self.train_batches
+            ));
+        }
         Ok(())
     }
 }
@@ -180,16 +198,21 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
         matmul.gflops,
         n = matmul.n
     );
-    let train_batch = 64;
-    let train_samples_per_s = train_throughput(&opts.data, train_batch, opts.train_steps)?;
-    eprintln!("flex, U-Net training: {train_samples_per_s:.1} samples/s");
+    let mut train = Vec::new();
+    for &batch in &opts.train_batches {
+        let samples_per_s = train_throughput(&opts.data, batch, opts.train_steps)?;
+        eprintln!("flex, U-Net training at batch {batch}: {samples_per_s:.1} samples/s");
+        train.push(TrainReport {
+            batch,
+            samples_per_s,
+        });
+    }
     let report = NativeReport {
         device: "flex (CPU, native)".into(),
         threads,
         steps: reports,
         matmul,
-        train_samples_per_s,
-        train_batch,
+        train,
         peak_rss_bytes: peak_rss_bytes(),
     };
     if let Some(dir) = opts.out.parent() {

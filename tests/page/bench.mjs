@@ -308,7 +308,7 @@ async function main() {
     "",
     `- Native peak resident memory of \`guided-ddpm bench\` (VmHWM, all batches and the training run): ${mbytes(native.peak_rss_bytes)}.`,
     `- WebAssembly linear memory after the benchmarks (it only grows, so this is its peak): ${memory}. GPU memory is not readable from a page.`,
-    `- U-Net training on flex (forward, backward, AdamW, EMA; batch ${native.train_batch}): ${f(native.train_samples_per_s)} samples/s.`,
+    ...native.train.map((t) => `- U-Net training on flex (forward, backward, AdamW, EMA), batch ${t.batch}: ${f(t.samples_per_s)} samples/s.`),
     "",
     END,
   ].join("\n");
