@@ -129,7 +129,16 @@ pub fn classifier_grad_with(
         .grad(&grads)
         .expect("x_t requires a gradient")
         .to_device(&device);
-    (grad, selected.inner().to_device(&device))
+    (dense(grad), selected.inner().to_device(&device))
+}
+
+/// `x` laid out afresh as a dense `[B, C, H, W]` tensor (the same values). What leaves a
+/// network (the U-Net's eps, the classifier's gradient) comes from a convolution with
+/// channels-last strides, and burn 0.22.1's fusion computes a fused update that reads such a
+/// tensor wrongly (x0 off by 2; `tests/gpu.rs`, docs/BENCHMARKS.md); the update reads this copy.
+pub fn dense(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c * h * w]).reshape([b, c, h, w])
 }
 
 /// log p_phi(y | x_t, t) without a gradient.

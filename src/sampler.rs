@@ -17,7 +17,7 @@ use burn::tensor::Int;
 use crate::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean, Coef, StepCoefs};
 use crate::guidance::{
     cfg_mix, classifier_grad_with, classifier_inputs, classifier_log_prob_with, condition_mean,
-    condition_score, Guidance,
+    condition_score, dense, Guidance,
 };
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE};
@@ -374,13 +374,14 @@ pub(crate) fn guided_eps(
     let b = x.dims()[0];
     if g.mode.uses_free() {
         let both = unet.forward_sinusoid(Tensor::cat(vec![x.clone(), x], 0), t_features, labels);
+        let both = dense(both);
         cfg_mix(
             both.clone().narrow(0, 0, b),
             both.narrow(0, b, b),
             g.cfg_scale,
         )
     } else {
-        unet.forward_sinusoid(x, t_features, labels)
+        dense(unet.forward_sinusoid(x, t_features, labels))
     }
 }
 
