@@ -186,11 +186,19 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
                 (g.x_t.len(), g.x0.len(), g.p.len()),
                 (x_t.len(), x0.len(), batch)
             );
+            let mut here = 0f32;
             for (a, b) in [(&g.x_t, &x_t), (&g.x0, &x0), (&g.p, &p)] {
                 for (a, b) in a.iter().zip(b.iter()) {
-                    worst = worst.max((a - b).abs());
+                    here = here.max((a - b).abs());
                 }
             }
+            if here >= 1e-4 {
+                web_sys::console::log_1(
+                    &format!("{method:?} batch {batch}, step {step}: replayed-plain {here:e}")
+                        .into(),
+                );
+            }
+            worst = worst.max(here);
             if step >= 2 {
                 assert!(
                     replayed.is_replaying(),
