@@ -47,11 +47,11 @@ fn largest_difference(a: &FrameData, b: &FrameData, x0: bool) -> f32 {
 /// Step by step, on the same seed: the replayed run's frames equal the plain sampler's on the
 /// GPU device, and the GPU's plain sampler's x_t and p stay within 1e-4 of flex (CPU) over the
 /// first three steps (x0 is left out there: at t = 999 it scales eps by ~160, so float rounding
-/// in eps alone moves it by ~5e-4). The runs are those of the wasm test `replayed_steps_on_webgpu_match_the_plain_sampler`
-/// (a run dropped half-way, a larger batch between, a new run after it) plus the guidance modes
-/// that burn's fusion got wrong here (DDIM unguided, DDPM classifier-only: docs/BENCHMARKS.md).
-/// A replay that read a stale x_t or step index is off by far more (x0 at t = 999 scales eps by
-/// ~160).
+/// in eps alone moves it by ~5e-4, while a replay that read a stale x_t or step index moves it
+/// by far more). The runs are those of the wasm test
+/// `replayed_steps_on_webgpu_match_the_plain_sampler` (a run dropped half-way, a larger batch
+/// between, a new run after it) plus the guidance modes that burn's fusion got wrong here (DDIM
+/// unguided, DDPM classifier-only: docs/BENCHMARKS.md).
 #[test]
 fn replayed_steps_on_a_native_gpu_match_the_plain_sampler_and_the_cpu() {
     let device = Device::wgpu(DeviceKind::DefaultDevice);
