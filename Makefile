@@ -3,7 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # The CLI binary, wherever cargo puts its target directory.
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/guided-ddpm
-WASM := --release --target wasm32-unknown-unknown --no-default-features
+# The wasm tests build what the page ships: burn's fusion on (www/index.html).
+WASM := --release --target wasm32-unknown-unknown --no-default-features --features fusion
 # wasm-bindgen's CLI must match the library version that Cargo.lock pins.
 WASM_BINDGEN := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
 TRUNK_VERSION := 0.21.14

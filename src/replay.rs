@@ -12,9 +12,15 @@
 //! - the step's numbers (posterior coefficients, noise scale, guidance factor), the noise z and
 //!   the networks' sinusoidal timestep features are rows of per-run tables, made once by
 //!   [`ReplayRun::new`] and picked by a device-side step index `k`;
-//! - the step writes x_{t-1} back into the buffer of x_t and decrements `k`, both in place
-//!   (burn's cubecl kernels reuse a buffer whose tensor is the only one holding it), so the next
-//!   replay reads the next step's inputs;
+//! - the step first decrements `k` in place and reads its rows at the decremented index, and
+//!   ends by writing x_{t-1} back into the buffer of x_t, in place too (burn's cubecl kernels
+//!   reuse a buffer whose tensor is the only one holding it), so the next replay reads the next
+//!   step's inputs. Each in-place write comes where every other read of its buffer in the step
+//!   depends on it or feeds it (every row read needs the decremented k; x_{t-1} needs every read
+//!   of x_t). burn's fusion orders launches by data dependence only: with the decrement at the
+//!   end of the step, where nothing in the step depended on it, the replayed DDPM steps in the
+//!   browser left the plain sampler's from the second replay on (by 2.29 at step 3), and with
+//!   it first they match (docs/BENCHMARKS.md);
 //! - nothing inside a step is uploaded from the host (a recording refuses host writes).
 //!
 //! The first step of a run is preceded by one untimed step whose results are dropped (it settles
@@ -75,7 +81,8 @@ pub struct ReplayRun {
     onehot: Tensor<2>,
     /// x_t, `[B, 1, 28, 28]`, overwritten in place by each step.
     x: Tensor<4>,
-    /// The index of the next step, `[1]`, decremented in place by each step.
+    /// One more than the index of the next step, `[1]`, decremented in place at the start of
+    /// each step, which then reads its rows at the decremented value.
     k: Tensor<1, Int>,
     /// The index of the next step on the host; `None` when done.
     next: Option<usize>,
@@ -118,7 +125,7 @@ impl ReplayRun {
         let t_unet = sinusoidal(t.clone(), unet.sinusoid_dim());
         let t_classifier = sinusoidal(t, classifier.sinusoid_dim());
 
-        let k = Tensor::from_data(TensorData::new(vec![(s - 1) as i64], [1]), device);
+        let k = Tensor::from_data(TensorData::new(vec![s as i64], [1]), device);
         Ok(Self {
             labels: unet_labels(&settings, device),
             onehot: one_hot(&settings.classes, device),
@@ -256,11 +263,14 @@ impl ReplayRun {
         self.record()
     }
 
-    /// The step itself, as recorded: reads row `k` of the tables, runs the networks and the
-    /// update, writes x_{t-1} into x's buffer and k - 1 into k's, and returns the frame.
+    /// The step itself, as recorded: writes k - 1 into k's buffer, reads row k - 1 of the
+    /// tables, runs the networks and the update, writes x_{t-1} into x's buffer, and returns the
+    /// frame. Both writes are in place (nothing else holds x's or k's buffer by then), in the
+    /// order the module doc gives.
     fn record(&mut self) -> Tensor<1> {
         let b = self.settings.classes.len();
         let g = self.settings.guidance;
+        self.k.inplace(|k| k - 1);
         let (next, frame) = {
             let k = self.k.clone();
             let row = |table: &Tensor<2>| table.clone().select(0, k.clone());
@@ -281,10 +291,8 @@ impl ReplayRun {
             let (next, x0) = update(self.settings.method, &coefs, x, eps, class.grad, Some(z));
             (next.clone(), pack_frame(next, x0, class.log_p))
         };
-        // Both in place: nothing else holds x's or k's buffer by now.
         self.x
             .inplace(|x| x.slice_assign([0..b, 0..1, 0..SIDE, 0..SIDE], next));
-        self.k.inplace(|k| k - 1);
         frame
     }
 }
