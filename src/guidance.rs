@@ -90,38 +90,44 @@ pub fn classifier_grad(
     t: Tensor<1>,
     y: &[usize],
 ) -> (Tensor<4>, Tensor<1>) {
-    let (t_features, onehot) = classifier_inputs(classifier, t, y);
-    classifier_grad_with(classifier, x, t_features, onehot)
+    let (emb, onehot) = classifier_inputs(classifier, t, y);
+    classifier_grad_with(classifier, x, emb, onehot)
 }
 
 /// The classifier's per-step inputs from timestep indices `t` (`[B]`, on the device of the
-/// returned tensors) and labels `y`: sinusoidal features `[B, sinusoid_dim]` and one-hot rows
-/// `[B, 10]`, as [`classifier_grad_with`] and [`classifier_log_prob_with`] take them.
+/// returned tensors) and labels `y`: its [`embedding`](classifier_embedding) `[B, emb_dim]` and
+/// one-hot rows `[B, 10]`, as [`classifier_grad_with`] and [`classifier_log_prob_with`] take them.
 pub fn classifier_inputs(
     classifier: &Classifier,
     t: Tensor<1>,
     y: &[usize],
 ) -> (Tensor<2>, Tensor<2>) {
     let onehot = one_hot(y, &t.device());
-    (sinusoidal(t, classifier.sinusoid_dim()), onehot)
+    let features = sinusoidal(t, classifier.sinusoid_dim());
+    (classifier_embedding(classifier, features), onehot)
 }
 
-/// [`classifier_grad`] with the timesteps as sinusoidal features (`[B, sinusoid_dim]`) and the
-/// labels as one-hot rows (`[B, 10]`), both on x's device: what a step whose inputs were made
-/// once per run passes (`replay::ReplayRun`).
+/// [`Classifier::embedding`] of sinusoidal timestep features `[B, sinusoid_dim]` on a device
+/// without autodiff, for a classifier that lives on that device's autodiff twin; the result is
+/// on the features' device (no gradient flows through it).
+pub fn classifier_embedding(classifier: &Classifier, t_features: Tensor<2>) -> Tensor<2> {
+    classifier.embedding(t_features.autodiff()).inner()
+}
+
+/// [`classifier_grad`] with the classifier's embedding and the labels as one-hot rows
+/// (`[B, 10]`), both on x's device: what a step whose inputs were made once per run passes
+/// (`replay::ReplayRun`).
 pub fn classifier_grad_with(
     classifier: &Classifier,
     x: Tensor<4>,
-    t_features: Tensor<2>,
+    emb: Tensor<2>,
     onehot: Tensor<2>,
 ) -> (Tensor<4>, Tensor<1>) {
     let device = x.device();
     let b = x.dims()[0];
     let x_in = x.detach().autodiff().require_grad();
-    let log_p = log_softmax(
-        classifier.forward_sinusoid(x_in.clone(), t_features.autodiff()),
-        1,
-    ); // [B, 10]
+    let features = classifier.features_embedded(x_in.clone(), emb.autodiff());
+    let log_p = log_softmax(classifier.head_forward(features), 1); // [B, 10]
     let selected = (log_p * onehot.autodiff()).sum_dim(1).reshape([b]); // [B]
                                                                         // Samples do not interact, so the gradient of the sum is each sample's own gradient.
     let grads = selected.clone().sum().backward();
@@ -154,23 +160,21 @@ pub fn classifier_log_prob(
     t: Tensor<1>,
     y: &[usize],
 ) -> Tensor<1> {
-    let (t_features, onehot) = classifier_inputs(classifier, t, y);
-    classifier_log_prob_with(classifier, x, t_features, onehot)
+    let (emb, onehot) = classifier_inputs(classifier, t, y);
+    classifier_log_prob_with(classifier, x, emb, onehot)
 }
 
 /// [`classifier_log_prob`] with the inputs of [`classifier_grad_with`].
 pub fn classifier_log_prob_with(
     classifier: &Classifier,
     x: Tensor<4>,
-    t_features: Tensor<2>,
+    emb: Tensor<2>,
     onehot: Tensor<2>,
 ) -> Tensor<1> {
     let device = x.device();
     let b = x.dims()[0];
-    let log_p = log_softmax(
-        classifier.forward_sinusoid(x.autodiff(), t_features.autodiff()),
-        1,
-    );
+    let features = classifier.features_embedded(x.autodiff(), emb.autodiff());
+    let log_p = log_softmax(classifier.head_forward(features), 1);
     (log_p * onehot.autodiff())
         .sum_dim(1)
         .reshape([b])

@@ -10,8 +10,9 @@
 //! A replay runs the recorded kernels on the recorded buffers with the recorded scalar
 //! arguments, so everything that changes from step to step lives in device memory:
 //! - the step's numbers (posterior coefficients, noise scale, guidance factor), the noise z and
-//!   the networks' sinusoidal timestep features are rows of per-run tables, made once by
-//!   [`ReplayRun::new`] and picked by a device-side step index `k`;
+//!   both networks' timestep embeddings silu(emb) (which depend on the timestep and label
+//!   only, so their MLPs run once per run, not once per step) are rows of per-run tables, made
+//!   once by [`ReplayRun::new`] and picked by a device-side step index `k`;
 //! - the step first decrements `k` in place and reads its rows at the decremented index, and
 //!   ends by writing x_{t-1} back into the buffer of x_t, in place too (burn's cubecl kernels
 //!   reuse a buffer whose tensor is the only one holding it), so the next replay reads the next
@@ -38,6 +39,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::diffusion::{gaussian, gaussian_values, StepCoefs, STEP_COEFS};
+use crate::guidance::classifier_embedding;
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::sampler::{
@@ -74,9 +76,10 @@ pub struct ReplayRun {
     coefs: Tensor<2>,
     /// Row k: the noise z of step k, `[S, B 784]` (zeros where a step draws none).
     noise: Tensor<2>,
-    /// Row k: sinusoidal features of step k's timestep for the U-Net and the classifier.
-    t_unet: Tensor<2>,
-    t_classifier: Tensor<2>,
+    /// Row k: step k's embedding for the U-Net's rows (`[S, rows E]`, [`UNet::embedding`]) and
+    /// for the classifier's B samples (`[S, B E]`, [`Classifier::embedding`]).
+    emb_unet: Tensor<2>,
+    emb_classifier: Tensor<2>,
     labels: Tensor<1, Int>,
     onehot: Tensor<2>,
     /// x_t, `[B, 1, 28, 28]`, overwritten in place by each step.
@@ -121,13 +124,36 @@ impl ReplayRun {
             .flat_map(|k| StepCoefs::at(&schedule, k, settings.guidance.scale, ddim).row())
             .collect();
         let coefs = Tensor::from_data(TensorData::new(coefs, [s, STEP_COEFS]), device);
+        // Every (step, row) pair as one batch, row-major over steps, so that reshaping each
+        // network's [S rows, E] embedding to [S, rows E] puts step k's rows in row k.
         let t = t_tensor(&schedule.timesteps, device);
-        let t_unet = sinusoidal(t.clone(), unet.sinusoid_dim());
-        let t_classifier = sinusoidal(t, classifier.sinusoid_dim());
+        let spread = |features: Tensor<2>, rows: usize| {
+            let d = features.dims()[1];
+            features
+                .reshape([s, 1, d])
+                .expand([s, rows, d])
+                .reshape([s * rows, d])
+        };
+        let labels = unet_labels(&settings, device);
+        let rows = labels.dims()[0];
+        let y = labels.clone().reshape([1, rows]).expand([s, rows]);
+        let emb_unet = unet
+            .embedding(
+                spread(sinusoidal(t.clone(), unet.sinusoid_dim()), rows),
+                y.reshape([s * rows]),
+            )
+            .reshape([s, rows * unet.embedding_dim()]);
+        let emb_classifier = classifier_embedding(
+            &classifier,
+            spread(sinusoidal(t, classifier.sinusoid_dim()), b),
+        );
+        let emb_classifier = emb_classifier
+            .clone()
+            .reshape([s, b * emb_classifier.dims()[1]]);
 
         let k = Tensor::from_data(TensorData::new(vec![s as i64], [1]), device);
         Ok(Self {
-            labels: unet_labels(&settings, device),
+            labels,
             onehot: one_hot(&settings.classes, device),
             unet,
             classifier,
@@ -135,8 +161,8 @@ impl ReplayRun {
             settings,
             coefs,
             noise,
-            t_unet,
-            t_classifier,
+            emb_unet,
+            emb_classifier,
             x,
             k,
             next: Some(s - 1),
@@ -276,16 +302,19 @@ impl ReplayRun {
             let row = |table: &Tensor<2>| table.clone().select(0, k.clone());
             let coefs = StepCoefs::from_row(row(&self.coefs));
             let z = row(&self.noise).reshape([b, 1, SIDE, SIDE]);
-            let rows_unet = self.labels.dims()[0];
-            let t_unet = row(&self.t_unet).expand([rows_unet, self.unet.sinusoid_dim()]);
-            let t_classifier = row(&self.t_classifier).expand([b, self.classifier.sinusoid_dim()]);
+            let unflat = |table: &Tensor<2>, rows: usize| {
+                let e = table.dims()[1] / rows;
+                row(table).reshape([rows, e])
+            };
+            let emb_unet = unflat(&self.emb_unet, self.labels.dims()[0]);
+            let emb_classifier = unflat(&self.emb_classifier, b);
             let x = self.x.clone();
-            let eps = guided_eps(&self.unet, g, x.clone(), t_unet, self.labels.clone());
+            let eps = guided_eps(&self.unet, g, x.clone(), emb_unet);
             let class = classifier_term(
                 &self.classifier,
                 g,
                 x.clone(),
-                t_classifier,
+                emb_classifier,
                 self.onehot.clone(),
             );
             let (next, x0) = update(self.settings.method, &coefs, x, eps, class.grad, Some(z));

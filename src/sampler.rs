@@ -279,19 +279,20 @@ impl Sampler {
         };
         let labels = unet_labels(&self.settings, &self.device);
         let t_features = sinusoidal(t, self.unet.sinusoid_dim());
-        guided_eps(&self.unet, g, self.x.clone(), t_features, labels)
+        let emb = self.unet.embedding(t_features, labels);
+        guided_eps(&self.unet, g, self.x.clone(), emb)
     }
 
     /// grad_x log p_phi(y | x_t, t) when the mode uses the classifier (forward and backward),
     /// else only log p for the progress chart (forward).
     pub fn classifier_term(&self, at: &StepAt) -> ClassifierTerm {
-        let (t_features, onehot) =
+        let (emb, onehot) =
             classifier_inputs(&self.classifier, at.t.clone(), &self.settings.classes);
         classifier_term(
             &self.classifier,
             self.settings.guidance,
             self.x.clone(),
-            t_features,
+            emb,
             onehot,
         )
     }
@@ -362,18 +363,13 @@ pub(crate) fn unet_labels(settings: &SampleSettings, device: &Device) -> Tensor<
     label_tensor(&labels, device)
 }
 
-/// eps_theta(x_t, t) under guidance `g`: `t_features` and `labels` cover 2B rows (conditional,
-/// then unconditional) when the mode mixes classifier-free, else B rows of the null label.
-pub(crate) fn guided_eps(
-    unet: &UNet,
-    g: Guidance,
-    x: Tensor<4>,
-    t_features: Tensor<2>,
-    labels: Tensor<1, Int>,
-) -> Tensor<4> {
+/// eps_theta(x_t, t) under guidance `g`, from the U-Net's [`embedding`](UNet::embedding) of 2B
+/// rows (conditional, then unconditional) when the mode mixes classifier-free, else of B rows
+/// of the null label.
+pub(crate) fn guided_eps(unet: &UNet, g: Guidance, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
     let b = x.dims()[0];
     if g.mode.uses_free() {
-        let both = unet.forward_sinusoid(Tensor::cat(vec![x.clone(), x], 0), t_features, labels);
+        let both = unet.forward_embedded(Tensor::cat(vec![x.clone(), x], 0), emb);
         let both = dense(both);
         cfg_mix(
             both.clone().narrow(0, 0, b),
@@ -381,21 +377,22 @@ pub(crate) fn guided_eps(
             g.cfg_scale,
         )
     } else {
-        dense(unet.forward_sinusoid(x, t_features, labels))
+        dense(unet.forward_embedded(x, emb))
     }
 }
 
 /// The classifier's part of a step: the gradient and log p when the mode guides with it, else
-/// log p alone (forward only, for the progress chart).
+/// log p alone (forward only, for the progress chart). `emb` is the classifier's embedding on
+/// x's device ([`classifier_inputs`]).
 pub(crate) fn classifier_term(
     classifier: &Classifier,
     g: Guidance,
     x: Tensor<4>,
-    t_features: Tensor<2>,
+    emb: Tensor<2>,
     onehot: Tensor<2>,
 ) -> ClassifierTerm {
     if g.mode.uses_classifier() {
-        let (grad, log_p) = classifier_grad_with(classifier, x, t_features, onehot);
+        let (grad, log_p) = classifier_grad_with(classifier, x, emb, onehot);
         ClassifierTerm {
             grad: Some(grad),
             log_p,
@@ -403,7 +400,7 @@ pub(crate) fn classifier_term(
     } else {
         ClassifierTerm {
             grad: None,
-            log_p: classifier_log_prob_with(classifier, x, t_features, onehot),
+            log_p: classifier_log_prob_with(classifier, x, emb, onehot),
         }
     }
 }

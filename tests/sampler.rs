@@ -222,11 +222,11 @@ fn network_output_shapes() {
     assert!(cls < 1_000_000, "classifier has {cls} parameters");
 }
 
-/// The table-driven run (src/replay.rs: per-step numbers, noise and timestep features read from
-/// per-run tables by a device-side index, x and the index updated in place) gives the plain
-/// sampler's frames from the same seed, in every mode and for both samplers. flex records no
-/// graphs, so here it runs every step eagerly (the same code a WebGPU recording captures; the
-/// wasm test `replayed_steps_on_webgpu_match_the_cpu_sampler` checks the replays themselves).
+/// The table-driven run (src/replay.rs: per-step numbers, noise and timestep embeddings read
+/// from per-run tables by a device-side index, x and the index updated in place) gives the
+/// plain sampler's frames from the same seed, in every mode and for both samplers. flex records
+/// no graphs, so here it runs every step eagerly (the same code a WebGPU recording captures; the
+/// wasm test `replayed_steps_on_webgpu_match_the_plain_sampler` checks the replays themselves).
 #[test]
 fn the_table_driven_run_gives_the_samplers_frames() {
     use guided_ddpm::replay::ReplayRun;

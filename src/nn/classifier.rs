@@ -79,7 +79,22 @@ impl Classifier {
     /// [`features`](Self::features) with the timesteps given as their sinusoidal features
     /// (`embedding::sinusoidal`, `[B, sinusoid_dim]`).
     pub fn features_sinusoid(&self, x: Tensor<4>, t_features: Tensor<2>) -> Tensor<2> {
-        let emb = silu(self.time.forward_sinusoid(t_features)); // once for all blocks
+        self.features_embedded(x, self.embedding(t_features))
+    }
+
+    /// silu(emb) of the timestep, which every residual block reads (computed once for all of
+    /// them). It does not depend on x (no gradient reaches x through it), so a run can compute
+    /// it for all of its timesteps at once.
+    ///
+    /// # Shapes
+    /// - t_features: `[B, sinusoid_dim]`; output: `[B, emb_dim]`
+    pub fn embedding(&self, t_features: Tensor<2>) -> Tensor<2> {
+        silu(self.time.forward_sinusoid(t_features))
+    }
+
+    /// [`features`](Self::features) from x and the [`embedding`](Self::embedding) of its
+    /// samples.
+    pub fn features_embedded(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<2> {
         let h = self.block0.forward(self.inc.forward(x), emb.clone());
         let h = self.block1.forward(self.ds0.forward(h), emb.clone());
         let h = self.block2.forward(self.ds1.forward(h), emb);

@@ -117,14 +117,31 @@ impl UNet {
         t_features: Tensor<2>,
         y: Tensor<1, Int>,
     ) -> Tensor<4> {
-        let b = x.dims()[0];
+        self.forward_embedded(x, self.embedding(t_features, y))
+    }
+
+    /// silu(emb) of the timestep and the label, which every residual block reads (computed
+    /// once for all of them, [`ResBlock::forward`]). It does not depend on x, so a run can
+    /// compute it for all of its timesteps at once (`replay::ReplayRun`).
+    ///
+    /// # Shapes
+    /// - t_features: `[B, sinusoid_dim]`, y: `[B]`; output: `[B, emb_dim]`
+    pub fn embedding(&self, t_features: Tensor<2>, y: Tensor<1, Int>) -> Tensor<2> {
+        let b = y.dims()[0];
         let class = self
             .class
             .forward(y.reshape([b, 1]))
             .reshape([b, self.class.weight.dims()[1]]);
-        // silu(emb), once for all blocks (ResBlock::forward)
-        let emb = silu(self.time.forward_sinusoid(t_features) + class); // [B, E]
+        silu(self.time.forward_sinusoid(t_features) + class)
+    }
 
+    /// Width of [`embedding`](Self::embedding)'s rows.
+    pub fn embedding_dim(&self) -> usize {
+        self.class.weight.dims()[1]
+    }
+
+    /// The forward pass from x and the [`embedding`](Self::embedding) of its samples.
+    pub fn forward_embedded(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let h = self.inc.forward(x);
         let s0 = self.down0.forward(h, emb.clone()); // [B, c0, 28, 28]
         let h = self.ds0.forward(s0.clone());

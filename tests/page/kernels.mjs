@@ -18,7 +18,7 @@ try {
   await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 600_000 });
   const labels = await page.evaluate(async (batch) => {
     const { Demo, demo } = globalThis.guidedDdpm;
-    if (!demo.gpu()) throw new Error(`the page is not on WebGPU: ${document.getElementById("capability").textContent}`);
+    if (!demo.gpu) throw new Error(`the page is not on WebGPU: ${document.getElementById("capability").textContent}`);
     demo.set_replay(true);
     const guidance = JSON.parse(Demo.default_guidance());
     const run = demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance, steps: 100, method: "ddpm", seed: 1, schedule: "linear" }));
