@@ -134,22 +134,22 @@ impl ReplayRun {
                 .expand([s, rows, d])
                 .reshape([s * rows, d])
         };
+        let table = |emb: Tensor<2>, rows: usize| {
+            let e = emb.dims()[1];
+            emb.reshape([s, rows * e])
+        };
         let labels = unet_labels(&settings, device);
         let rows = labels.dims()[0];
         let y = labels.clone().reshape([1, rows]).expand([s, rows]);
-        let emb_unet = unet
-            .embedding(
-                spread(sinusoidal(t.clone(), unet.sinusoid_dim()), rows),
-                y.reshape([s * rows]),
-            )
-            .reshape([s, rows * unet.embedding_dim()]);
+        let emb_unet = unet.embedding(
+            spread(sinusoidal(t.clone(), unet.sinusoid_dim()), rows),
+            y.reshape([s * rows]),
+        );
         let emb_classifier = classifier_embedding(
             &classifier,
             spread(sinusoidal(t, classifier.sinusoid_dim()), b),
         );
-        let emb_classifier = emb_classifier
-            .clone()
-            .reshape([s, b * emb_classifier.dims()[1]]);
+        let (emb_unet, emb_classifier) = (table(emb_unet, rows), table(emb_classifier, b));
 
         let k = Tensor::from_data(TensorData::new(vec![s as i64], [1]), device);
         Ok(Self {

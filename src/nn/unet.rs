@@ -135,11 +135,6 @@ impl UNet {
         silu(self.time.forward_sinusoid(t_features) + class)
     }
 
-    /// Width of [`embedding`](Self::embedding)'s rows.
-    pub fn embedding_dim(&self) -> usize {
-        self.class.weight.dims()[1]
-    }
-
     /// The forward pass from x and the [`embedding`](Self::embedding) of its samples.
     pub fn forward_embedded(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let h = self.inc.forward(x);

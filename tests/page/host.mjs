@@ -30,7 +30,7 @@ export async function adapterLabel(page) {
 
 // Starts a run of `total` steps at the default guidance (batch `batch`) in the page's Demo; on
 // WebGPU the run replays one recorded step unless `replay` is false (Demo.set_replay).
-async function start(page, { batch, total, replay = true }) {
+export async function start(page, { batch, total, replay = true }) {
   await page.evaluate(([batch, total, replay]) => {
     const { Demo, demo } = globalThis.guidedDdpm;
     demo.set_replay(replay);
@@ -41,7 +41,7 @@ async function start(page, { batch, total, replay = true }) {
 }
 
 // Runs `n` steps of the run in progress, each read back as the page reads it; wall ms.
-function steps(page, n) {
+export function steps(page, n) {
   return page.evaluate(async (n) => {
     const { demo } = globalThis.guidedDdpm;
     const t0 = performance.now();

@@ -8,6 +8,7 @@
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { CHROMIUM, BASE_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
+import { start, steps } from "./host.mjs";
 
 const [dist = "../../dist", batch = "1"] = process.argv.slice(2);
 const server = await serve(dist);
@@ -16,35 +17,32 @@ try {
   const page = await (await browser.newContext()).newPage();
   await page.goto(`${server.url}?backend=webgpu`);
   await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 600_000 });
-  const labels = await page.evaluate(async (batch) => {
-    const { Demo, demo } = globalThis.guidedDdpm;
-    if (!demo.gpu) throw new Error(`the page is not on WebGPU: ${document.getElementById("capability").textContent}`);
-    demo.set_replay(true);
-    const guidance = JSON.parse(Demo.default_guidance());
-    const run = demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance, steps: 100, method: "ddpm", seed: 1, schedule: "linear" }));
-    const step = async () => {
-      const f = await demo.step(run);
-      if (!f) throw new Error("the run ended early");
-      f.free();
-    };
-    // The first step records the one that later steps replay.
-    await step();
-    await step();
-    const counts = {};
+  if (!(await page.evaluate(() => globalThis.guidedDdpm.demo.gpu))) {
+    throw new Error(`the page is not on WebGPU: ${await page.locator("#capability").textContent()}`);
+  }
+  await start(page, { batch: Number(batch), total: 100 });
+  // The first step records the one that later steps replay.
+  await steps(page, 2);
+  await page.evaluate(() => {
+    const counts = (globalThis.__pipelines = {});
     const proto = GPUComputePassEncoder.prototype;
     const setPipeline = proto.setPipeline;
     proto.setPipeline = function (pipeline) {
       counts[pipeline.label] = (counts[pipeline.label] ?? 0) + 1;
       return setPipeline.call(this, pipeline);
     };
-    try {
-      await step();
-    } finally {
-      proto.setPipeline = setPipeline;
-      demo.cancel();
-    }
-    return counts;
-  }, Number(batch));
+    proto.setPipeline.__counted = setPipeline;
+  });
+  try {
+    await steps(page, 1);
+  } finally {
+    await page.evaluate(() => {
+      const proto = GPUComputePassEncoder.prototype;
+      proto.setPipeline = proto.setPipeline.__counted;
+      globalThis.guidedDdpm.demo.cancel();
+    });
+  }
+  const labels = await page.evaluate(() => globalThis.__pipelines);
   const stems = new Map();
   for (const [label, n] of Object.entries(labels)) {
     // The stem: the name before its first type/size parameter (`_c_f32...`, `_in_f32...`).
