@@ -296,6 +296,7 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         method: a.sampler,
         seed: a.seed,
         schedule: BetaSchedule::Linear,
+        first_image: 0,
     };
     settings.validate()?;
     let device = Device::flex();

@@ -35,10 +35,8 @@
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_backend::{Backend, BackendGraph};
 use burn_dispatch::Dispatch;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
-use crate::diffusion::{gaussian, gaussian_values, StepCoefs, STEP_COEFS};
+use crate::diffusion::{NoiseStreams, StepCoefs, STEP_COEFS};
 use crate::guidance::classifier_embedding;
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
@@ -110,12 +108,12 @@ impl ReplayRun {
         let ddim = settings.method == Method::Ddim;
 
         // The same draws in the same order as `Sampler`: x_T, then z for k = S-1 down to 1.
-        let mut rng = StdRng::seed_from_u64(settings.seed);
-        let x = gaussian([b, 1, SIDE, SIDE], &mut rng, device);
+        let mut streams = NoiseStreams::new(settings.seed, settings.first_image, b);
+        let x = streams.next(device);
         let mut noise = vec![0f32; s * n];
         if settings.method == Method::Ddpm {
             for k in (1..s).rev() {
-                noise[k * n..(k + 1) * n].copy_from_slice(&gaussian_values(n, &mut rng));
+                noise[k * n..(k + 1) * n].copy_from_slice(&streams.next_values());
             }
         }
         let noise = Tensor::from_data(TensorData::new(noise, [s, n]), device);

@@ -7,14 +7,12 @@
 use std::ops::ControlFlow;
 
 use burn::tensor::{Device, Tensor};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
 
 use burn::tensor::Int;
 
-use crate::diffusion::{ancestral_sample, ddim_step, gaussian, p_mean, Coef, StepCoefs};
+use crate::diffusion::{ancestral_sample, ddim_step, p_mean, Coef, NoiseStreams, StepCoefs};
 use crate::guidance::{
     cfg_mix, classifier_grad_with, classifier_inputs, classifier_log_prob_with, condition_mean,
     condition_score, dense, Guidance,
@@ -46,6 +44,11 @@ pub struct SampleSettings {
     pub method: Method,
     pub seed: u64,
     pub schedule: BetaSchedule,
+    /// The run-wide index of the first sample: sample `i` draws its noise from stream
+    /// `first_image + i` of `seed` ([`NoiseStreams`]), so a batch split into parts gives the
+    /// same images as the whole. 0 unless a caller splits a batch.
+    #[serde(default)]
+    pub first_image: usize,
 }
 
 /// The most samples one run may ask for (a 16-image grid in the browser, more natively).
@@ -200,12 +203,12 @@ pub struct Sampler {
     x: Tensor<4>,
     /// The index into `schedule` of the next step; `None` when done.
     next: Option<usize>,
-    rng: StdRng,
+    noise: NoiseStreams,
     device: Device,
 }
 
 impl Sampler {
-    /// Starts from x_T ~ N(0, I) drawn from `settings.seed`. The U-Net runs on `device`; the
+    /// Starts from x_T ~ N(0, I) drawn from the per-image streams of `settings.seed`. The U-Net runs on `device`; the
     /// classifier must be on that device's autodiff twin (`device.clone().autodiff()`), frozen.
     pub fn new(
         unet: UNet,
@@ -215,8 +218,9 @@ impl Sampler {
     ) -> Result<Self, Error> {
         settings.validate()?;
         let schedule = Schedule::respaced(settings.schedule, settings.steps)?;
-        let mut rng = StdRng::seed_from_u64(settings.seed);
-        let x = gaussian([settings.classes.len(), 1, SIDE, SIDE], &mut rng, device);
+        let mut noise =
+            NoiseStreams::new(settings.seed, settings.first_image, settings.classes.len());
+        let x = noise.next(device);
         let next = Some(schedule.len() - 1);
         Ok(Self {
             unet,
@@ -225,7 +229,7 @@ impl Sampler {
             schedule,
             x,
             next,
-            rng,
+            noise,
             device: device.clone(),
         })
     }
@@ -306,11 +310,10 @@ impl Sampler {
         class: ClassifierTerm,
         started: Instant,
     ) -> Frame {
-        let b = self.settings.classes.len();
         let k = at.k;
         // The last step adds no noise, and draws none, so a run is one fixed sequence.
         let z = match (self.settings.method, k) {
-            (Method::Ddpm, 1..) => Some(gaussian([b, 1, SIDE, SIDE], &mut self.rng, &self.device)),
+            (Method::Ddpm, 1..) => Some(self.noise.next(&self.device)),
             _ => None,
         };
         let (next_x, x0) = update(

@@ -79,6 +79,7 @@ fn replayed_steps_on_a_native_gpu_match_the_plain_sampler_and_the_cpu() {
             method,
             seed: 3,
             schedule: BetaSchedule::Linear,
+            first_image: 0,
         };
         let what = format!("{method:?} {:?} batch {batch}", guidance.mode);
         let mut replayed =

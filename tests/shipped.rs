@@ -187,6 +187,7 @@ fn sample_shipped(
         method: Method::Ddpm,
         seed,
         schedule: BetaSchedule::Linear,
+        first_image: 0,
     };
     let x = Sampler::new(unet, classifier.clone(), settings, &device)
         .unwrap()

@@ -88,6 +88,7 @@ fn settings(steps: usize) -> SampleSettings {
         method: Method::Ddpm,
         seed: 17,
         schedule: BetaSchedule::Linear,
+        first_image: 0,
     }
 }
 

@@ -113,6 +113,7 @@ fn sampler(
         method: Method::Ddpm,
         seed: 0,
         schedule: BetaSchedule::Linear,
+        first_image: 0,
     };
     Sampler::new(unet.clone(), classifier.clone(), settings, device)
 }

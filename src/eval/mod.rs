@@ -240,6 +240,7 @@ fn run_setting(
             method: Method::Ddpm,
             seed: 1000 + b as u64,
             schedule: crate::schedule::BetaSchedule::Linear,
+            first_image: 0,
         };
         let x = Sampler::new(unet.clone(), classifier.clone(), settings, device)?
             .run(|_| std::ops::ControlFlow::Continue(()))
