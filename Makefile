@@ -3,8 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # The CLI binary, wherever cargo puts its target directory.
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/guided-ddpm
-# The wasm tests build what the page ships: burn's fusion on (www/index.html).
-WASM := --release --target wasm32-unknown-unknown --no-default-features --features fusion
+# The wasm tests build what the page ships: burn's fusion on, the `web` profile (www/index.html).
+WASM := --profile web --target wasm32-unknown-unknown --no-default-features --features fusion
 # wasm-bindgen's CLI must match the library version that Cargo.lock pins.
 WASM_BINDGEN := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
 TRUNK_VERSION := 0.21.14
@@ -33,10 +33,13 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 # ---- the demo ----
+# Trunk builds offline (Trunk.toml), so the crates are fetched first: a fresh machine has none.
 serve: tools
+	$(CARGO) fetch --locked
 	trunk serve --release
 
 site: tools
+	$(CARGO) fetch --locked
 	trunk build --release
 
 # ---- tests ----
@@ -65,6 +68,7 @@ bench: data site browser
 
 # A site whose wasm keeps its name section (www/strip-wasm.mjs skips it), profiled in Chromium.
 profile: tools browser
+	$(CARGO) fetch --locked
 	GUIDED_DDPM_KEEP_NAMES=1 trunk build --release --dist target/profile-site
 	cd tests/page && npm ci --no-audit --no-fund && node profile.mjs --dist ../../target/profile-site --out ../../docs/BENCHMARKS.md
 

@@ -2,8 +2,9 @@
 //! every error turned into a `JsError` with a sentence a person can act on. Everything it calls
 //! is the same library the native tests exercise.
 //!
-//! The page (www/main.js) fetches the files, shows progress and drives the steps; this side picks
-//! the device, checks and decodes the weights, and runs one reverse step per call.
+//! The site runs it in a worker (www/worker.js), which fetches the files and drives the steps
+//! while the page (www/main.js) only draws; this side picks the device, checks and decodes the
+//! weights, and runs one reverse step per call.
 
 use std::cell::{Cell, RefCell};
 
@@ -379,6 +380,7 @@ impl Demo {
             method: Method::Ddpm,
             seed: 0,
             schedule: crate::schedule::BetaSchedule::Linear,
+            first_image: 0,
         };
         let mut run = {
             let nets = self.nets.borrow();

@@ -1,17 +1,23 @@
-// guided-ddpm page: wires the controls to the wasm `Demo` (src/web.rs). The math, the weight
-// checks and the sampling all live in Rust; this file fetches, caches, draws and reports.
+// guided-ddpm page: the view. The wasm module, the weights and the sampling live in sampler
+// threads (www/worker.js, driven through www/sampler.js), so this thread only reads the
+// controls, draws frames and reports; the math and the weight checks are Rust (src/web.rs).
+
+import { SamplerWorker, split } from "./sampler.js";
 
 const $ = (id) => document.getElementById(id);
-const CACHE = "guided-ddpm-weights";
-const WEIGHTS = "weights/";
 const SIDE = 28;
 
 const state = {
-  Demo: null, // the wasm class (static checks)
-  demo: null,
-  manifest: null, // the manifest text, as Rust normalised it
+  primary: null, // the SamplerWorker that loads the weights and runs on the chosen device
+  helpers: [], // more SamplerWorkers on the CPU path, each taking a part of a batch
+  gpu: false, // whether the primary samples on WebGPU
+  files: null, // the weight files as the primary loaded them, for helpers and a restart
+  weights: null, // { total, fromCache, sha256, schedule }
+  broken: null, // why the sampler stopped; the next Generate starts a new one
+  capability: { line: "", ready: "" },
   running: false,
-  run: null, // the run in progress, { demo, token }, null when none
+  run: null, // the run the page shows: { id, parts, ... }; null when none
+  runIds: 0,
   frames: null, // the last frame's bytes, for the view toggle and the PNG
   history: [], // mean p(target) per step
   settings: null,
@@ -133,104 +139,6 @@ function syncSliders() {
   $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));
 }
 
-// ---------- weights: fetch with progress, check, cache ----------
-
-async function fetchBytes(url, onBytes, signal) {
-  let res;
-  try {
-    res = await fetch(url, { cache: "no-cache", signal });
-  } catch (e) {
-    throw new Error(`Could not reach ${url}: ${messageOf(e)}. Check the connection and reload.`);
-  }
-  if (!res.ok) throw new Error(`${url} could not be downloaded (the server answered ${res.status} ${res.statusText}).`);
-  if (!res.body) return new Uint8Array(await res.arrayBuffer());
-  const reader = res.body.getReader();
-  const chunks = [];
-  let received = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.length;
-    onBytes(received);
-  }
-  const out = new Uint8Array(received);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-async function openCache() {
-  try {
-    return "caches" in self ? await caches.open(CACHE) : null;
-  } catch {
-    return null; // e.g. an insecure origin: work without the cache
-  }
-}
-
-// Returns the file's bytes, checked against the manifest; from the cache when a good copy is there.
-async function loadFile(cache, which, entry, progress, signal) {
-  const key = new Request(`${WEIGHTS}${entry.file}?sha256=${entry.sha256}`);
-  const check = (bytes) => state.Demo.check_file(state.manifest, which, bytes);
-  if (cache) {
-    const hit = await cache.match(key);
-    if (hit) {
-      const bytes = new Uint8Array(await hit.arrayBuffer());
-      try {
-        check(bytes);
-        progress(entry.bytes, true);
-        return bytes;
-      } catch {
-        await cache.delete(key); // a corrupt copy: drop it and download again
-      }
-    }
-  }
-  const bytes = await fetchBytes(`${WEIGHTS}${entry.file}`, (n) => progress(n, false), signal);
-  check(bytes); // throws a plain sentence: size or hash mismatch
-  if (cache) {
-    await cache.put(key, new Response(bytes, { headers: { "content-type": "application/octet-stream" } }));
-    // Keep only the current files.
-    for (const old of await cache.keys()) {
-      const u = new URL(old.url);
-      if (u.pathname.endsWith(`/${entry.file}`) && u.searchParams.get("sha256") !== entry.sha256) await cache.delete(old);
-    }
-  }
-  return bytes;
-}
-
-async function loadWeights() {
-  status("Loading weights: reading the manifest…");
-  const text = new TextDecoder().decode(await fetchBytes(`${WEIGHTS}manifest.json`, () => {}));
-  state.manifest = state.Demo.check_manifest(text);
-  const m = JSON.parse(state.manifest);
-  state.schedule = m.schedule.kind;
-  const entries = [["unet", m.unet], ["classifier", m.classifier]];
-  const total = entries.reduce((a, [, e]) => a + e.bytes, 0);
-  const done = {};
-  let fromCache = true;
-  // The first failure stops the other download, and its progress no longer updates the page.
-  const abort = new AbortController();
-  const progress = (which) => (n, cached) => {
-    if (abort.signal.aborted) return;
-    done[which] = n;
-    fromCache &&= cached;
-    const got = Object.values(done).reduce((a, b) => a + b, 0);
-    status(`Loading weights: ${mb(got)} of ${mb(total)}${cached ? " (from the cache)" : ""}`);
-    $("progress").value = got / total;
-  };
-  const cache = await openCache();
-  const [unet, classifier] = await Promise.all(
-    entries.map(([w, e]) => loadFile(cache, w, e, progress(w), abort.signal).catch((err) => {
-      abort.abort();
-      throw err;
-    })),
-  );
-  return { unet, classifier, total, fromCache, sha256: m.unet.sha256 };
-}
-
 // ---------- drawing ----------
 
 function drawGrid(bytes, n) {
@@ -302,23 +210,163 @@ function drawChart(total) {
   ctx.stroke();
 }
 
+// ---------- the sampler threads ----------
+
+// What a worker reports: weight progress, frames of the run on screen, a lost GPU, a crash.
+function onEvent(worker) {
+  return (e) => {
+    if (e.event === "progress") {
+      if (state.weights || state.broken || $("status").classList.contains("error")) return; // late news
+      if (!e.total) return status(`Loading weights: ${e.text}…`);
+      status(`Loading weights: ${mb(e.got)} of ${mb(e.total)}${e.cached ? " (from the cache)" : ""}`);
+      $("progress").value = e.got / e.total;
+    } else if (e.event === "frame") {
+      const part = state.run?.id === e.run && state.run.parts.find((p) => p.worker === worker);
+      if (part) state.run.onFrame(part, e);
+    } else if (e.event === "gpu-lost") {
+      toCpu(e.why);
+    } else if (e.event === "crashed") {
+      crashed(worker, e.why);
+    }
+  };
+}
+
+// A new worker with its module started, or a plain sentence why not.
+async function startWorker() {
+  const w = new SamplerWorker(() => {});
+  w.onEvent = onEvent(w);
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error("The WebAssembly module did not start in a minute. Reload the page; if it persists, this browser may be too old.")), 60000);
+  });
+  try {
+    const started = await Promise.race([w.call("start"), timeout]);
+    return { worker: w, ...started };
+  } catch (e) {
+    w.terminate();
+    throw new Error(`The sampler could not start: ${messageOf(e)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// How many workers split a batch on the CPU path: one per core, at most 4 (each holds its own
+// module and weights); `?workers=N` (1-8) sets it.
+function workerCount() {
+  const asked = Number(new URLSearchParams(location.search).get("workers"));
+  if (Number.isInteger(asked) && asked >= 1 && asked <= 8) return asked;
+  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+}
+
+// Starts the helper workers of the CPU path in the background; each joins once it is ready.
+async function startHelpers() {
+  if (state.gpu) return;
+  const generation = state.primary;
+  await Promise.all(Array.from({ length: workerCount() - 1 }, async () => {
+    let w;
+    try {
+      ({ worker: w } = await startWorker());
+      await w.call("setWeights", state.files);
+      await w.call("prepare", false);
+      await w.call("use", false);
+    } catch (e) {
+      w?.terminate();
+      console.warn(`a helper worker did not start: ${messageOf(e)}`);
+      return;
+    }
+    if (state.primary !== generation || state.gpu) return w.terminate();
+    state.helpers.push(w);
+    renderCapability();
+  }));
+}
+
+function stopHelpers() {
+  for (const w of state.helpers) w.terminate();
+  state.helpers = [];
+}
+
+function renderCapability() {
+  const workers = state.gpu ? "" : ` · ${1 + state.helpers.length} of ${workerCount()} CPU workers ready`;
+  $("capability").textContent = `Backend: ${state.capability.line}${workers}${state.capability.ready}`;
+}
+
+// A worker died (an uncaught error, a trap in the module): the run on screen ends with a plain
+// sentence and the next Generate starts the sampler again.
+function crashed(worker, why) {
+  const helper = state.helpers.indexOf(worker);
+  if (helper >= 0) state.helpers.splice(helper, 1);
+  if (worker === state.primary) state.broken = why;
+  const inRun = state.run?.parts.some((p) => p.worker === worker);
+  if (inRun || worker === state.primary) {
+    if (state.run) for (const p of state.run.parts) p.worker.send("cancel", state.run.id);
+    state.run = null;
+    fail(`The sampler stopped unexpectedly (${why}). Press Generate to start it again.`);
+  }
+}
+
+// A new primary worker on the device in use (WebGPU, or the CPU if the GPU no longer starts).
+async function restart() {
+  setRunning(true);
+  status("Starting the sampler again…");
+  state.primary?.terminate();
+  stopHelpers();
+  try {
+    const { worker } = await startWorker();
+    state.primary = worker;
+    await worker.call("setWeights", state.files);
+    let gpu = state.gpu;
+    try {
+      await worker.call("prepare", gpu);
+    } catch (e) {
+      if (!gpu) throw e;
+      gpu = false;
+      await worker.call("prepare", false);
+      state.capability.line = `CPU fallback (WebGPU failed on restart: ${messageOf(e)})`;
+    }
+    await worker.call("use", gpu);
+    state.gpu = gpu;
+  } catch (e) {
+    fail(`The sampler could not be started again: ${messageOf(e)}. Reload the page.`);
+    return false;
+  }
+  state.broken = null;
+  renderCapability();
+  startHelpers();
+  setRunning(false);
+  return true;
+}
+
 // ---------- running ----------
 
 function setRunning(on) {
   state.running = on;
-  $("generate").disabled = on || !state.manifest;
-  $("cancel").disabled = !on;
+  $("generate").disabled = on || !state.primary;
+  $("cancel").disabled = !on || !state.run;
   $("download").disabled = on || !state.frames;
 }
 
 const fmtSecs = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 
-// One run at a time, provably: `state.run` holds the ticket of the run the page shows (its Demo
-// and the token Demo.start handed out). A loop whose ticket is no longer current (cancelled, or
-// replaced by a new run) stops without drawing, charting or reporting anything, and the Demo
-// refuses to step its token.
+// Concatenates the parts' frames of one step (in image order) into one.
+function merge(frames) {
+  const cat = (key) => {
+    const out = new (frames[0][key].constructor)(frames.reduce((a, f) => a + f[key].length, 0));
+    let at = 0;
+    for (const f of frames) {
+      out.set(f[key], at);
+      at += f[key].length;
+    }
+    return out;
+  };
+  return { ...frames[0], xt: cat("xt"), x0: cat("x0"), p: frames.length === 1 ? frames[0].p : cat("p") };
+}
+
+// One run at a time: `state.run` is the run the page shows. A run that is no longer current
+// (cancelled, replaced, its worker lost) draws, charts and reports nothing more, and its workers
+// drop its remaining steps.
 async function generate() {
   if (state.running) return;
+  if (state.broken && !(await restart())) return;
   const s = currentSettings();
   writeUrl();
   const settings = {
@@ -327,71 +375,69 @@ async function generate() {
     steps: s.steps,
     method: s.sampler,
     seed: s.seed,
-    schedule: state.schedule, // the manifest's: the one the networks were trained with
+    schedule: state.weights.schedule, // the manifest's: the one the networks were trained with
   };
-  // The ticket, not the Demo's token, identifies the run on the page: a Demo made after a lost GPU
-  // hands out the same small numbers again.
-  let ticket;
-  try {
-    ticket = { demo: state.demo, token: state.demo.start(JSON.stringify(settings)) };
-  } catch (e) {
-    fail(messageOf(e));
-    return;
-  }
-  const current = () => state.run === ticket;
-  state.run = ticket;
+  const workers = state.gpu ? [state.primary] : [state.primary, ...state.helpers];
+  const run = {
+    id: ++state.runIds,
+    // Each worker samples a contiguous part of the batch; `first_image` picks its noise streams,
+    // so the images are the same whatever the split.
+    parts: split(s.n, workers.length).map(([first, count], i) => ({ worker: workers[i], first, count, queue: [] })),
+  };
+  const current = () => state.run === run;
+  state.run = run;
+  state.lastRunParts = run.parts.length;
   state.settings = s;
   state.history = [];
   setRunning(true);
-  status(`Sampling: starting ${settings.steps} steps…`);
+  status(`Sampling: starting ${settings.steps} steps${run.parts.length > 1 ? ` on ${run.parts.length} workers` : ""}…`);
   const started = performance.now();
   performance.mark("run-start");
   let last = started;
-  let frame;
+  run.onFrame = (part, frame) => {
+    part.queue.push(frame);
+    while (run.parts.every((p) => p.queue.length)) show(merge(run.parts.map((p) => p.queue.shift())));
+  };
+  const show = (frame) => {
+    const now = performance.now();
+    const rate = frame.step / ((now - started) / 1000);
+    state.history.push(frame.p.reduce((a, b) => a + b, 0) / frame.p.length);
+    state.frames = { xt: frame.xt, x0: frame.x0, n: s.n };
+    redraw();
+    drawChart(frame.total);
+    $("progress").value = frame.step / frame.total;
+    status(`Sampling: step ${frame.step} of ${frame.total} (t = ${frame.t})`);
+    $("timing").textContent = `${rate.toFixed(1)} steps/s · ${fmtSecs((frame.total - frame.step) / rate)} left · last step ${(now - last).toFixed(0)} ms · p(${s.class}) = ${state.history.at(-1).toFixed(2)}`;
+    last = now;
+  };
+  let results;
   try {
-    while ((frame = await ticket.demo.step(ticket.token))) {
-      if (!current()) {
-        frame.free();
-        return;
-      }
-      const now = performance.now();
-      const elapsed = (now - started) / 1000;
-      const rate = frame.step / elapsed;
-      const p = frame.p;
-      state.history.push(p.reduce((a, b) => a + b, 0) / p.length);
-      state.frames = { xt: frame.x_t, x0: frame.x0, n: s.n };
-      redraw();
-      drawChart(frame.total);
-      $("progress").value = frame.step / frame.total;
-      status(`Sampling: step ${frame.step} of ${frame.total} (t = ${frame.t})`);
-      $("timing").textContent = `${rate.toFixed(1)} steps/s · ${fmtSecs((frame.total - frame.step) / rate)} left · last step ${(now - last).toFixed(0)} ms · p(${s.class}) = ${state.history.at(-1).toFixed(2)}`;
-      last = now;
-      frame.free();
-      // Let the page paint and take clicks between steps.
-      await new Promise((r) => setTimeout(r, 0));
-      if (!current()) return;
-    }
+    results = await Promise.all(run.parts.map((p) => p.worker.call("run", run.id, { ...settings, classes: settings.classes.slice(p.first, p.first + p.count), first_image: p.first })));
   } catch (e) {
-    if (current()) fail(`${messageOf(e)}`);
+    if (!current()) return;
+    for (const p of run.parts) p.worker.send("cancel", run.id);
+    state.run = null;
+    fail(messageOf(e));
     return;
   }
-  if (!current()) return; // cancelled: cancel() has said so
+  // Cancelled, or the GPU was lost: cancel() and toCpu() have said so (the worker reports a lost
+  // GPU before the run's end, so toCpu has taken this run over and will run it again).
+  if (!current() || results.some((r) => r.gpuLost)) return;
   const secs = (performance.now() - started) / 1000;
   state.run = null;
-  if (state.history.length === settings.steps) {
-    performance.mark("run-done");
-    status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
-    $("timing").textContent = `final p(${s.class}) = ${state.history.at(-1).toFixed(2)} · seed ${s.seed}`;
-  } else {
+  if (state.history.length !== settings.steps) {
     fail(`The run stopped after ${state.history.length} of ${settings.steps} steps without an error; press Generate to try again.`);
     return;
   }
+  performance.mark("run-done");
+  status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
+  $("timing").textContent = `final p(${s.class}) = ${state.history.at(-1).toFixed(2)} · seed ${s.seed}`;
   setRunning(false);
 }
 
 function cancel() {
   if (!state.run) return;
-  state.run.demo.cancel();
+  for (const p of state.run.parts) p.worker.send("cancel", state.run.id);
   state.run = null;
   status(`Cancelled at step ${state.history.length} of ${state.settings.steps}.`);
   setRunning(false);
@@ -408,127 +454,70 @@ function download() {
   }, "image/png");
 }
 
-// ---------- start-up ----------
-
-function bindings() {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("The WebAssembly module did not start. Reload the page; if it persists, this browser may be too old.")), 60000);
-    const ready = () => {
-      if (window.wasmBindings) {
-        clearTimeout(timer);
-        clearInterval(poll);
-        resolve(window.wasmBindings);
-      }
-    };
-    const poll = setInterval(ready, 50);
-    addEventListener("TrunkApplicationStarted", ready, { once: true });
-    ready();
-  });
-}
-
-// The WebGPU adapter: { name, software } when there is one, or { name: null, why }. `?backend=cpu`
-// asks for no adapter at all.
-async function webGpuAdapter(asked) {
-  if (asked === "cpu") return { name: null, why: "asked for with ?backend=cpu" };
-  if (!("gpu" in navigator)) return { name: null, why: "this browser has no WebGPU" };
-  try {
-    const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter) return { name: null, why: "no WebGPU adapter on this machine" };
-    const i = adapter.info ?? {};
-    const name = [i.vendor, i.architecture, i.description].filter(Boolean).join(" ") || "adapter details hidden by the browser";
-    return { name, software: Boolean(i.isFallbackAdapter || adapter.isFallbackAdapter || /swiftshader/i.test(name)) };
-  } catch (e) {
-    return { name: null, why: `WebGPU failed to start: ${messageOf(e)}` };
-  }
-}
-
 // ---------- a lost GPU ----------
 
-// The GPUDevice that burn's WebGPU runtime asks for, caught on its way out of requestDevice, so the
-// page can watch it: a lost device (driver reset, GPU process crash, `destroy()`) or an error the
-// runtime did not catch switches the page to the CPU path instead of ending it.
-const gpuDevices = [];
-if ("gpu" in navigator && globalThis.GPUAdapter) {
-  const requestDevice = GPUAdapter.prototype.requestDevice;
-  GPUAdapter.prototype.requestDevice = async function (...args) {
-    const device = await requestDevice.apply(this, args);
-    gpuDevices.push(device);
-    return device;
-  };
-}
-
-function watchGpu(files) {
-  const device = gpuDevices.at(-1);
-  if (!device) return;
-  let switched = false;
-  const toCpu = async (why) => {
-    if (switched || !state.demo?.gpu) return;
-    switched = true;
-    const interrupted = Boolean(state.run);
-    state.run = null; // the run in flight on the GPU is over: its loop stops without a word
-    setRunning(true);
-    $("generate").disabled = true;
-    status(`The GPU stopped working (${why}); switching to the CPU path…`, { error: true });
-    try {
-      const cpu = await prepare(false, files);
-      state.demo = cpu.demo;
-      globalThis.guidedDdpm.demo = cpu.demo;
-      $("capability").textContent = `Backend: CPU fallback (the GPU stopped: ${why}) · a guided step takes ${fmtMs(cpu.ms)}`;
-      $("notice").textContent = `The GPU stopped working (${why}), so the page now draws on the CPU.`;
-      $("notice").hidden = false;
-      setRunning(false);
-      // The press that was running gets its image, from the start, on the CPU.
-      if (interrupted) generate();
-      else status("Ready (on the CPU): pick a digit and press Generate.");
-    } catch (e) {
-      fail(`The GPU stopped working (${why}) and the CPU path could not start: ${messageOf(e)}. Reload the page.`);
-    }
-  };
-  device.lost.then((info) => toCpu(info.message || `device lost, ${info.reason}`));
-  device.addEventListener("uncapturederror", (e) => toCpu(e.error?.message || "a GPU error"));
-}
-
-// A Demo on WebGPU (gpu) or the CPU, with the weights loaded and the programs compiled: { demo, ms }
-// where ms is one guided step at the default setting, read back (Demo.warmup).
-async function prepare(gpu, files) {
-  const demo = await state.Demo.create(gpu);
-  if (gpu && !demo.gpu) {
-    const why = demo.backend;
-    demo.free();
-    throw new Error(why);
-  }
+// The primary's GPU device was lost (driver reset, GPU process crash, `destroy()`) or raised an
+// error nobody caught: the page moves to the CPU path instead of ending, and the press that was
+// running gets its image from the start.
+let switching = false;
+async function toCpu(why) {
+  if (switching || !state.gpu) return;
+  switching = true;
+  const interrupted = Boolean(state.run);
+  state.run = null; // the run in flight on the GPU is over: its loop stops without a word
+  setRunning(true);
+  status(`The GPU stopped working (${why}); switching to the CPU path…`, { error: true });
   try {
-    demo.load(state.manifest, files.unet, files.classifier);
-    return { demo, ms: await demo.warmup() };
+    const cpu = await state.primary.call("prepare", false);
+    await state.primary.call("use", false);
+    state.gpu = false;
+    state.capability = { line: `CPU fallback (the GPU stopped: ${why}) · a guided step takes ${fmtMs(cpu.ms)}`, ready: "" };
+    renderCapability();
+    $("notice").textContent = `The GPU stopped working (${why}), so the page now draws on the CPU.`;
+    $("notice").hidden = false;
+    setRunning(false);
+    startHelpers();
+    if (interrupted) generate();
+    else status("Ready (on the CPU): pick a digit and press Generate.");
   } catch (e) {
-    demo.free();
-    throw e;
+    fail(`The GPU stopped working (${why}) and the CPU path could not start: ${messageOf(e)}. Reload the page.`);
+  } finally {
+    switching = false;
   }
 }
+
+// ---------- start-up ----------
 
 const CHOICE = "guided-ddpm-device";
 const fmtMs = (ms) => `${ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
 
-// Picks the device. WebGPU is used where its measured guided step beats the CPU path's: both are
-// timed once per browser, adapter and weights, and the result is remembered (localStorage).
-// `?backend=cpu` and `?backend=webgpu` force either without measuring the other.
-async function chooseDevice(adapter, asked, files) {
+// Picks the device for the primary worker. WebGPU is used where its measured guided step beats
+// the CPU path's: both are timed once per browser, adapter and weights, and the result is
+// remembered (localStorage). `?backend=cpu` and `?backend=webgpu` force either without measuring
+// the other. Returns { gpu, line }.
+async function chooseDevice(adapter, asked) {
+  const w = state.primary;
+  const prepare = async (gpu) => (await w.call("prepare", gpu)).ms;
+  const use = async (gpu, line) => {
+    await w.call("use", gpu);
+    return { gpu, line };
+  };
   if (!adapter.name) {
     status(`Compiling: preparing the CPU path (${adapter.why})…`);
-    const cpu = await prepare(false, files);
-    return { ...cpu, line: `CPU fallback (${adapter.why}) · a guided step takes ${fmtMs(cpu.ms)}` };
+    const ms = await prepare(false);
+    return use(false, `CPU fallback (${adapter.why}) · a guided step takes ${fmtMs(ms)}`);
   }
   const gpuName = `WebGPU (${adapter.name})`;
   if (asked === "webgpu") {
     status("Compiling: preparing the GPU programs (once per visit)…");
     try {
-      const gpu = await prepare(true, files);
-      return { ...gpu, line: `${gpuName}, as asked with ?backend=webgpu · a guided step takes ${fmtMs(gpu.ms)}` };
+      const ms = await prepare(true);
+      return use(true, `${gpuName}, as asked with ?backend=webgpu · a guided step takes ${fmtMs(ms)}`);
     } catch (e) {
-      return chooseDevice({ name: null, why: `${gpuName} failed: ${messageOf(e)}` }, asked, files);
+      return chooseDevice({ name: null, why: `${gpuName} failed: ${messageOf(e)}` }, asked);
     }
   }
-  const key = `${adapter.name}|${files.sha256}`;
+  const key = `${adapter.name}|${state.weights.sha256}`;
   let saved = null;
   try {
     saved = JSON.parse(localStorage.getItem(CHOICE) ?? "null");
@@ -538,36 +527,30 @@ async function chooseDevice(adapter, asked, files) {
     const useGpu = saved.gpu_ms < saved.cpu_ms;
     status(useGpu ? "Compiling: preparing the GPU programs (once per visit)…" : "Compiling: preparing the CPU path…");
     try {
-      const chosen = await prepare(useGpu, files);
-      const line = `${useGpu ? gpuName : `CPU fallback (faster here than ${gpuName})`} · ${vs(saved.gpu_ms, saved.cpu_ms, ", measured on an earlier visit")}`;
-      return { ...chosen, line };
+      await prepare(useGpu);
+      return use(useGpu, `${useGpu ? gpuName : `CPU fallback (faster here than ${gpuName})`} · ${vs(saved.gpu_ms, saved.cpu_ms, ", measured on an earlier visit")}`);
     } catch (e) {
       if (!useGpu) throw e;
       localStorage.removeItem(CHOICE);
-      adapter = { name: null, why: `WebGPU failed: ${messageOf(e)}` };
-      return chooseDevice(adapter, asked, files);
+      return chooseDevice({ name: null, why: `WebGPU failed: ${messageOf(e)}` }, asked);
     }
   }
   status("Compiling: timing a guided step on the CPU…");
-  const cpu = await prepare(false, files);
+  const cpuMs = await prepare(false);
   status(`Compiling: preparing the GPU programs and timing a step on ${gpuName}, to use the faster one (once per browser)…`);
-  let gpu;
+  let gpuMs;
   try {
-    gpu = await prepare(true, files);
+    gpuMs = await prepare(true);
   } catch (e) {
-    return { ...cpu, line: `CPU fallback (${gpuName} failed: ${messageOf(e)}) · a guided step takes ${fmtMs(cpu.ms)}` };
+    return use(false, `CPU fallback (${gpuName} failed: ${messageOf(e)}) · a guided step takes ${fmtMs(cpuMs)}`);
   }
   try {
-    localStorage.setItem(CHOICE, JSON.stringify({ key, gpu_ms: gpu.ms, cpu_ms: cpu.ms }));
+    localStorage.setItem(CHOICE, JSON.stringify({ key, gpu_ms: gpuMs, cpu_ms: cpuMs }));
   } catch {}
-  const numbers = vs(gpu.ms, cpu.ms, " (measured just now)");
-  if (gpu.ms < cpu.ms) {
-    cpu.demo.free();
-    return { ...gpu, line: `${gpuName} · ${numbers}` };
-  }
-  gpu.demo.free();
+  const numbers = vs(gpuMs, cpuMs, " (measured just now)");
+  if (gpuMs < cpuMs) return use(true, `${gpuName} · ${numbers}`);
   const soft = adapter.software ? ", a software adapter that runs on the CPU" : "";
-  return { ...cpu, line: `CPU fallback (faster here than ${gpuName}${soft}; ?backend=webgpu uses it anyway) · ${numbers}` };
+  return use(false, `CPU fallback (faster here than ${gpuName}${soft}; ?backend=webgpu uses it anyway) · ${numbers}`);
 }
 
 async function main() {
@@ -583,11 +566,18 @@ async function main() {
   $("cancel").addEventListener("click", cancel);
   $("download").addEventListener("click", download);
   drawChart(1);
+  // For the console, the page tests and `make bench`.
+  globalThis.guidedDdpm = {
+    get gpu() { return state.gpu; },
+    get workers() { return state.primary ? 1 + state.helpers.length : 0; },
+    get lastRunParts() { return state.lastRunParts; },
+  };
 
   status("Starting: loading the WebAssembly module…");
-  const { Demo } = await bindings();
+  const started = await startWorker();
+  state.primary = started.worker;
   performance.mark("module-ready");
-  const g = JSON.parse(Demo.default_guidance());
+  const g = started.defaultGuidance;
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
   const notices = [];
   applySettings(readUrl(notices));
@@ -595,13 +585,12 @@ async function main() {
     $("notice").textContent = `Note: ${notices.join("; ")}.`;
     $("notice").hidden = false;
   }
-  state.Demo = Demo;
   const asked = new URLSearchParams(location.search).get("backend");
-  const adapter = await webGpuAdapter(asked);
+  const adapter = await state.primary.call("adapter", asked);
   performance.mark("device-ready");
-  let files;
   try {
-    files = await loadWeights();
+    state.weights = await state.primary.call("weights");
+    state.files = await state.primary.call("files");
   } catch (e) {
     fail(`The weights could not be loaded: ${messageOf(e)}`);
     return;
@@ -611,21 +600,21 @@ async function main() {
   const t0 = performance.now();
   let chosen;
   try {
-    chosen = await chooseDevice(adapter, asked, files);
+    chosen = await chooseDevice(adapter, asked);
   } catch (e) {
     fail(`The first step failed: ${messageOf(e)}`);
     return;
   }
-  state.demo = chosen.demo;
-  if (state.demo.gpu) watchGpu(files);
+  state.gpu = chosen.gpu;
   performance.mark("compiled");
   $("progress").value = 0;
-  $("capability").textContent = `Backend: ${chosen.line} · weights ${mb(files.total)} int8${files.fromCache ? " (from the cache)" : ""} · ready in ${fmtSecs((performance.now() - t0) / 1000)}`;
-  status(state.demo.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU): pick a digit and press Generate.");
-  // For the console and `make bench` (tests/page/bench.mjs): the page's one Demo.
-  globalThis.guidedDdpm = { Demo, demo: state.demo, gpuDevices };
+  const w = state.weights;
+  state.capability = { line: chosen.line, ready: ` · weights ${mb(w.total)} int8${w.fromCache ? " (from the cache)" : ""} · ready in ${fmtSecs((performance.now() - t0) / 1000)}` };
+  renderCapability();
+  status(state.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU): pick a digit and press Generate.");
   document.body.dataset.ready = "true";
   setRunning(false);
+  startHelpers();
 }
 
 main().catch((e) => fail(messageOf(e)));

@@ -21,7 +21,7 @@ import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { BASE_ARGS, CHROMIUM, REAL_GPU_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
-import { adapterLabel, hostCost, KINDS } from "./host.mjs";
+import { adapterLabel, hostCost, KINDS, openHarness } from "./host.mjs";
 import { commitLabel, writeSection } from "./report.mjs";
 
 const { values: args } = parseArgs({
@@ -37,6 +37,8 @@ const PHASE_STEPS = env("BENCH_PHASE_STEPS", 2);
 // A quick look at one side only ("webgpu" or "cpu").
 const ONLY = process.env.BENCH_ONLY;
 const FIRST_IMAGE = { class: 7, n: 1, steps: env("BENCH_FIRST_STEPS", 25) };
+// Steps of the CPU runs that compare one sampler worker with two.
+const WORKER_STEPS = env("BENCH_WORKER_STEPS", 25);
 // SwiftShader (WebGPU on the CPU) unless BENCH_REAL_GPU=1 asks for the machine's own adapter
 // (not tried here: these machines have no GPU).
 const WEBGPU_FLAGS = process.env.BENCH_REAL_GPU === "1" ? REAL_GPU_ARGS : WEBGPU_ARGS;
@@ -130,8 +132,55 @@ async function visit(page, url, { reload = false } = {}) {
   };
 }
 
-// A cold visit (fresh profile: empty HTTP cache and Cache API), a warm reload, then the step
-// benchmark and the reference matrix product on the page's own device.
+// Waits until the page is ready, and on the CPU path until it has `workers` sampler workers.
+async function ready(page, workers = 1) {
+  await until(page, () => {
+    const el = document.getElementById("status");
+    return [document.body.dataset.ready === "true", el.textContent, el.classList.contains("error")];
+  });
+  await page.waitForFunction((n) => globalThis.guidedDdpm.gpu || globalThis.guidedDdpm.workers >= n, workers, { timeout: SLOW });
+}
+
+// The page's responsiveness during a run, which runs in workers: the longest main-thread task
+// (PerformanceObserver 'longtask', which reports tasks over 50 ms) from Generate until `steps`
+// frames are drawn, and the ms from a real Cancel click (its input event's timestamp) to the
+// status line saying so.
+async function responsiveness(page, url, steps = 3) {
+  await page.goto(url);
+  await ready(page);
+  await page.evaluate(() => {
+    const status = document.getElementById("status");
+    globalThis.__long = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) globalThis.__long.push(e.duration); }).observe({ type: "longtask" });
+    document.getElementById("cancel").addEventListener("click", (e) => { globalThis.__cancelAt = e.timeStamp; });
+    new MutationObserver(() => {
+      if (globalThis.__cancelledAt == null && /^Cancelled/.test(status.textContent)) globalThis.__cancelledAt = performance.now();
+    }).observe(status, { childList: true, characterData: true, subtree: true });
+  });
+  await page.click("#generate");
+  await page.waitForFunction((k) => Number(/step (\d+) of/.exec(document.getElementById("status").textContent)?.[1] ?? 0) >= k, steps, { timeout: SLOW });
+  await page.click("#cancel");
+  await page.waitForFunction(() => globalThis.__cancelledAt != null, null, { timeout: SLOW });
+  return page.evaluate(() => ({ longest_task_ms: Math.max(0, ...globalThis.__long), long_tasks: globalThis.__long.length, cancel_ms: globalThis.__cancelledAt - globalThis.__cancelAt }));
+}
+
+// ms per step of a whole run on the CPU path with `workers` workers (the page's `?workers=`),
+// from the page's run marks.
+async function workerRun(page, url) {
+  await page.goto(url);
+  await ready(page, Number(new URL(url).searchParams.get("workers")));
+  await page.click("#generate");
+  await until(page, () => {
+    const el = document.getElementById("status");
+    return [/^Done/.test(el.textContent), el.textContent, el.classList.contains("error")];
+  });
+  const m = await marks(page);
+  return ((m["run-done"] - m["run-start"]) * 1000) / Number(new URL(url).searchParams.get("steps"));
+}
+
+// A cold visit (fresh profile: empty HTTP cache and Cache API), a warm reload, the page's
+// responsiveness during a run, then on the bench harness the step benchmark and the reference
+// matrix product on the same device.
 async function measure(server, { cpu }) {
   const b = await browser();
   const context = await b.newContext();
@@ -147,6 +196,19 @@ async function measure(server, { cpu }) {
     const warm = await visit(page, url, { reload: true });
     const adapter = await adapterLabel(page);
     const emulated = cpu || /swiftshader/i.test(adapter);
+    const batch = cpu ? 16 : 1;
+    log(`responsiveness during a batch-${batch} run`);
+    const responsive = { batch, ...(await responsiveness(page, `${server.url}?${new URLSearchParams({ backend: cpu ? "cpu" : "webgpu", n: batch, steps: 100, class: 7 })}`)) };
+    const workers = [];
+    if (cpu) {
+      for (const n of [1, 16]) {
+        for (const w of [1, 2]) {
+          log(`CPU path, batch ${n}, ${w} worker(s)`);
+          workers.push({ n, workers: w, ms: await workerRun(page, `${server.url}?${new URLSearchParams({ backend: "cpu", n, steps: WORKER_STEPS, class: 7, workers: w })}`) });
+        }
+      }
+    }
+    await openHarness(page, server, { cpu });
     log(`${cpu ? "wasm CPU" : "WebGPU"}: the page's side of a guided step`);
     const timed = env("BENCH_HOST_STEPS", 3);
     // On WebGPU both ways, in one browser, so that their ratio is measured under one load.
@@ -170,21 +232,20 @@ async function measure(server, { cpu }) {
     const wasmMemory = await page.evaluate(() => globalThis.guidedDdpm.Demo.wasm_memory_bytes());
     const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
     if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
-    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, cold, warm, host, steps, matmul, wasmMemory, heap, version: b.version() };
+    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, cold, warm, responsive, workers, host, steps, matmul, wasmMemory, heap, version: b.version() };
   } finally {
     await b.close();
   }
 }
 
 async function sizes(dist) {
-  const html = await readFile(join(dist, "index.html"), "utf8");
-  const wasmName = /href="\/?([^"]+_bg\.wasm)"/.exec(html)?.[1];
-  const jsName = /href="\/?([^"]+\.js)"[^>]*rel="modulepreload"|rel="modulepreload"[^>]*href="\/?([^"]+\.js)"/.exec(html);
   const manifest = JSON.parse(await readFile(join(dist, "weights/manifest.json"), "utf8"));
-  const files = [["wasm module", wasmName], ["JS glue", jsName?.[1] ?? jsName?.[2]], ["page (index.html, main.js)", null], ["U-Net weights (int8)", `weights/${manifest.unet.file}`], ["classifier weights (int8)", `weights/${manifest.classifier.file}`], ["manifest.json", "weights/manifest.json"]];
+  // The module is built as a worker (www/index.html): stable names, loaded by www/worker.js.
+  const page = ["index.html", "main.js", "sampler.js", "worker.js"];
+  const files = [["wasm module", ["guided-ddpm_bg.wasm"]], ["JS glue", ["guided-ddpm.js"]], [`page (${page.join(", ")})`, page], ["U-Net weights (int8)", [`weights/${manifest.unet.file}`]], ["classifier weights (int8)", [`weights/${manifest.classifier.file}`]], ["manifest.json", ["weights/manifest.json"]]];
   const out = [];
-  for (const [what, name] of files) {
-    const bufs = name ? [await readFile(join(dist, name))] : [await readFile(join(dist, "index.html")), await readFile(join(dist, "main.js"))];
+  for (const [what, names] of files) {
+    const bufs = await Promise.all(names.map((n) => readFile(join(dist, n))));
     const raw = bufs.reduce((a, b) => a + b.length, 0);
     const gz = bufs.reduce((a, b) => a + gzipSync(b, { level: 9 }).length, 0);
     out.push({ what, raw, gz });
@@ -224,6 +285,27 @@ function hostTable(browsers) {
   for (const b of browsers) for (const h of b.host) {
     const device = b.device.startsWith("WebGPU") ? `${b.device}, ${h.replay ? "recorded step replayed" : "every step eager"}` : b.device;
     lines.push(`| ${device} | ${f(h.main_ms_per_step)} | ${f(h.wall_ms_per_step)} | ${f(h.main_us_per_dispatch, 0)} | ${KINDS.map((k) => (h.calls ? f(h.calls[k], 0) : "–")).join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+function responsiveTable(browsers) {
+  const lines = [
+    "| device | batch | longest main-thread task ms | tasks over 50 ms | Cancel click to status line ms |",
+    "|---|---:|---:|---:|---:|",
+  ];
+  for (const b of browsers) {
+    const r = b.responsive;
+    lines.push(`| ${b.device} | ${r.batch} | ${r.long_tasks ? f(r.longest_task_ms, 0) : "none over 50"} | ${r.long_tasks} | ${f(r.cancel_ms, 1)} |`);
+  }
+  return lines.join("\n");
+}
+
+function workersTable(runs) {
+  const lines = ["| batch | 1 worker ms/step | 2 workers ms/step | 2 workers / 1 |", "|---:|---:|---:|---:|"];
+  for (const n of [...new Set(runs.map((r) => r.n))]) {
+    const [one, two] = [1, 2].map((w) => runs.find((r) => r.n === n && r.workers === w)?.ms);
+    lines.push(`| ${n} | ${f(one)} | ${f(two)} | ${f(two / one, 2)} |`);
   }
   return lines.join("\n");
 }
@@ -280,12 +362,29 @@ async function main() {
     "",
     "### The page's side of a guided step",
     "",
-    `Batch 1, default guidance, steps of a 100-step run driven through the page's \`Demo\` as the page drives them (each frame read back). ` +
+    `Batch 1, default guidance, steps of a 100-step run driven through a \`Demo\` on the bench harness's main thread (tests/page/harness.html: the site's module and weights; the site runs the same \`Demo\` in a worker), each frame read back as the page reads it. ` +
       `Main-thread ms: the DevTools protocol's \`TaskDuration\` over ${browsers[0]?.host[0].timed} steps after a warm-up step (time spent waiting for the GPU is not in it). ` +
       "WebGPU calls per step are counted by wrapping the WebGPU methods in a second pass (tests/page/host.mjs).",
     "",
     hostTable(browsers),
     "",
+    "### The page stays responsive",
+    "",
+    "The sampling runs in workers (www/worker.js), so the page's main thread only draws frames. During a run on the page (100 steps, class 7, " +
+      "3 frames drawn, then Cancel clicked): the longest main-thread task reported by a PerformanceObserver for 'longtask' " +
+      "(which only reports tasks over 50 ms), and the time from the Cancel click's input event to the status line saying \"Cancelled\".",
+    "",
+    responsiveTable(browsers),
+    "",
+    ...(cpu?.workers.length
+      ? [
+          `On the CPU path the page splits a batch across workers (one module and one copy of the weights each; \`?workers=N\` sets how many). ` +
+            `Whole ${WORKER_STEPS}-step runs on the page, ms per step from the page's run marks:`,
+          "",
+          workersTable(cpu.workers),
+          "",
+        ]
+      : []),
     "CPU seconds spent by Chromium's page (renderer) process and its GPU process during each step benchmark above (from /proc). " +
       "On SwiftShader the GPU process runs the kernels on the CPU; the page process runs the wasm that records and submits them.",
     "",

@@ -1,6 +1,8 @@
 // The page's side of a guided step: how many WebGPU calls of each kind it issues, and how much of
-// the page's main thread it takes. `make bench` (bench.mjs) and `make profile` (profile.mjs) use
-// it on a page whose `globalThis.guidedDdpm` is ready (www/main.js sets it).
+// the thread that runs it takes. `make bench` (bench.mjs), `make profile` (profile.mjs) and
+// kernels.mjs use it on the bench harness (harness.html, opened with `openHarness`): the site's
+// module with one Demo on the page's main thread, where the DevTools protocol can time and
+// profile it. (The site runs the same Demo in a worker.)
 //
 // Main-thread time comes from the DevTools protocol's Performance.getMetrics (`TaskDuration`: the
 // seconds the renderer's main thread spent running tasks, script and wasm included), so time the
@@ -21,6 +23,16 @@ const COUNTED = [
 ];
 export const KINDS = [...new Set(COUNTED.map(([, , k]) => k))];
 
+// Opens the bench harness in `page` and waits for its Demo (WebGPU, or the CPU path with `cpu`)
+// to be loaded and warmed up; returns its device ("WebGPU (adapter)" or "CPU fallback (...)").
+export async function openHarness(page, server, { cpu = false } = {}) {
+  await page.goto(`${server.url}harness.html${cpu ? "?backend=cpu" : ""}`);
+  await page.waitForFunction(() => document.body.dataset.ready === "true" || document.body.dataset.error, null, { timeout: 30 * 60_000 });
+  const error = await page.evaluate(() => document.body.dataset.error);
+  if (error) throw new Error(`the bench harness failed: ${error}`);
+  return page.evaluate(() => globalThis.guidedDdpm.demo.backend);
+}
+
 // The device the page chose, as its capability line names it ("WebGPU (adapter)" or "CPU
 // fallback (...)"), without a forcing note.
 export async function adapterLabel(page) {
@@ -28,7 +40,7 @@ export async function adapterLabel(page) {
   return line.replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
 }
 
-// Starts a run of `total` steps at the default guidance (batch `batch`) in the page's Demo; on
+// Starts a run of `total` steps at the default guidance (batch `batch`) in the harness's Demo; on
 // WebGPU the run replays one recorded step unless `replay` is false (Demo.set_replay).
 export async function start(page, { batch, total, replay = true }) {
   await page.evaluate(([batch, total, replay]) => {

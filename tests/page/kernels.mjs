@@ -8,18 +8,15 @@
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { CHROMIUM, BASE_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
-import { start, steps } from "./host.mjs";
+import { openHarness, start, steps } from "./host.mjs";
 
 const [dist = "../../dist", batch = "1"] = process.argv.slice(2);
 const server = await serve(dist);
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_ARGS, ...WEBGPU_ARGS] });
 try {
   const page = await (await browser.newContext()).newPage();
-  await page.goto(`${server.url}?backend=webgpu`);
-  await page.waitForFunction(() => document.body.dataset.ready === "true", null, { timeout: 600_000 });
-  if (!(await page.evaluate(() => globalThis.guidedDdpm.demo.gpu))) {
-    throw new Error(`the page is not on WebGPU: ${await page.locator("#capability").textContent()}`);
-  }
+  const device = await openHarness(page, server);
+  if (!(await page.evaluate(() => globalThis.guidedDdpm.demo.gpu))) throw new Error(`the harness is not on WebGPU: ${device}`);
   await start(page, { batch: Number(batch), total: 100 });
   // The first step records the one that later steps replay.
   await steps(page, 2);

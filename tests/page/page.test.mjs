@@ -38,6 +38,22 @@ async function ready(page, query = "") {
 
 const status = (page) => page.locator("#status").textContent();
 
+/// The page's primary sampler worker (www/worker.js; the first one started).
+async function samplerWorker(page) {
+  for (let i = 0; i < 100 && !page.workers().length; i++) await page.waitForTimeout(100);
+  const w = page.workers().find((w) => w.url().endsWith("/worker.js"));
+  assert.ok(w, "the sampler runs in a worker");
+  return w;
+}
+
+/// The canvas's pixels (red channel).
+const pixels = (page) => page.evaluate(() => {
+  const c = document.getElementById("canvas");
+  return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 === 0));
+});
+
+const done = (page) => page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+
 /// Mean and spread of the canvas pixels: a blank canvas has no spread.
 async function canvasStats(page) {
   return page.evaluate(() => {
@@ -67,7 +83,8 @@ test("a 7 appears in 25 steps on WebGPU, from the cache on reload, with a clean 
     assert.match(b.page.url(), /class=7/, "the settings live in the URL");
     // The module ran its static constructors once, at start, not once per call into it (which
     // cost 92% of the page's CPU on WebGPU when wasm-ld wrapped every export with them).
-    assert.deepEqual(await b.page.evaluate(() => [0, 1, 2].map(() => window.wasmBindings.constructor_runs())), [1, 1, 1]);
+    const worker = await samplerWorker(b.page);
+    assert.deepEqual(await worker.evaluate(() => [0, 1, 2].map(() => self.guidedDdpm.wasm.constructor_runs())), [1, 1, 1]);
     const unetPath = [...server.hits.keys()].find((p) => /^\/weights\/unet-[0-9a-f]+\.safetensors$/.test(p));
     assert.ok(unetPath, "the U-Net was downloaded");
     const downloads = server.hits.get(unetPath);
@@ -140,11 +157,11 @@ test("a GPU lost mid-run: the page says so, switches to the CPU, and the same Ge
     await ready(b.page, "?steps=25&n=1&class=5&backend=webgpu");
     await b.page.click("#generate");
     await b.page.waitForFunction(() => /step [2-9] of 25/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
-    await b.page.evaluate(() => globalThis.guidedDdpm.gpuDevices.at(-1).destroy());
+    await (await samplerWorker(b.page)).evaluate(() => self.guidedDdpm.gpuDevices.at(-1).destroy());
     await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
     assert.match(await b.page.locator("#notice").textContent(), /The GPU stopped working \(.+\), so the page now draws on the CPU\./);
     assert.match(await b.page.locator("#capability").textContent(), /CPU fallback \(the GPU stopped/);
-    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.demo.gpu), false);
+    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), false);
     const { std } = await canvasStats(b.page);
     assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
     // And the next press works too.
@@ -179,7 +196,7 @@ test("the page times a guided step on WebGPU and on the CPU, uses the faster, an
     const [gpuMs, cpuMs] = [Number(m[1]), Number(m[2])];
     assert.ok(gpuMs > 0 && cpuMs > 0, capability);
     // Whichever measured faster is the one in use.
-    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.demo.gpu), gpuMs < cpuMs, capability);
+    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), gpuMs < cpuMs, capability);
     if (gpuMs >= cpuMs) {
       // SwiftShader here: a CPU emulation of a GPU loses to the wasm CPU path, by measurement.
       assert.match(capability, /CPU fallback \(faster here than WebGPU/);
@@ -189,7 +206,7 @@ test("the page times a guided step on WebGPU and on the CPU, uses the faster, an
     await b.page.reload();
     await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
     assert.match(await b.page.locator("#capability").textContent(), /measured on an earlier visit/);
-    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.demo.gpu), gpuMs < cpuMs);
+    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), gpuMs < cpuMs);
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
@@ -261,5 +278,77 @@ test("a corrupted cache entry is dropped and downloaded again", { timeout: SLOW 
   } finally {
     await b.close();
     rmSync(profile, { recursive: true, force: true });
+  }
+});
+
+test("during a batch-16 run on the CPU the page answers a click within 100 ms, and Cancel stops the run", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?backend=cpu&n=16&steps=100&class=7");
+    await b.page.click("#generate");
+    await b.page.waitForFunction(() => /step [2-9] of 100/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    // From the click's input event to the end of its handler: the time the main thread kept it waiting.
+    await b.page.evaluate(() => {
+      document.getElementById("classes").addEventListener("click", (e) => { globalThis.__answered = performance.now() - e.timeStamp; });
+    });
+    await b.page.getByRole("radio", { name: "3" }).click();
+    assert.equal(await b.page.getByRole("radio", { name: "3" }).getAttribute("aria-checked"), "true");
+    const ms = await b.page.evaluate(() => globalThis.__answered);
+    assert.ok(ms < 100, `the click waited ${ms} ms`);
+    assert.match(await status(b.page), /^Sampling: step \d+ of 100/, "the run goes on meanwhile");
+    await b.page.click("#cancel");
+    assert.match(await status(b.page), /^Cancelled at step \d+ of 100/);
+    const at = await status(b.page);
+    const before = await pixels(b.page);
+    await b.page.waitForTimeout(3000);
+    assert.equal(await status(b.page), at, "no step after Cancel");
+    assert.deepEqual(await pixels(b.page), before, "no frame drawn after Cancel");
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("the same seed gives the same images with one sampler worker and with two", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    const images = [];
+    for (const workers of [1, 2]) {
+      await ready(b.page, `?backend=cpu&n=4&steps=25&class=8&seed=9&workers=${workers}`);
+      await b.page.waitForFunction((n) => globalThis.guidedDdpm.workers === n, workers, { timeout: SLOW });
+      await b.page.click("#generate");
+      await done(b.page);
+      assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.lastRunParts), workers, "the batch was split across the workers");
+      images.push(await pixels(b.page));
+    }
+    const [one, two] = images;
+    assert.equal(one.length, two.length);
+    const worst = one.reduce((m, v, i) => Math.max(m, Math.abs(v - two[i])), 0);
+    const { std } = await canvasStats(b.page);
+    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    // To float rounding: a grey level may differ by one where a value sits on a rounding edge.
+    assert.ok(worst <= 1, `pixels differ by up to ${worst}`);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("a crashed sampler worker is reported in plain words and replaced on the next Generate", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?backend=cpu&n=1&steps=25&class=2&workers=1");
+    const worker = await samplerWorker(b.page);
+    await worker.evaluate(() => setTimeout(() => { throw new Error("forced crash"); }));
+    await b.page.waitForFunction(() => document.getElementById("status").classList.contains("error"), null, { timeout: 60_000 });
+    assert.match(await status(b.page), /The sampler stopped unexpectedly \(.*forced crash.*\)\. Press Generate to start it again\./);
+    assert.ok(!(await b.page.locator("#generate").isDisabled()), "Generate is offered");
+    await b.page.click("#generate");
+    await done(b.page);
+    const { std } = await canvasStats(b.page);
+    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    assert.notEqual(await samplerWorker(b.page), worker, "a new worker took over");
+  } finally {
+    await b.close();
   }
 });

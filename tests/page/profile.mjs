@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { BASE_ARGS, CHROMIUM, REAL_GPU_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
-import { adapterLabel, hostCost, profileSteps } from "./host.mjs";
+import { hostCost, openHarness, profileSteps } from "./host.mjs";
 import { commitLabel, writeSection } from "./report.mjs";
 
 const { values: args } = parseArgs({
@@ -31,10 +31,8 @@ async function main() {
   try {
     const page = await b.newPage();
     page.on("pageerror", (e) => log(`page error: ${e}`));
-    await page.goto(`${server.url}?backend=webgpu&n=1`);
-    await page.waitForSelector("body[data-ready=true]", { timeout: 30 * 60_000 });
-    adapter = await adapterLabel(page);
-    const names = await page.evaluate(() => window.wasmBindings.constructor_runs());
+    adapter = await openHarness(page, server);
+    const names = await page.evaluate(() => globalThis.guidedDdpm.wasm.constructor_runs());
     log(`${adapter}; static constructors ran ${names} time(s)`);
     host = await hostCost(page, { timed: STEPS });
     log(`main thread ${host.main_ms_per_step.toFixed(1)} ms/step, ${host.calls.dispatches} dispatches/step`);

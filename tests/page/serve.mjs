@@ -1,9 +1,12 @@
 // A minimal static file server for the built site (dist/), on loopback only. It counts requests
-// per path so the tests can tell a cached reload from a download. Also runnable on its own:
+// per path so the tests can tell a cached reload from a download, and serves the bench harness
+// (harness.html, from this folder) at /harness.html beside the site. Also runnable on its own:
 // `node tests/page/serve.mjs dist 8080`.
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
 import { extname, join, normalize, resolve } from "node:path";
+
+const HARNESS = join(import.meta.dirname, "harness.html");
 
 const TYPES = {
   ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css",
@@ -23,8 +26,8 @@ export async function serve(root, port = 0, { override } = {}) {
       res.end(custom.body);
       return;
     }
-    let file = normalize(join(base, path));
-    if (!file.startsWith(base)) {
+    let file = path === "/harness.html" ? HARNESS : normalize(join(base, path));
+    if (file !== HARNESS && !file.startsWith(base)) {
       res.writeHead(403).end();
       return;
     }
