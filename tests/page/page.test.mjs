@@ -52,6 +52,12 @@ const pixels = (page) => page.evaluate(() => {
   return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 4 === 0));
 });
 
+/// The canvas shows an image, not a blank.
+async function assertDrawn(page) {
+  const { std } = await canvasStats(page);
+  assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+}
+
 const done = (page) => page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
 
 /// Mean and spread of the canvas pixels: a blank canvas has no spread.
@@ -73,13 +79,12 @@ test("a 7 appears in 25 steps on WebGPU, from the cache on reload, with a clean 
     assert.match(await b.page.locator("#capability").textContent(), /WebGPU/);
     await b.page.getByRole("radio", { name: "7" }).click();
     await b.page.click("#generate");
-    await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    await done(b.page);
     assert.equal(await b.page.locator("#progress").evaluate((p) => p.value), 1);
     const timing = await b.page.locator("#timing").textContent();
     const p = Number(/final p\(7\) = ([0-9.]+)/.exec(timing)?.[1]);
     assert.ok(p > 0.8, `p(7) at the end is ${p}: ${timing}`);
-    const { std } = await canvasStats(b.page);
-    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    await assertDrawn(b.page);
     assert.match(b.page.url(), /class=7/, "the settings live in the URL");
     // The module ran its static constructors once, at start, not once per call into it (which
     // cost 92% of the page's CPU on WebGPU when wasm-ld wrapped every export with them).
@@ -158,15 +163,14 @@ test("a GPU lost mid-run: the page says so, switches to the CPU, and the same Ge
     await b.page.click("#generate");
     await b.page.waitForFunction(() => /step [2-9] of 25/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
     await (await samplerWorker(b.page)).evaluate(() => self.guidedDdpm.gpuDevices.at(-1).destroy());
-    await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    await done(b.page);
     assert.match(await b.page.locator("#notice").textContent(), /The GPU stopped working \(.+\), so the page now draws on the CPU\./);
     assert.match(await b.page.locator("#capability").textContent(), /CPU fallback \(the GPU stopped/);
     assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), false);
-    const { std } = await canvasStats(b.page);
-    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    await assertDrawn(b.page);
     // And the next press works too.
     await b.page.click("#generate");
-    await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+    await done(b.page);
   } finally {
     await b.close();
   }
@@ -220,9 +224,8 @@ test("without WebGPU the CPU fallback draws an image", { timeout: SLOW }, async 
     await ready(b.page, "?steps=25&n=1&class=1&seed=3");
     assert.match(await b.page.locator("#capability").textContent(), /CPU fallback/);
     await b.page.click("#generate");
-    await b.page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
-    const { std } = await canvasStats(b.page);
-    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    await done(b.page);
+    await assertDrawn(b.page);
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
@@ -324,8 +327,7 @@ test("the same seed gives the same images with one sampler worker and with two",
     const [one, two] = images;
     assert.equal(one.length, two.length);
     const worst = one.reduce((m, v, i) => Math.max(m, Math.abs(v - two[i])), 0);
-    const { std } = await canvasStats(b.page);
-    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    await assertDrawn(b.page);
     // To float rounding: a grey level may differ by one where a value sits on a rounding edge.
     assert.ok(worst <= 1, `pixels differ by up to ${worst}`);
     assert.deepEqual(b.errors, []);
@@ -345,8 +347,7 @@ test("a crashed sampler worker is reported in plain words and replaced on the ne
     assert.ok(!(await b.page.locator("#generate").isDisabled()), "Generate is offered");
     await b.page.click("#generate");
     await done(b.page);
-    const { std } = await canvasStats(b.page);
-    assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
+    await assertDrawn(b.page);
     assert.notEqual(await samplerWorker(b.page), worker, "a new worker took over");
   } finally {
     await b.close();
