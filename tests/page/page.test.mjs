@@ -288,17 +288,21 @@ test("during a batch-16 run on the CPU the page answers a click within 100 ms, a
   const b = await open({ webgpu: false });
   try {
     await ready(b.page, "?backend=cpu&n=16&steps=100&class=7");
-    await b.page.click("#generate");
-    await b.page.waitForFunction(() => /step [2-9] of 100/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
-    // From the click's input event to the end of its handler: the time the main thread kept it waiting.
+    // A click waits at most as long as the longest task on the main thread: watch them all (the
+    // browser reports tasks over 50 ms as 'longtask' entries).
     await b.page.evaluate(() => {
-      document.getElementById("classes").addEventListener("click", (e) => { globalThis.__answered = performance.now() - e.timeStamp; });
+      globalThis.__longest = 0;
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) globalThis.__longest = Math.max(globalThis.__longest, e.duration);
+      }).observe({ type: "longtask" });
     });
+    await b.page.click("#generate");
+    await b.page.waitForFunction(() => /step [3-9] of 100/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
     await b.page.getByRole("radio", { name: "3" }).click();
     assert.equal(await b.page.getByRole("radio", { name: "3" }).getAttribute("aria-checked"), "true");
-    const ms = await b.page.evaluate(() => globalThis.__answered);
-    assert.ok(ms < 100, `the click waited ${ms} ms`);
     assert.match(await status(b.page), /^Sampling: step \d+ of 100/, "the run goes on meanwhile");
+    const longest = await b.page.evaluate(() => globalThis.__longest);
+    assert.ok(longest < 100, `a main-thread task took ${longest} ms during the run`);
     await b.page.click("#cancel");
     assert.match(await status(b.page), /^Cancelled at step \d+ of 100/);
     const at = await status(b.page);
