@@ -208,8 +208,9 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Starts from x_T ~ N(0, I) drawn from the per-image streams of `settings.seed`. The U-Net runs on `device`; the
-    /// classifier must be on that device's autodiff twin (`device.clone().autodiff()`), frozen.
+    /// Starts from x_T ~ N(0, I) drawn from the per-image streams of `settings.seed`. The U-Net
+    /// runs on `device`; the classifier must be on that device's autodiff twin
+    /// (`device.clone().autodiff()`), frozen.
     pub fn new(
         unet: UNet,
         classifier: Classifier,

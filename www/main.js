@@ -11,8 +11,7 @@ const state = {
   primary: null, // the SamplerWorker that loads the weights and runs on the chosen device
   helpers: [], // more SamplerWorkers on the CPU path, each taking a part of a batch
   gpu: false, // whether the primary samples on WebGPU
-  files: null, // the weight files as the primary loaded them, for helpers and a restart
-  weights: null, // { total, fromCache, sha256, schedule }
+  weights: null, // { total, fromCache, sha256, schedule, files }: `files` for helpers and a restart
   broken: null, // why the sampler stopped; the next Generate starts a new one
   capability: { line: "", ready: "" },
   running: false,
@@ -213,28 +212,25 @@ function drawChart(total) {
 // ---------- the sampler threads ----------
 
 // What a worker reports: weight progress, frames of the run on screen, a lost GPU, a crash.
-function onEvent(worker) {
-  return (e) => {
-    if (e.event === "progress") {
-      if (state.weights || state.broken || $("status").classList.contains("error")) return; // late news
-      if (!e.total) return status(`Loading weights: ${e.text}…`);
-      status(`Loading weights: ${mb(e.got)} of ${mb(e.total)}${e.cached ? " (from the cache)" : ""}`);
-      $("progress").value = e.got / e.total;
-    } else if (e.event === "frame") {
-      const part = state.run?.id === e.run && state.run.parts.find((p) => p.worker === worker);
-      if (part) state.run.onFrame(part, e);
-    } else if (e.event === "gpu-lost") {
-      toCpu(e.why);
-    } else if (e.event === "crashed") {
-      crashed(worker, e.why);
-    }
-  };
+function onEvent(e, worker) {
+  if (e.event === "progress") {
+    if (state.weights || state.broken || $("status").classList.contains("error")) return; // late news
+    if (!e.total) return status(`Loading weights: ${e.text}…`);
+    status(`Loading weights: ${mb(e.got)} of ${mb(e.total)}${e.cached ? " (from the cache)" : ""}`);
+    $("progress").value = e.got / e.total;
+  } else if (e.event === "frame") {
+    const part = state.run?.id === e.run && state.run.parts.find((p) => p.worker === worker);
+    if (part) state.run.onFrame(part, e);
+  } else if (e.event === "gpu-lost") {
+    toCpu(e.why);
+  } else if (e.event === "crashed") {
+    crashed(worker, e.why);
+  }
 }
 
 // A new worker with its module started, or a plain sentence why not.
 async function startWorker() {
-  const w = new SamplerWorker(() => {});
-  w.onEvent = onEvent(w);
+  const w = new SamplerWorker(onEvent);
   let timer;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error("The WebAssembly module did not start in a minute. Reload the page; if it persists, this browser may be too old.")), 60000);
@@ -248,6 +244,14 @@ async function startWorker() {
   } finally {
     clearTimeout(timer);
   }
+}
+
+// Prepares `worker`'s Demo on WebGPU (`gpu`) or the CPU and makes it the one that runs; returns
+// the measured step ({ ms, ... }).
+async function onDevice(worker, gpu) {
+  const prepared = await worker.call("prepare", gpu);
+  await worker.call("use", gpu);
+  return prepared;
 }
 
 // How many workers split a batch on the CPU path: one per core, at most 4 (each holds its own
@@ -266,9 +270,8 @@ async function startHelpers() {
     let w;
     try {
       ({ worker: w } = await startWorker());
-      await w.call("setWeights", state.files);
-      await w.call("prepare", false);
-      await w.call("use", false);
+      await w.call("setWeights", state.weights.files);
+      await onDevice(w, false);
     } catch (e) {
       w?.terminate();
       console.warn(`a helper worker did not start: ${messageOf(e)}`);
@@ -298,8 +301,7 @@ function crashed(worker, why) {
   if (worker === state.primary) state.broken = why;
   const inRun = state.run?.parts.some((p) => p.worker === worker);
   if (inRun || worker === state.primary) {
-    if (state.run) for (const p of state.run.parts) p.worker.send("cancel", state.run.id);
-    state.run = null;
+    stopRun();
     fail(`The sampler stopped unexpectedly (${why}). Press Generate to start it again.`);
   }
 }
@@ -313,18 +315,15 @@ async function restart() {
   try {
     const { worker } = await startWorker();
     state.primary = worker;
-    await worker.call("setWeights", state.files);
-    let gpu = state.gpu;
+    await worker.call("setWeights", state.weights.files);
     try {
-      await worker.call("prepare", gpu);
+      await onDevice(worker, state.gpu);
     } catch (e) {
-      if (!gpu) throw e;
-      gpu = false;
-      await worker.call("prepare", false);
+      if (!state.gpu) throw e;
+      await onDevice(worker, false);
+      state.gpu = false;
       state.capability.line = `CPU fallback (WebGPU failed on restart: ${messageOf(e)})`;
     }
-    await worker.call("use", gpu);
-    state.gpu = gpu;
   } catch (e) {
     fail(`The sampler could not be started again: ${messageOf(e)}. Reload the page.`);
     return false;
@@ -347,8 +346,16 @@ function setRunning(on) {
 
 const fmtSecs = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
 
+// Ends the run on screen: its workers drop its remaining steps, and the page draws nothing more
+// of it.
+function stopRun() {
+  if (state.run) for (const p of state.run.parts) p.worker.send("cancel", state.run.id);
+  state.run = null;
+}
+
 // Concatenates the parts' frames of one step (in image order) into one.
 function merge(frames) {
+  if (frames.length === 1) return frames[0];
   const cat = (key) => {
     const out = new (frames[0][key].constructor)(frames.reduce((a, f) => a + f[key].length, 0));
     let at = 0;
@@ -358,7 +365,7 @@ function merge(frames) {
     }
     return out;
   };
-  return { ...frames[0], xt: cat("xt"), x0: cat("x0"), p: frames.length === 1 ? frames[0].p : cat("p") };
+  return { ...frames[0], xt: cat("xt"), x0: cat("x0"), p: cat("p") };
 }
 
 // One run at a time: `state.run` is the run the page shows. A run that is no longer current
@@ -415,8 +422,7 @@ async function generate() {
     results = await Promise.all(run.parts.map((p) => p.worker.call("run", run.id, { ...settings, classes: settings.classes.slice(p.first, p.first + p.count), first_image: p.first })));
   } catch (e) {
     if (!current()) return;
-    for (const p of run.parts) p.worker.send("cancel", run.id);
-    state.run = null;
+    stopRun();
     fail(messageOf(e));
     return;
   }
@@ -437,8 +443,7 @@ async function generate() {
 
 function cancel() {
   if (!state.run) return;
-  for (const p of state.run.parts) p.worker.send("cancel", state.run.id);
-  state.run = null;
+  stopRun();
   status(`Cancelled at step ${state.history.length} of ${state.settings.steps}.`);
   setRunning(false);
 }
@@ -468,8 +473,7 @@ async function toCpu(why) {
   setRunning(true);
   status(`The GPU stopped working (${why}); switching to the CPU path…`, { error: true });
   try {
-    const cpu = await state.primary.call("prepare", false);
-    await state.primary.call("use", false);
+    const cpu = await onDevice(state.primary, false);
     state.gpu = false;
     state.capability = { line: `CPU fallback (the GPU stopped: ${why}) · a guided step takes ${fmtMs(cpu.ms)}`, ready: "" };
     renderCapability();
@@ -590,7 +594,6 @@ async function main() {
   performance.mark("device-ready");
   try {
     state.weights = await state.primary.call("weights");
-    state.files = await state.primary.call("files");
   } catch (e) {
     fail(`The weights could not be loaded: ${messageOf(e)}`);
     return;

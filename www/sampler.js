@@ -3,8 +3,8 @@
 // keeps one worker for WebGPU and, on the CPU path, splits a batch across several.
 
 export class SamplerWorker {
-  // `onEvent({ event, ... })` gets the worker's events (`progress`, `frame`, `gpu-lost`) and
-  // `crashed` ({ why }) when the worker dies.
+  // `onEvent({ event, ... }, worker)` gets the worker's events (`progress`, `frame`, `gpu-lost`)
+  // and `crashed` ({ why }) when the worker dies.
   constructor(onEvent) {
     this.onEvent = onEvent;
     this.pending = new Map();
@@ -12,7 +12,7 @@ export class SamplerWorker {
     this.dead = null;
     this.worker = new Worker(new URL("worker.js", import.meta.url), { type: "module" });
     this.worker.onmessage = ({ data }) => {
-      if (data.event) return this.onEvent(data);
+      if (data.event) return this.onEvent(data, this);
       const call = this.pending.get(data.id);
       if (!call) return; // a `send`
       this.pending.delete(data.id);
@@ -49,7 +49,7 @@ export class SamplerWorker {
     this.worker.terminate();
     for (const { reject } of this.pending.values()) reject(new Error(`the sampler stopped (${why})`));
     this.pending.clear();
-    this.onEvent({ event: "crashed", why });
+    this.onEvent({ event: "crashed", why }, this);
   }
 
   terminate() {

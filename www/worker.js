@@ -119,7 +119,8 @@ async function loadFile(cache, manifest, which, entry, progress, signal) {
   return bytes;
 }
 
-// Reads the manifest and both files (posting `progress` events); keeps them for `prepare`.
+// Reads the manifest and both files (posting `progress` events); keeps them for `prepare` and
+// returns them too, for the page to hand to helper workers and to a restarted worker.
 async function loadWeights() {
   emit("progress", { text: "reading the manifest", got: 0, total: 0 });
   const text = new TextDecoder().decode(await fetchBytes(new URL("manifest.json", WEIGHTS), () => {}));
@@ -145,7 +146,7 @@ async function loadWeights() {
     })),
   );
   state.files = { manifest, unet, classifier };
-  return { total, fromCache, sha256: m.unet.sha256, schedule: m.schedule.kind };
+  return { total, fromCache, sha256: m.unet.sha256, schedule: m.schedule.kind, files: state.files };
 }
 
 // ---------- devices ----------
@@ -271,7 +272,6 @@ const CALLS = {
   setWeights: (files) => {
     state.files = files;
   },
-  files: () => state.files,
   prepare,
   use,
   run,

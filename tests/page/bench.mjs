@@ -106,19 +106,21 @@ async function until(page, done) {
   }
 }
 
-// One visit: load, wait until ready, generate the first image, return the marks.
-async function visit(page, url, { reload = false } = {}) {
-  if (reload) await page.reload();
-  else await page.goto(url);
-  await until(page, () => {
-    const el = document.getElementById("status");
-    return [document.body.dataset.ready === "true", el.textContent, el.classList.contains("error")];
-  });
+// Presses Generate and waits until the page says Done.
+async function generateToDone(page) {
   await page.click("#generate");
   await until(page, () => {
     const el = document.getElementById("status");
     return [/^Done/.test(el.textContent), el.textContent, el.classList.contains("error")];
   });
+}
+
+// One visit: load, wait until ready, generate the first image, return the marks.
+async function visit(page, url, { reload = false } = {}) {
+  if (reload) await page.reload();
+  else await page.goto(url);
+  await ready(page);
+  await generateToDone(page);
   const m = await marks(page);
   const capability = await page.locator("#capability").textContent();
   return {
@@ -169,11 +171,7 @@ async function responsiveness(page, url, steps = 3) {
 async function workerRun(page, url) {
   await page.goto(url);
   await ready(page, Number(new URL(url).searchParams.get("workers")));
-  await page.click("#generate");
-  await until(page, () => {
-    const el = document.getElementById("status");
-    return [/^Done/.test(el.textContent), el.textContent, el.classList.contains("error")];
-  });
+  await generateToDone(page);
   const m = await marks(page);
   return ((m["run-done"] - m["run-start"]) * 1000) / Number(new URL(url).searchParams.get("steps"));
 }
