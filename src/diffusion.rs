@@ -222,6 +222,21 @@ impl NoiseStreams {
         Self((first..first + count).map(stream).collect())
     }
 
+    /// The streams of a run's samples: `first_image + i` for sample i, or stream `first_image`
+    /// for every sample when the settings ask for the same noise.
+    pub fn of(settings: &crate::sampler::SampleSettings) -> Self {
+        let b = settings.classes.len();
+        match settings.same_noise {
+            false => Self::new(settings.seed, settings.first_image, b),
+            true => {
+                let one = Self::new(settings.seed, settings.first_image, 1)
+                    .0
+                    .remove(0);
+                Self(vec![one; b])
+            }
+        }
+    }
+
     /// The next draw of every image, `[B, 1, 28, 28]` values in image order.
     pub fn next_values(&mut self) -> Vec<f32> {
         let n = SIDE * SIDE;

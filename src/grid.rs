@@ -9,23 +9,51 @@ pub fn to_bytes(x: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// The push map's colour scale (in units of x, where 2 spans black to white): a pixel pushed
+/// this much or more in one step is drawn at full colour. Chosen from the shipped networks'
+/// largest per-step shifts: 0.018 at the default setting, 0.039 at s = 8 (`guided-ddpm sample
+/// --class 7 --n 1 --push-png`, and with `--compare scales`, seed 0, 2026-12-02).
+pub const PUSH_SCALE: f32 = 0.02;
+
+/// Signed values as RGBA bytes on a white ground: red where positive (the step made the pixel
+/// brighter), blue where negative, the colour's strength |v| / `scale`, full at |v| >= scale.
+pub fn signed_rgba(values: &[f32], scale: f32) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|&v| {
+            let a = (v.abs() / scale).min(1.0);
+            let fade = (255.0 * (1.0 - a)).round() as u8;
+            match v >= 0.0 {
+                true => [255, fade, fade, 255],
+                false => [fade, fade, 255, 255],
+            }
+        })
+        .collect()
+}
+
 /// Lays out `n` 28x28 digits (row-major bytes) in rows of `cols`, with a 2-pixel gap.
 /// Returns (width, height, pixels).
 pub fn layout(digits: &[u8], cols: usize) -> (usize, usize, Vec<u8>) {
-    let n = digits.len() / (SIDE * SIDE);
+    layout_pixels(digits, cols, 1)
+}
+
+/// [`layout`] for digits of `channels` bytes per pixel (4 for RGBA); the gaps are zero bytes.
+pub fn layout_pixels(digits: &[u8], cols: usize, channels: usize) -> (usize, usize, Vec<u8>) {
+    let px = SIDE * channels;
+    let n = digits.len() / (SIDE * px);
     let cols = cols.clamp(1, n.max(1));
     let rows = n.div_ceil(cols);
     let gap = 2;
     let (w, h) = (cols * (SIDE + gap) + gap, rows * (SIDE + gap) + gap);
-    let mut out = vec![0u8; w * h];
+    let mut out = vec![0u8; w * h * channels];
     for i in 0..n {
         let (r0, c0) = (
             gap + (i / cols) * (SIDE + gap),
             gap + (i % cols) * (SIDE + gap),
         );
         for r in 0..SIDE {
-            let src = &digits[i * SIDE * SIDE + r * SIDE..][..SIDE];
-            out[(r0 + r) * w + c0..][..SIDE].copy_from_slice(src);
+            let src = &digits[(i * SIDE + r) * px..][..px];
+            out[((r0 + r) * w + c0) * channels..][..px].copy_from_slice(src);
         }
     }
     (w, h, out)
@@ -41,17 +69,45 @@ pub fn write_png(
     pixels: &[u8],
     zoom: usize,
 ) -> Result<(), crate::Error> {
+    encode_png(path, width, height, pixels, 1, zoom)
+}
+
+/// [`write_png`] for RGBA pixels (4 bytes each).
+#[cfg(feature = "cli")]
+pub fn write_rgba_png(
+    path: &std::path::Path,
+    width: usize,
+    height: usize,
+    pixels: &[u8],
+    zoom: usize,
+) -> Result<(), crate::Error> {
+    encode_png(path, width, height, pixels, 4, zoom)
+}
+
+#[cfg(feature = "cli")]
+fn encode_png(
+    path: &std::path::Path,
+    width: usize,
+    height: usize,
+    pixels: &[u8],
+    channels: usize,
+    zoom: usize,
+) -> Result<(), crate::Error> {
     use crate::Error;
     let (zw, zh) = (width * zoom, height * zoom);
-    let mut big = Vec::with_capacity(zw * zh);
+    let mut big = Vec::with_capacity(zw * zh * channels);
     for r in 0..zh {
         for c in 0..zw {
-            big.push(pixels[(r / zoom) * width + c / zoom]);
+            let at = ((r / zoom) * width + c / zoom) * channels;
+            big.extend_from_slice(&pixels[at..at + channels]);
         }
     }
     let mut encoded = Vec::new();
     let mut enc = png::Encoder::new(&mut encoded, zw as u32, zh as u32);
-    enc.set_color(png::ColorType::Grayscale);
+    enc.set_color(match channels {
+        4 => png::ColorType::Rgba,
+        _ => png::ColorType::Grayscale,
+    });
     enc.set_depth(png::BitDepth::Eight);
     let fail = |e: png::EncodingError| Error::Io {
         context: format!("writing {}", path.display()),

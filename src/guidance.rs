@@ -60,7 +60,55 @@ pub const DEFAULT: Guidance = Guidance {
     cfg_scale: 1.0,
 };
 
+/// The classifier scales of the "scales" comparison (the page's Compare, `sample --compare
+/// scales`): the classifier alone from off to strong.
+pub const COMPARE_SCALES: [f64; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
+
+/// A side-by-side comparison of guidance settings from the same noise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Compare {
+    /// The classifier alone at each of [`COMPARE_SCALES`].
+    Scales,
+    /// The four modes, at the given classifier scale s and classifier-free weight w.
+    Modes,
+}
+
+impl Compare {
+    /// The settings compared, in the order they are shown; `at` gives s and w for `Modes`.
+    pub fn settings(self, at: Guidance) -> Vec<Guidance> {
+        let g = |mode, scale, cfg_scale| Guidance {
+            mode,
+            scale,
+            cfg_scale,
+        };
+        match self {
+            Compare::Scales => COMPARE_SCALES
+                .iter()
+                .map(|&s| g(Mode::Classifier, s, 0.0))
+                .collect(),
+            Compare::Modes => vec![
+                g(Mode::None, 0.0, 0.0),
+                g(Mode::Classifier, at.scale, 0.0),
+                g(Mode::Free, 0.0, at.cfg_scale),
+                g(Mode::Both, at.scale, at.cfg_scale),
+            ],
+        }
+    }
+}
+
 impl Guidance {
+    /// A short label of the setting: "none", "classifier s=4", "free w=1", "both s=4 w=1".
+    pub fn label(&self) -> String {
+        match self.mode {
+            Mode::None => "none".into(),
+            Mode::Classifier => format!("classifier s={}", self.scale),
+            Mode::Free => format!("free w={}", self.cfg_scale),
+            Mode::Both => format!("both s={} w={}", self.scale, self.cfg_scale),
+        }
+    }
+
     /// Rejects negative or non-finite strengths.
     pub fn validate(&self) -> Result<(), Error> {
         for (name, v) in [
@@ -91,7 +139,18 @@ pub fn classifier_grad(
     y: &[usize],
 ) -> (Tensor<4>, Tensor<1>) {
     let (emb, onehot) = classifier_inputs(classifier, t, y);
-    classifier_grad_with(classifier, x, emb, onehot)
+    let out = classifier_grad_with(classifier, x, emb, onehot);
+    (out.grad, out.log_p)
+}
+
+/// What [`classifier_grad_with`] computes, on x's device.
+pub struct ClassifierGrad {
+    /// grad_x log p_phi(y | x_t, t), `[B, 1, 28, 28]`.
+    pub grad: Tensor<4>,
+    /// log p_phi(y | x_t, t) of each sample's asked class, `[B]`.
+    pub log_p: Tensor<1>,
+    /// log p_phi(c | x_t, t) of every class c, `[B, 10]`.
+    pub log_probs: Tensor<2>,
 }
 
 /// The classifier's per-step inputs from timestep indices `t` (`[B]`, on the device of the
@@ -116,26 +175,32 @@ pub fn classifier_embedding(classifier: &Classifier, t_features: Tensor<2>) -> T
 
 /// [`classifier_grad`] with the classifier's embedding and the labels as one-hot rows
 /// (`[B, 10]`), both on x's device: what a step whose inputs were made once per run passes
-/// (`replay::ReplayRun`).
+/// (`replay::ReplayRun`). Also returns every class's log-probability.
 pub fn classifier_grad_with(
     classifier: &Classifier,
     x: Tensor<4>,
     emb: Tensor<2>,
     onehot: Tensor<2>,
-) -> (Tensor<4>, Tensor<1>) {
+) -> ClassifierGrad {
     let device = x.device();
     let b = x.dims()[0];
     let x_in = x.detach().autodiff().require_grad();
     let features = classifier.features_embedded(x_in.clone(), emb.autodiff());
-    let log_p = log_softmax(classifier.head_forward(features), 1); // [B, 10]
-    let selected = (log_p * onehot.autodiff()).sum_dim(1).reshape([b]); // [B]
-                                                                        // Samples do not interact, so the gradient of the sum is each sample's own gradient.
+    let log_probs = log_softmax(classifier.head_forward(features), 1); // [B, 10]
+    let selected = (log_probs.clone() * onehot.autodiff())
+        .sum_dim(1)
+        .reshape([b]); // [B]
+                       // Samples do not interact, so the gradient of the sum is each sample's own gradient.
     let grads = selected.clone().sum().backward();
     let grad = x_in
         .grad(&grads)
         .expect("x_t requires a gradient")
         .to_device(&device);
-    (dense(grad), selected.inner().to_device(&device))
+    ClassifierGrad {
+        grad: dense(grad),
+        log_p: selected.inner().to_device(&device),
+        log_probs: log_probs.inner().to_device(&device),
+    }
 }
 
 /// With burn's fusion on, `x` laid out afresh as a dense `[B, C, H, W]` tensor (the same
@@ -161,39 +226,45 @@ pub fn classifier_log_prob(
     y: &[usize],
 ) -> Tensor<1> {
     let (emb, onehot) = classifier_inputs(classifier, t, y);
-    classifier_log_prob_with(classifier, x, emb, onehot)
+    classifier_log_prob_with(classifier, x, emb, onehot).0
 }
 
-/// [`classifier_log_prob`] with the inputs of [`classifier_grad_with`].
+/// [`classifier_log_prob`] with the inputs of [`classifier_grad_with`]: (log p of each
+/// sample's asked class `[B]`, log p of every class `[B, 10]`).
 pub fn classifier_log_prob_with(
     classifier: &Classifier,
     x: Tensor<4>,
     emb: Tensor<2>,
     onehot: Tensor<2>,
-) -> Tensor<1> {
+) -> (Tensor<1>, Tensor<2>) {
     let device = x.device();
     let b = x.dims()[0];
     let features = classifier.features_embedded(x.autodiff(), emb.autodiff());
-    let log_p = log_softmax(classifier.head_forward(features), 1);
-    (log_p * onehot.autodiff())
-        .sum_dim(1)
-        .reshape([b])
-        .inner()
-        .to_device(&device)
+    let log_probs = log_softmax(classifier.head_forward(features), 1).inner();
+    let log_probs = log_probs.to_device(&device);
+    let selected = (log_probs.clone() * onehot).sum_dim(1).reshape([b]);
+    (selected, log_probs)
+}
+
+/// The classifier's shift of one step, `guide * grad`: s * Sigma_t * grad, which DDPM adds to
+/// the mean ([`condition_mean`]), or s * sqrt(1 - abar_t) * grad, which DDIM takes from eps
+/// ([`condition_score`]); `guide` is [`StepCoefs::guide`](crate::diffusion::StepCoefs), which
+/// folds in s (or 1, when `grad` was already scaled per sample). Either way a positive shift
+/// makes the pixel brighter in x_{t-1}, which is what the page's push view draws.
+pub fn guidance_shift<C: Coef>(guide: &C, grad: Tensor<4>) -> Tensor<4> {
+    guide.times(grad)
 }
 
 /// mu' = mu + s * Sigma_t * grad (Dhariwal & Nichol 2021, Algorithm 1; guided-diffusion
-/// `condition_mean`), with Sigma_t the step's variance; `guide` = s * Sigma_t
-/// ([`StepCoefs::guide`](crate::diffusion::StepCoefs) for DDPM).
-pub fn condition_mean<C: Coef>(mean: Tensor<4>, guide: &C, grad: Tensor<4>) -> Tensor<4> {
-    mean + guide.times(grad)
+/// `condition_mean`), given the [`guidance_shift`] s * Sigma_t * grad.
+pub fn condition_mean(mean: Tensor<4>, shift: Tensor<4>) -> Tensor<4> {
+    mean + shift
 }
 
 /// eps' = eps - sqrt(1 - abar_t) * s * grad (Dhariwal & Nichol 2021, Algorithm 2;
-/// guided-diffusion `condition_score`); `guide` = s * sqrt(1 - abar_t)
-/// ([`StepCoefs::guide`](crate::diffusion::StepCoefs) for DDIM).
-pub fn condition_score<C: Coef>(eps: Tensor<4>, guide: &C, grad: Tensor<4>) -> Tensor<4> {
-    eps - guide.times(grad)
+/// guided-diffusion `condition_score`), given the [`guidance_shift`] s * sqrt(1 - abar_t) * grad.
+pub fn condition_score(eps: Tensor<4>, shift: Tensor<4>) -> Tensor<4> {
+    eps - shift
 }
 
 /// eps~ = (1 + w) eps(x, y) - w eps(x, null) (Ho & Salimans 2022, Eq. 6).

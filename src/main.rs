@@ -7,7 +7,7 @@ use std::time::Duration;
 use burn::module::Module;
 use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
-use guided_ddpm::guidance::{self, Guidance, Mode};
+use guided_ddpm::guidance::{self, Compare, Guidance, Mode};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig, SIDE};
 use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
@@ -55,6 +55,11 @@ struct SampleArgs {
     /// How many samples.
     #[arg(long, default_value_t = 4)]
     n: usize,
+    /// One sample per guidance setting, all from the same noise, side by side: `scales` (the
+    /// classifier alone at s = 0, 1, 2, 4, 8) or `modes` (none, classifier, free, both, at the
+    /// given or default s and w); prints each setting's final p(class).
+    #[arg(long, value_enum, conflicts_with = "n")]
+    compare: Option<Compare>,
     /// Guidance mode [default: the demo's default, see the README].
     #[arg(long, value_enum)]
     guidance: Option<Mode>,
@@ -80,6 +85,11 @@ struct SampleArgs {
     /// Write the samples as a NumPy archive: x uint8 [N, 28, 28], y int64 [N] (the asked class).
     #[arg(long)]
     npz: Option<PathBuf>,
+    /// Write the classifier's push (the shift each step's guidance applied) as a PNG: a row per
+    /// sample (the first 8), six steps from first to last, red where a step brightened a pixel,
+    /// blue where it darkened it, full colour at the page's fixed scale.
+    #[arg(long)]
+    push_png: Option<PathBuf>,
     /// Smoke test only: untrained, randomly initialised networks instead of weights (noise out).
     #[arg(long)]
     random_init: bool,
@@ -284,21 +294,30 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
 }
 
 fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
-    guided_ddpm::sampler::check_batch(a.n)?; // before `vec![class; n]` allocates
+    let guidance = Guidance {
+        mode: a.guidance.unwrap_or(guidance::DEFAULT.mode),
+        scale: a.scale.unwrap_or(guidance::DEFAULT.scale),
+        cfg_scale: a.cfg_scale.unwrap_or(guidance::DEFAULT.cfg_scale),
+    };
+    let per_sample = a.compare.map(|c| c.settings(guidance)).unwrap_or_default();
+    let n = match a.compare {
+        Some(_) => per_sample.len(),
+        None => a.n,
+    };
+    guided_ddpm::sampler::check_batch(n)?; // before `vec![class; n]` allocates
     let mut settings = SampleSettings {
-        classes: vec![a.class; a.n],
-        guidance: Guidance {
-            mode: a.guidance.unwrap_or(guidance::DEFAULT.mode),
-            scale: a.scale.unwrap_or(guidance::DEFAULT.scale),
-            cfg_scale: a.cfg_scale.unwrap_or(guidance::DEFAULT.cfg_scale),
-        },
+        classes: vec![a.class; n],
+        guidance,
         steps: a.steps,
         method: a.sampler,
         seed: a.seed,
         schedule: BetaSchedule::Linear,
         first_image: 0,
+        same_noise: a.compare.is_some(),
+        per_sample,
     };
     settings.validate()?;
+    let labels: Vec<String> = (0..n).map(|i| settings.guidance_of(i).label()).collect();
     let device = Device::flex();
     let ad = device.clone().autodiff();
     let (unet, classifier) = if a.random_init {
@@ -324,6 +343,10 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         .expect("valid template"),
     );
     let started = std::time::Instant::now();
+    // The steps whose push is pictured: six, first to last.
+    let pictured: Vec<usize> = (0..6).map(|i| 1 + i * (a.steps - 1) / 5).collect();
+    let mut pushes: Vec<(usize, Vec<f32>)> = Vec::new();
+    let mut last_p = Vec::new();
     let x = sampler
         .run(|frame| {
             let p: Vec<f32> = frame
@@ -333,6 +356,14 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
                 .try_into_vec_as::<f32>()
                 .unwrap_or_default();
             let mean_p = p.iter().sum::<f32>() / p.len().max(1) as f32;
+            if a.push_png.is_some() && pictured.contains(&frame.step) {
+                let push = match &frame.push {
+                    Some(push) => push.clone().try_into_vec_as::<f32>().unwrap_or_default(),
+                    None => vec![0.0; n * SIDE * SIDE],
+                };
+                pushes.push((frame.step, push));
+            }
+            last_p = p;
             bar.set_position(frame.step as u64);
             bar.set_message(format!("{} p(class)={mean_p:.2}", frame.t));
             std::ops::ControlFlow::Continue(())
@@ -342,23 +373,34 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "{} samples of class {} in {:.1} s ({:.2} steps/s)",
-        a.n,
+        n,
         a.class,
         secs,
         a.steps as f64 / secs
     );
+    if a.compare.is_some() {
+        for (label, p) in labels.iter().zip(&last_p) {
+            println!("{label:<20} final p({}) = {p:.3}", a.class);
+        }
+    }
     let values: Vec<f32> = x
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Setting(format!("reading the samples: {e:?}")))?;
     let bytes = grid::to_bytes(&values);
+    if let Some(path) = &a.push_png {
+        write_push_png(path, &pushes, n.min(8))?;
+    }
     if let Some(path) = &a.png {
-        let cols = (a.n as f64).sqrt().ceil() as usize;
+        let cols = match a.compare {
+            Some(_) => n,
+            None => (n as f64).sqrt().ceil() as usize,
+        };
         let (w, h, px) = grid::layout(&bytes, cols);
         grid::write_png(path, w, h, &px, 4)?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &a.npz {
-        let labels: Vec<u8> = (0..a.n)
+        let labels: Vec<u8> = (0..n)
             .flat_map(|_| (a.class as i64).to_le_bytes())
             .collect();
         npz::write(
@@ -367,18 +409,44 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
                 npz::Array {
                     name: "x",
                     dtype: "|u1",
-                    shape: &[a.n, SIDE, SIDE],
+                    shape: &[n, SIDE, SIDE],
                     data: &bytes,
                 },
                 npz::Array {
                     name: "y",
                     dtype: "<i8",
-                    shape: &[a.n],
+                    shape: &[n],
                     data: &labels,
                 },
             ],
         )?;
         eprintln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// The push maps of `rows` samples at the pictured steps as one PNG: a row per sample, a column
+/// per step, coloured by [`grid::signed_rgba`] at the page's scale; prints each pictured step's
+/// largest shift.
+fn write_push_png(
+    path: &std::path::Path,
+    pushes: &[(usize, Vec<f32>)],
+    rows: usize,
+) -> Result<(), Error> {
+    let px = SIDE * SIDE;
+    let mut tiles = Vec::with_capacity(rows * pushes.len() * px);
+    for r in 0..rows {
+        for (_, push) in pushes {
+            tiles.extend_from_slice(&push[r * px..(r + 1) * px]);
+        }
+    }
+    for (step, push) in pushes {
+        let largest = push.iter().fold(0f32, |m, v| m.max(v.abs()));
+        eprintln!("step {step}: largest push {largest:.4}");
+    }
+    let rgba = grid::signed_rgba(&tiles, grid::PUSH_SCALE);
+    let (w, h, px) = grid::layout_pixels(&rgba, pushes.len(), 4);
+    grid::write_rgba_png(path, w, h, &px, 4)?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -41,7 +41,7 @@ use crate::guidance::classifier_embedding;
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::sampler::{
-    classifier_term, frame_len, guided_eps, pack_frame, unet_labels, update, Method,
+    classifier_term, frame_len, guided_eps, pack_frame, unet_labels, update, BatchGuidance, Method,
     SampleSettings, StepOut,
 };
 use crate::schedule::Schedule;
@@ -69,6 +69,8 @@ pub struct ReplayRun {
     unet: UNet,
     classifier: Classifier,
     settings: SampleSettings,
+    /// The run's guidance; per-sample factors are fixed tensors, read by every replay.
+    guidance: BatchGuidance,
     timesteps: Vec<usize>,
     /// Row k: [`StepCoefs::row`] of step k, `[S, STEP_COEFS]`.
     coefs: Tensor<2>,
@@ -108,7 +110,7 @@ impl ReplayRun {
         let ddim = settings.method == Method::Ddim;
 
         // The same draws in the same order as `Sampler`: x_T, then z for k = S-1 down to 1.
-        let mut streams = NoiseStreams::new(settings.seed, settings.first_image, b);
+        let mut streams = NoiseStreams::of(&settings);
         let x = streams.next(device);
         let mut noise = vec![0f32; s * n];
         if settings.method == Method::Ddpm {
@@ -118,8 +120,9 @@ impl ReplayRun {
         }
         let noise = Tensor::from_data(TensorData::new(noise, [s, n]), device);
 
+        let guidance = BatchGuidance::new(&settings, device);
         let coefs: Vec<f32> = (0..s)
-            .flat_map(|k| StepCoefs::at(&schedule, k, settings.guidance.scale, ddim).row())
+            .flat_map(|k| StepCoefs::at(&schedule, k, guidance.coef_scale(), ddim).row())
             .collect();
         let coefs = Tensor::from_data(TensorData::new(coefs, [s, STEP_COEFS]), device);
         // Every (step, row) pair as one batch, row-major over steps, so that reshaping each
@@ -136,7 +139,7 @@ impl ReplayRun {
             let e = emb.dims()[1];
             emb.reshape([s, rows * e])
         };
-        let labels = unet_labels(&settings, device);
+        let labels = unet_labels(&settings.classes, &guidance, device);
         let rows = labels.dims()[0];
         let y = labels.clone().reshape([1, rows]).expand([s, rows]);
         let emb_unet = unet.embedding(
@@ -155,6 +158,7 @@ impl ReplayRun {
             onehot: one_hot(&settings.classes, device),
             unet,
             classifier,
+            guidance,
             timesteps: schedule.timesteps.clone(),
             settings,
             coefs,
@@ -210,8 +214,9 @@ impl ReplayRun {
                     let (x, k) = (self.x.clone(), self.k.clone());
                     drop(self.record());
                     (self.x, self.k) = (x, k);
-                    let spare =
-                        Tensor::<1>::empty([frame_len(self.settings.classes.len())], &self.device);
+                    let len =
+                        frame_len(self.settings.classes.len(), self.guidance.uses_classifier());
+                    let spare = Tensor::<1>::empty([len], &self.device);
                     let frame = self.record();
                     drop(spare);
                     self.mode = self.capture(dispatch);
@@ -253,7 +258,7 @@ impl ReplayRun {
             total,
             t: self.timesteps[k],
             frame,
-            batch: self.settings.classes.len(),
+            classes: self.settings.classes.clone(),
         }))
     }
 
@@ -293,7 +298,7 @@ impl ReplayRun {
     /// order the module doc gives.
     fn record(&mut self) -> Tensor<1> {
         let b = self.settings.classes.len();
-        let g = self.settings.guidance;
+        let g = &self.guidance;
         self.k.inplace(|k| k - 1);
         let (next, frame) = {
             let k = self.k.clone();
@@ -315,8 +320,10 @@ impl ReplayRun {
                 emb_classifier,
                 self.onehot.clone(),
             );
-            let (next, x0) = update(self.settings.method, &coefs, x, eps, class.grad, Some(z));
-            (next.clone(), pack_frame(next, x0, class.log_p))
+            let (next, x0, push) =
+                update(self.settings.method, &coefs, x, eps, class.grad, Some(z));
+            let frame = pack_frame(next.clone(), x0, class.log_probs, push);
+            (next, frame)
         };
         self.x
             .inplace(|x| x.slice_assign([0..b, 0..1, 0..SIDE, 0..SIDE], next));

@@ -6,7 +6,7 @@
 
 use std::ops::ControlFlow;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use web_time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use burn::tensor::Int;
 use crate::diffusion::{ancestral_sample, ddim_step, p_mean, Coef, NoiseStreams, StepCoefs};
 use crate::guidance::{
     cfg_mix, classifier_grad_with, classifier_inputs, classifier_log_prob_with, condition_mean,
-    condition_score, dense, Guidance,
+    condition_score, dense, guidance_shift, Guidance,
 };
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, NUM_CLASSES, SIDE};
@@ -49,6 +49,17 @@ pub struct SampleSettings {
     /// same images as the whole. 0 unless a caller splits a batch.
     #[serde(default)]
     pub first_image: usize,
+    /// One guidance setting per sample, in the order of `classes`, for a run that compares
+    /// settings side by side from the same noise (the page's Compare, `sample --compare`);
+    /// empty (the usual case) means `guidance` for every sample. A batch whose settings are all
+    /// equal runs exactly as a run with that one setting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_sample: Vec<Guidance>,
+    /// Every sample draws the noise of stream `first_image` (the same x_T and the same z at each
+    /// step), so that samples under different `per_sample` settings differ by their guidance
+    /// alone, each as a one-sample run of its setting from that stream would draw it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub same_noise: bool,
 }
 
 /// The most samples one run may ask for (a 16-image grid in the browser, more natively).
@@ -80,7 +91,120 @@ impl SampleSettings {
                 self.steps
             )));
         }
-        self.guidance.validate()
+        if !self.per_sample.is_empty() && self.per_sample.len() != self.classes.len() {
+            return Err(Error::Setting(format!(
+                "per-sample guidance needs one setting per sample: {} settings for {} samples",
+                self.per_sample.len(),
+                self.classes.len()
+            )));
+        }
+        self.per_sample
+            .iter()
+            .chain([&self.guidance])
+            .try_for_each(Guidance::validate)
+    }
+
+    /// The guidance of sample `i`.
+    pub fn guidance_of(&self, i: usize) -> Guidance {
+        self.per_sample.get(i).copied().unwrap_or(self.guidance)
+    }
+}
+
+/// A run's guidance as its steps apply it: one setting for the whole batch, with scalar factors
+/// (the arithmetic of every single-setting run), or one setting per sample, with `[B, 1, 1, 1]`
+/// factors, so that samples under different settings share one batched step and each gets what
+/// a run of its own setting computes (to float rounding: s is applied to the gradient before
+/// the schedule's factor rather than folded into it).
+#[allow(clippy::large_enum_variant)] // one per run
+pub(crate) enum BatchGuidance {
+    Same(Guidance),
+    PerSample {
+        /// Whether any sample mixes classifier-free, so the conditional branch runs.
+        free: bool,
+        /// Whether any sample uses the classifier gradient.
+        classifier: bool,
+        /// eps~ = cond * eps(x, y) - uncond * eps(x, null): (1 + w, w) for a sample that mixes
+        /// classifier-free (Ho & Salimans 2022, Eq. 6), (0, -1) for one that does not, which
+        /// leaves it eps(x, null) exactly.
+        cond: Tensor<4>,
+        uncond: Tensor<4>,
+        /// The classifier scale s of each sample, 0 where its mode does not use the classifier.
+        scale: Tensor<4>,
+    },
+}
+
+impl BatchGuidance {
+    pub(crate) fn new(settings: &SampleSettings, device: &Device) -> Self {
+        let all: Vec<Guidance> = (0..settings.classes.len())
+            .map(|i| settings.guidance_of(i))
+            .collect();
+        if all.iter().all(|g| *g == all[0]) {
+            return Self::Same(all[0]);
+        }
+        let factor = |f: fn(&Guidance) -> f64| {
+            let v: Vec<f32> = all.iter().map(|g| f(g) as f32).collect();
+            let b = v.len();
+            Tensor::from_data(TensorData::new(v, [b, 1, 1, 1]), device)
+        };
+        Self::PerSample {
+            free: all.iter().any(|g| g.mode.uses_free()),
+            classifier: all.iter().any(|g| g.mode.uses_classifier()),
+            cond: factor(|g| match g.mode.uses_free() {
+                true => 1.0 + g.cfg_scale,
+                false => 0.0,
+            }),
+            uncond: factor(|g| match g.mode.uses_free() {
+                true => g.cfg_scale,
+                false => -1.0,
+            }),
+            scale: factor(|g| match g.mode.uses_classifier() {
+                true => g.scale,
+                false => 0.0,
+            }),
+        }
+    }
+
+    /// Whether the U-Net runs its conditional branch beside the unconditional one.
+    pub(crate) fn uses_free(&self) -> bool {
+        match self {
+            Self::Same(g) => g.mode.uses_free(),
+            Self::PerSample { free, .. } => *free,
+        }
+    }
+
+    /// Whether the classifier's gradient is taken.
+    pub(crate) fn uses_classifier(&self) -> bool {
+        match self {
+            Self::Same(g) => g.mode.uses_classifier(),
+            Self::PerSample { classifier, .. } => *classifier,
+        }
+    }
+
+    /// The scale [`StepCoefs::at`] folds into its guidance factor: s for one setting, 1 when
+    /// [`scale_grad`](Self::scale_grad) applies s per sample.
+    pub(crate) fn coef_scale(&self) -> f64 {
+        match self {
+            Self::Same(g) => g.scale,
+            Self::PerSample { .. } => 1.0,
+        }
+    }
+
+    /// The classifier-free mix of the conditional and unconditional eps.
+    fn mix(&self, eps_cond: Tensor<4>, eps_uncond: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Same(g) => cfg_mix(eps_cond, eps_uncond, g.cfg_scale),
+            Self::PerSample { cond, uncond, .. } => {
+                eps_cond * cond.clone() - eps_uncond * uncond.clone()
+            }
+        }
+    }
+
+    /// The gradient times each sample's s, where s varies per sample.
+    fn scale_grad(&self, grad: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Same(_) => grad,
+            Self::PerSample { scale, .. } => grad * scale.clone(),
+        }
     }
 }
 
@@ -97,8 +221,15 @@ pub struct Frame {
     pub x0: Tensor<4>,
     /// log p_phi(y | x_t, t) of the asked class at the input of this step, `[B]`.
     pub log_p_target: Tensor<1>,
+    /// log p_phi(c | x_t, t) of every class c at the input of this step, `[B, 10]`.
+    pub log_probs: Tensor<2>,
+    /// The classifier's shift this step applied ([`guidance_shift`]), `[B, 1, 28, 28]`; `None`
+    /// when no sample of the run uses the classifier.
+    pub push: Option<Tensor<4>>,
     /// Wall time of this step (without any readback by the observer).
     pub elapsed: Duration,
+    /// The asked class of each sample.
+    pub classes: Vec<usize>,
 }
 
 /// Where a step starts: the index into the respaced schedule and its original timestep.
@@ -116,6 +247,8 @@ pub struct ClassifierTerm {
     pub grad: Option<Tensor<4>>,
     /// log p_phi(y | x_t, t), `[B]`.
     pub log_p: Tensor<1>,
+    /// log p_phi(c | x_t, t) of every class, `[B, 10]`.
+    pub log_probs: Tensor<2>,
 }
 
 /// A frame read back to the host.
@@ -126,6 +259,11 @@ pub struct FrameData {
     pub x0: Vec<f32>,
     /// p_phi(y | x_t, t) of the asked class per sample.
     pub p: Vec<f32>,
+    /// p_phi(c | x_t, t) of every class, `B x 10`.
+    pub probs: Vec<f32>,
+    /// The classifier's shift of each pixel this step ([`guidance_shift`]), `B x 28 x 28`;
+    /// empty when no sample of the run uses the classifier.
+    pub push: Vec<f32>,
 }
 
 impl Frame {
@@ -135,8 +273,8 @@ impl Frame {
             step: self.step,
             total: self.total,
             t: self.t,
-            batch: self.log_p_target.dims()[0],
-            frame: pack_frame(self.x_t, self.x0, self.log_p_target),
+            classes: self.classes,
+            frame: pack_frame(self.x_t, self.x0, self.log_probs, self.push),
         }
     }
 
@@ -147,8 +285,9 @@ impl Frame {
     }
 }
 
-/// One step's frame still on the device: x_{t-1}, predicted x0 and p(asked class | x_t) of each
-/// sample packed into one tensor ([`pack_frame`]), read back by [`StepOut::read`].
+/// One step's frame still on the device: x_{t-1}, predicted x0, p(asked class | x_t), every
+/// class's p and the classifier's shift of each sample packed into one tensor ([`pack_frame`]),
+/// read back by [`StepOut::read`].
 pub struct StepOut {
     /// Steps done so far, 1..=total.
     pub step: usize,
@@ -156,30 +295,58 @@ pub struct StepOut {
     /// The original timestep this step started from.
     pub t: usize,
     pub(crate) frame: Tensor<1>,
-    pub(crate) batch: usize,
+    /// The asked class of each sample, to pick p(asked class) from every class's p.
+    pub(crate) classes: Vec<usize>,
 }
 
 impl StepOut {
     /// Reads the frame back without blocking, in one transfer.
     pub async fn read(self) -> Result<FrameData, Error> {
-        let n = self.batch * SIDE * SIDE;
+        let n = self.classes.len() * SIDE * SIDE;
         let mut x_t = read(self.frame).await?;
-        let p = x_t.split_off(2 * n);
+        let mut probs = x_t.split_off(2 * n);
         let x0 = x_t.split_off(n);
-        Ok(FrameData { x_t, x0, p })
+        let push = probs.split_off(self.classes.len() * NUM_CLASSES);
+        let p = self
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| probs[i * NUM_CLASSES + c])
+            .collect();
+        Ok(FrameData {
+            x_t,
+            x0,
+            p,
+            probs,
+            push,
+        })
     }
 }
 
-/// x_{t-1} `[B, 1, 28, 28]`, x0 `[B, 1, 28, 28]` and log p `[B]` as one tensor of
-/// [`frame_len`]`(B)` values: x_{t-1}, then x0, then p = exp(log p).
-pub(crate) fn pack_frame(x_t: Tensor<4>, x0: Tensor<4>, log_p: Tensor<1>) -> Tensor<1> {
-    let n = log_p.dims()[0] * SIDE * SIDE;
-    Tensor::cat(vec![x_t.reshape([n]), x0.reshape([n]), log_p.exp()], 0)
+/// x_{t-1} `[B, 1, 28, 28]`, x0 `[B, 1, 28, 28]`, every class's log p `[B, 10]` and the
+/// classifier's shift `[B, 1, 28, 28]` (if any) as one tensor of [`frame_len`] values: x_{t-1},
+/// x0, p = exp(log p), the shift. (The asked class's p is picked from these on the host, which
+/// keeps the step's kernel launches at what they were before every class's p was read back.)
+pub(crate) fn pack_frame(
+    x_t: Tensor<4>,
+    x0: Tensor<4>,
+    log_probs: Tensor<2>,
+    push: Option<Tensor<4>>,
+) -> Tensor<1> {
+    let b = log_probs.dims()[0];
+    let n = b * SIDE * SIDE;
+    let mut parts = vec![
+        x_t.reshape([n]),
+        x0.reshape([n]),
+        log_probs.exp().reshape([b * NUM_CLASSES]),
+    ];
+    parts.extend(push.map(|p| p.reshape([n])));
+    Tensor::cat(parts, 0)
 }
 
-/// How many values [`pack_frame`] packs for a batch of `b`.
-pub(crate) fn frame_len(b: usize) -> usize {
-    2 * b * SIDE * SIDE + b
+/// How many values [`pack_frame`] packs for a batch of `b`, with or without the shift.
+pub(crate) fn frame_len(b: usize, push: bool) -> usize {
+    (2 + push as usize) * b * SIDE * SIDE + b * NUM_CLASSES
 }
 
 /// Reads a tensor back without blocking (every synchronous readback panics in the browser).
@@ -199,6 +366,7 @@ pub struct Sampler {
     unet: UNet,
     classifier: Classifier,
     settings: SampleSettings,
+    guidance: BatchGuidance,
     schedule: Schedule,
     x: Tensor<4>,
     /// The index into `schedule` of the next step; `None` when done.
@@ -219,13 +387,13 @@ impl Sampler {
     ) -> Result<Self, Error> {
         settings.validate()?;
         let schedule = Schedule::respaced(settings.schedule, settings.steps)?;
-        let mut noise =
-            NoiseStreams::new(settings.seed, settings.first_image, settings.classes.len());
+        let mut noise = NoiseStreams::of(&settings);
         let x = noise.next(device);
         let next = Some(schedule.len() - 1);
         Ok(Self {
             unet,
             classifier,
+            guidance: BatchGuidance::new(&settings, device),
             settings,
             schedule,
             x,
@@ -270,19 +438,19 @@ impl Sampler {
             k,
             t_index,
             t: t_tensor(&vec![t_index; b], &self.device),
-            coefs: StepCoefs::at(&self.schedule, k, self.settings.guidance.scale, ddim),
+            coefs: StepCoefs::at(&self.schedule, k, self.guidance.coef_scale(), ddim),
         })
     }
 
     /// eps_theta(x_t, t): the unconditional branch, or the classifier-free mix
     /// (Ho & Salimans 2022, Eq. 6), which runs both branches as one batch of 2B.
     pub fn predict_eps(&self, at: &StepAt) -> Tensor<4> {
-        let g = self.settings.guidance;
-        let t = match g.mode.uses_free() {
+        let g = &self.guidance;
+        let t = match g.uses_free() {
             true => Tensor::cat(vec![at.t.clone(), at.t.clone()], 0),
             false => at.t.clone(),
         };
-        let labels = unet_labels(&self.settings, &self.device);
+        let labels = unet_labels(&self.settings.classes, g, &self.device);
         let t_features = sinusoidal(t, self.unet.sinusoid_dim());
         let emb = self.unet.embedding(t_features, labels);
         guided_eps(&self.unet, g, self.x.clone(), emb)
@@ -295,7 +463,7 @@ impl Sampler {
             classifier_inputs(&self.classifier, at.t.clone(), &self.settings.classes);
         classifier_term(
             &self.classifier,
-            self.settings.guidance,
+            &self.guidance,
             self.x.clone(),
             emb,
             onehot,
@@ -317,7 +485,7 @@ impl Sampler {
             (Method::Ddpm, 1..) => Some(self.noise.next(&self.device)),
             _ => None,
         };
-        let (next_x, x0) = update(
+        let (next_x, x0, push) = update(
             self.settings.method,
             &at.coefs,
             self.x.clone(),
@@ -334,7 +502,10 @@ impl Sampler {
             x_t: next_x,
             x0,
             log_p_target: class.log_p,
+            log_probs: class.log_probs,
+            push,
             elapsed: started.elapsed(),
+            classes: self.settings.classes.clone(),
         }
     }
 
@@ -350,14 +521,13 @@ impl Sampler {
     }
 }
 
-/// The labels the U-Net reads for a run: the asked classes, followed by as many null labels when
-/// the classifier-free mix runs both branches as one batch of 2B, or only null labels for the
-/// unconditional model.
-pub(crate) fn unet_labels(settings: &SampleSettings, device: &Device) -> Tensor<1, Int> {
-    let y = &settings.classes;
-    let b = y.len();
-    let labels = match settings.guidance.mode.uses_free() {
-        true => y
+/// The labels the U-Net reads for a run of `classes`: the asked classes, followed by as many
+/// null labels when the classifier-free mix runs both branches as one batch of 2B, or only null
+/// labels for the unconditional model.
+pub(crate) fn unet_labels(classes: &[usize], g: &BatchGuidance, device: &Device) -> Tensor<1, Int> {
+    let b = classes.len();
+    let labels = match g.uses_free() {
+        true => classes
             .iter()
             .copied()
             .chain(std::iter::repeat_n(NULL_CLASS, b))
@@ -368,50 +538,55 @@ pub(crate) fn unet_labels(settings: &SampleSettings, device: &Device) -> Tensor<
 }
 
 /// eps_theta(x_t, t) under guidance `g`, from the U-Net's [`embedding`](UNet::embedding) of 2B
-/// rows (conditional, then unconditional) when the mode mixes classifier-free, else of B rows
+/// rows (conditional, then unconditional) when the run mixes classifier-free, else of B rows
 /// of the null label.
-pub(crate) fn guided_eps(unet: &UNet, g: Guidance, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
+pub(crate) fn guided_eps(
+    unet: &UNet,
+    g: &BatchGuidance,
+    x: Tensor<4>,
+    emb: Tensor<2>,
+) -> Tensor<4> {
     let b = x.dims()[0];
-    if g.mode.uses_free() {
+    if g.uses_free() {
         let both = unet.forward_embedded(Tensor::cat(vec![x.clone(), x], 0), emb);
         let both = dense(both);
-        cfg_mix(
-            both.clone().narrow(0, 0, b),
-            both.narrow(0, b, b),
-            g.cfg_scale,
-        )
+        g.mix(both.clone().narrow(0, 0, b), both.narrow(0, b, b))
     } else {
         dense(unet.forward_embedded(x, emb))
     }
 }
 
-/// The classifier's part of a step: the gradient and log p when the mode guides with it, else
-/// log p alone (forward only, for the progress chart). `emb` is the classifier's embedding on
-/// x's device ([`classifier_inputs`]).
+/// The classifier's part of a step: the gradient (times each sample's s where s varies per
+/// sample) and log p when the run guides with it, else log p alone (forward only, for the
+/// progress chart). `emb` is the classifier's embedding on x's device ([`classifier_inputs`]).
 pub(crate) fn classifier_term(
     classifier: &Classifier,
-    g: Guidance,
+    g: &BatchGuidance,
     x: Tensor<4>,
     emb: Tensor<2>,
     onehot: Tensor<2>,
 ) -> ClassifierTerm {
-    if g.mode.uses_classifier() {
-        let (grad, log_p) = classifier_grad_with(classifier, x, emb, onehot);
+    if g.uses_classifier() {
+        let out = classifier_grad_with(classifier, x, emb, onehot);
         ClassifierTerm {
-            grad: Some(grad),
-            log_p,
+            grad: Some(g.scale_grad(out.grad)),
+            log_p: out.log_p,
+            log_probs: out.log_probs,
         }
     } else {
+        let (log_p, log_probs) = classifier_log_prob_with(classifier, x, emb, onehot);
         ClassifierTerm {
             grad: None,
-            log_p: classifier_log_prob_with(classifier, x, emb, onehot),
+            log_p,
+            log_probs,
         }
     }
 }
 
 /// One guided reverse step from x_t, eps and the classifier gradient: DDPM's ancestral step
 /// with the guided mean (noise `z` scaled by `c.sigma`, which is 0 at the last step; no noise
-/// term at all without `z`) or DDIM's with the guided eps. Returns (x_{t-1}, predicted x0).
+/// term at all without `z`) or DDIM's with the guided eps. Returns (x_{t-1}, predicted x0, the
+/// classifier's shift where there is a gradient).
 pub(crate) fn update<C: Coef>(
     method: Method,
     c: &StepCoefs<C>,
@@ -419,26 +594,28 @@ pub(crate) fn update<C: Coef>(
     eps: Tensor<4>,
     grad: Option<Tensor<4>>,
     z: Option<Tensor<4>>,
-) -> (Tensor<4>, Tensor<4>) {
+) -> (Tensor<4>, Tensor<4>, Option<Tensor<4>>) {
+    let shift = grad.map(|grad| guidance_shift(&c.guide, grad));
     match method {
         Method::Ddpm => {
             let step = p_mean(c, x, eps);
-            let mean = match grad {
-                Some(grad) => condition_mean(step.mean, &c.guide, grad),
+            let mean = match shift.clone() {
+                Some(shift) => condition_mean(step.mean, shift),
                 None => step.mean,
             };
             let next = match z {
                 Some(z) => ancestral_sample(c, mean, z),
                 None => mean,
             };
-            (next, step.x0)
+            (next, step.x0, shift)
         }
         Method::Ddim => {
-            let eps = match grad {
-                Some(grad) => condition_score(eps, &c.guide, grad),
+            let eps = match shift.clone() {
+                Some(shift) => condition_score(eps, shift),
                 None => eps,
             };
-            ddim_step(c, x, eps)
+            let (next, x0) = ddim_step(c, x, eps);
+            (next, x0, shift)
         }
     }
 }

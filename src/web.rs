@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use wasm_bindgen::prelude::*;
 
-use crate::grid::to_bytes;
+use crate::grid::{signed_rgba, to_bytes, PUSH_SCALE};
 use crate::nn::{Classifier, UNet};
 use crate::replay::ReplayRun;
 use crate::sampler::{Frame, FrameData, Method, SampleSettings, Sampler};
@@ -136,6 +136,9 @@ pub struct StepFrame {
     x_t: Vec<u8>,
     x0: Vec<u8>,
     p: Vec<f32>,
+    probs: Vec<f32>,
+    push: Vec<u8>,
+    pushed: bool,
 }
 
 #[wasm_bindgen]
@@ -173,6 +176,23 @@ impl StepFrame {
     #[wasm_bindgen(getter)]
     pub fn p(&self) -> Vec<f32> {
         self.p.clone()
+    }
+    /// p(c | x_t) of every class c per sample, `[B, 10]`.
+    #[wasm_bindgen(getter)]
+    pub fn probs(&self) -> Vec<f32> {
+        self.probs.clone()
+    }
+    /// The classifier's shift of each pixel this step as RGBA bytes, `[B, 28, 28, 4]`
+    /// ([`signed_rgba`] at [`PUSH_SCALE`]: red brighter, blue darker, white unmoved); all white
+    /// when no sample of the run uses the classifier.
+    #[wasm_bindgen(getter)]
+    pub fn push(&self) -> Vec<u8> {
+        self.push.clone()
+    }
+    /// Whether any sample of the run uses the classifier (else `push` is blank by definition).
+    #[wasm_bindgen(getter)]
+    pub fn pushed(&self) -> bool {
+        self.pushed
     }
 }
 
@@ -235,6 +255,36 @@ impl Demo {
     /// CLI share one default.
     pub fn default_guidance() -> String {
         serde_json::to_string(&crate::guidance::DEFAULT).expect("guidance serializes")
+    }
+
+    /// The settings of a comparison (`preset` "scales" or "modes", the latter at classifier scale
+    /// `scale` and classifier-free weight `cfg_scale`) as JSON, `[{"mode", "scale", "cfg_scale",
+    /// "label"}, ...]` in the order shown: the page and `sample --compare` share one definition
+    /// ([`Compare::settings`](crate::guidance::Compare::settings)).
+    pub fn compare_settings(preset: &str, scale: f64, cfg_scale: f64) -> Result<String, JsError> {
+        use crate::guidance::{Compare, Guidance};
+        let compare: Compare = serde_json::from_value(serde_json::Value::from(preset))
+            .map_err(|_| JsError::new(&format!("there is no comparison named {preset:?}")))?;
+        let at = Guidance {
+            scale,
+            cfg_scale,
+            ..crate::guidance::DEFAULT
+        };
+        let list: Vec<serde_json::Value> = compare
+            .settings(at)
+            .into_iter()
+            .map(|g| {
+                let mut v = serde_json::to_value(g).expect("guidance serializes");
+                v["label"] = g.label().into();
+                v
+            })
+            .collect();
+        Ok(serde_json::Value::from(list).to_string())
+    }
+
+    /// The push view's colour scale: a shift this large (in units of x) is drawn at full colour.
+    pub fn push_scale() -> f32 {
+        PUSH_SCALE
     }
 
     /// Checks the manifest's format version; returns it normalised as JSON for the page.
@@ -313,6 +363,11 @@ impl Demo {
         if !run.is_done() {
             *self.run.borrow_mut() = Some(run);
         }
+        let pushed = !data.push.is_empty();
+        let push = match pushed {
+            true => signed_rgba(&data.push, PUSH_SCALE),
+            false => signed_rgba(&vec![0.0; data.x_t.len()], PUSH_SCALE),
+        };
         Ok(Some(StepFrame {
             step,
             total,
@@ -321,6 +376,9 @@ impl Demo {
             x_t: to_bytes(&data.x_t),
             x0: to_bytes(&data.x0),
             p: data.p,
+            probs: data.probs,
+            push,
+            pushed,
         }))
     }
 
@@ -381,6 +439,8 @@ impl Demo {
             seed: 0,
             schedule: crate::schedule::BetaSchedule::Linear,
             first_image: 0,
+            per_sample: Vec::new(),
+            same_noise: false,
         };
         let mut run = {
             let nets = self.nets.borrow();

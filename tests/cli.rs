@@ -167,3 +167,66 @@ fn random_init_smoke_run_writes_a_png_and_an_npz() {
     assert!(text.contains("'descr': '<i8', 'fortran_order': False, 'shape': (4,)"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Width and height from a PNG's header.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+/// `sample --compare scales` with the shipped weights: five settings from the same noise in one
+/// row, each with its final p(class), which rises with s (to 0.02: from seed 0 at 25 steps s = 4
+/// gave 0.993 and s = 8 0.987); the push picture has a row per sample
+/// and a column per pictured step. `--compare` with `--n` is refused.
+#[test]
+fn compare_draws_one_sample_per_setting_and_p_rises_with_s() {
+    let dir = std::env::temp_dir().join(format!("guided-ddpm-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (png, push) = (dir.join("compare.png"), dir.join("push.png"));
+    let out = Command::new(env!("CARGO_BIN_EXE_guided-ddpm"))
+        .args([
+            "sample",
+            "--class",
+            "7",
+            "--compare",
+            "scales",
+            "--steps",
+            "25",
+        ])
+        .args([
+            "--png",
+            png.to_str().unwrap(),
+            "--push-png",
+            push.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Vec<f32> = stdout
+        .lines()
+        .map(|l| l.rsplit("= ").next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        stdout.lines().next().unwrap().split("  ").next(),
+        Some("classifier s=0")
+    );
+    assert_eq!(p.len(), 5, "{stdout}");
+    assert!(
+        p.windows(2).all(|w| w[1] > w[0] - 0.02),
+        "p(7) does not rise with s: {p:?}"
+    );
+    assert!(p[0] < 0.5 && p[4] > 0.9, "{p:?}");
+    // 5 digits of 28 + 2 px gaps in one row, zoomed 4x; pushes: 6 steps x 5 samples.
+    assert_eq!(png_size(&std::fs::read(&png).unwrap()), (608, 128));
+    assert_eq!(png_size(&std::fs::read(&push).unwrap()), (728, 608));
+    std::fs::remove_dir_all(&dir).ok();
+    let (code, stderr) = cli(&["sample", "--class", "7", "--compare", "modes", "--n", "3"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+}

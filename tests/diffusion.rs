@@ -4,7 +4,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use guided_ddpm::diffusion::{
     ancestral_sample, ddim_step, gaussian, p_mean, q_sample, NoiseStreams, StepCoefs,
 };
-use guided_ddpm::guidance::condition_mean;
+use guided_ddpm::guidance::{condition_mean, guidance_shift};
 use guided_ddpm::schedule::{BetaSchedule, Schedule};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -164,7 +164,7 @@ fn one_guided_reverse_step_matches_an_independent_float64_computation() {
         ],
         "posterior mean",
     );
-    let guided = condition_mean(step.mean.clone(), &c.guide, grad);
+    let guided = condition_mean(step.mean.clone(), guidance_shift(&c.guide, grad));
     near(
         values(guided),
         [

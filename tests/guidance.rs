@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use guided_ddpm::guidance::{
-    cfg_mix, classifier_grad, classifier_log_prob, condition_mean, condition_score,
+    cfg_mix, classifier_grad, classifier_log_prob, condition_mean, condition_score, guidance_shift,
 };
 use guided_ddpm::nn::{t_tensor, ClassifierConfig};
 
@@ -65,12 +65,15 @@ fn guidance_formulas() {
     let t = |v: f32| Tensor::<4>::full([1, 1, 1, 1], v, &device);
     // mu' = mu + s Sigma g
     assert_eq!(
-        vals(condition_mean(t(1.0), &(0.5 * 2.0), t(3.0))),
+        vals(condition_mean(t(1.0), guidance_shift(&(0.5 * 2.0), t(3.0)))),
         vec![4.0]
     );
     // eps' = eps - sqrt(1 - abar) s g
     assert_eq!(
-        vals(condition_score(t(1.0), &(0.5 * 2.0), t(3.0))),
+        vals(condition_score(
+            t(1.0),
+            guidance_shift(&(0.5 * 2.0), t(3.0))
+        )),
         vec![-2.0]
     );
     // (1 + w) eps_c - w eps_u

@@ -27,6 +27,8 @@ fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings
         seed,
         schedule: BetaSchedule::Linear,
         first_image: 0,
+        per_sample: Vec::new(),
+        same_noise: false,
     }
 }
 
@@ -181,6 +183,31 @@ fn bad_settings_are_rejected_with_a_sentence() {
             "classifier scale",
         ),
         (
+            SampleSettings {
+                per_sample: vec![Guidance {
+                    mode: Mode::Classifier,
+                    scale: 1.0,
+                    cfg_scale: 0.0,
+                }],
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "one setting per sample: 1 settings for 2 samples",
+        ),
+        (
+            SampleSettings {
+                per_sample: vec![
+                    settings(Mode::None, 0.0, Method::Ddpm, 0).guidance,
+                    Guidance {
+                        mode: Mode::Free,
+                        scale: 0.0,
+                        cfg_scale: f64::NAN,
+                    },
+                ],
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "classifier-free scale",
+        ),
+        (
             settings(Mode::Classifier, f64::INFINITY, Method::Ddpm, 0),
             "classifier scale",
         ),
@@ -298,4 +325,166 @@ fn a_batch_split_in_parts_gives_the_same_images_as_the_whole() {
         last(moved),
         last(settings(Mode::None, 0.0, Method::Ddpm, 11))
     );
+}
+
+/// The settings a comparison runs: every mode, two of them at two scales, on one class.
+fn compare_settings(method: Method) -> SampleSettings {
+    let g = |mode, scale, cfg_scale| Guidance {
+        mode,
+        scale,
+        cfg_scale,
+    };
+    let per_sample = vec![
+        g(Mode::None, 0.0, 0.0),
+        g(Mode::Classifier, 2.0, 0.0),
+        g(Mode::Free, 0.0, 1.5),
+        g(Mode::Both, 2.0, 1.5),
+        g(Mode::Classifier, 0.5, 0.0),
+    ];
+    SampleSettings {
+        classes: vec![7; per_sample.len()],
+        per_sample,
+        same_noise: true,
+        ..settings(Mode::None, 0.0, method, 23)
+    }
+}
+
+/// A comparison (one batched run, a guidance setting per sample, every sample on the same noise)
+/// gives each sample what a one-sample run of its setting gives from the same stream, to float
+/// rounding: every frame's x_t, p(class) and the classifier's shift, for both samplers. With
+/// the per-sample factors swapped (`cond` and `uncond` of `BatchGuidance`) this failed.
+#[test]
+fn a_comparison_gives_each_sample_its_own_runs_frames() {
+    let (unet, classifier, device) = nets();
+    let run = |s: SampleSettings| {
+        let mut out = Vec::new();
+        Sampler::new(unet.clone(), classifier.clone(), s, &device)
+            .unwrap()
+            .run(|f| {
+                let v = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
+                let p = f
+                    .log_p_target
+                    .clone()
+                    .exp()
+                    .try_into_vec_as::<f32>()
+                    .unwrap();
+                out.push((v(f.x_t.clone()), p, f.push.clone().map(v)));
+                ControlFlow::Continue(())
+            });
+        out
+    };
+    let px = 28 * 28;
+    for method in [Method::Ddpm, Method::Ddim] {
+        let compare = compare_settings(method);
+        let batched = run(compare.clone());
+        for (i, g) in compare.per_sample.iter().enumerate() {
+            let alone = run(SampleSettings {
+                classes: vec![7],
+                guidance: *g,
+                per_sample: Vec::new(),
+                same_noise: false,
+                ..compare.clone()
+            });
+            assert_eq!(alone.len(), batched.len());
+            for (step, ((x, p, push), (bx, bp, bpush))) in alone.iter().zip(&batched).enumerate() {
+                let worst = |a: &[f32], b: &[f32]| {
+                    assert_eq!(a.len(), b.len());
+                    a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+                };
+                let tile = |v: &[f32], len: usize| v[i * len..(i + 1) * len].to_vec();
+                let what = format!("{method:?} {:?} s={} step {}", g.mode, g.scale, step + 1);
+                assert!(worst(x, &tile(bx, px)) < 1e-4, "x_t of {what}");
+                assert!(worst(p, &tile(bp, 1)) < 1e-4, "p of {what}");
+                let bpush = tile(bpush.as_ref().expect("the batch uses the classifier"), px);
+                match push {
+                    Some(push) => assert!(worst(push, &bpush) < 1e-5, "push of {what}"),
+                    None => assert!(bpush.iter().all(|&v| v == 0.0), "push of {what}"),
+                }
+            }
+        }
+    }
+}
+
+/// Per-sample settings that are all equal run exactly as the one setting does (the scalar path),
+/// and the table-driven run gives the sampler's frames for a comparison too.
+#[test]
+fn equal_per_sample_settings_are_the_plain_run_and_replay_agrees() {
+    use guided_ddpm::replay::ReplayRun;
+    let n = nets();
+    let plain = settings(Mode::Both, 2.0, Method::Ddpm, 5);
+    let same = SampleSettings {
+        per_sample: vec![plain.guidance; plain.classes.len()],
+        ..plain.clone()
+    };
+    assert_eq!(frames(&n, same), frames(&n, plain));
+    for method in [Method::Ddpm, Method::Ddim] {
+        let s = compare_settings(method);
+        let want = frames(&n, s.clone());
+        let (unet, classifier, device) = n.clone();
+        let mut run = ReplayRun::new(unet, classifier, s, &device).unwrap();
+        let mut got = Vec::new();
+        while let Some(out) = run.step().unwrap() {
+            got.push(block_on(out.read()).unwrap().x_t);
+        }
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(worst <= 1e-6, "{method:?}: {worst}");
+        }
+    }
+}
+
+/// The push a frame reports is the step's whole guidance shift: from the same x_T and the same
+/// noise, the first DDPM step's x_{T-1} under guidance minus the unguided one (s = 0) is the
+/// pushed amount, pixel for pixel. Each frame also carries every class's p, summing to 1, whose
+/// asked entry is the frame's p.
+#[test]
+fn the_push_is_the_shift_of_the_step_and_probs_cover_every_class() {
+    let (unet, classifier, device) = nets();
+    let first = |scale: f64| {
+        let mut s = Sampler::new(
+            unet.clone(),
+            classifier.clone(),
+            settings(Mode::Classifier, scale, Method::Ddpm, 3),
+            &device,
+        )
+        .unwrap();
+        let f = s.step().unwrap();
+        block_on(f.read()).unwrap()
+    };
+    let (guided, unguided) = (first(6.0), first(0.0));
+    assert_eq!(guided.push.len(), 2 * 28 * 28);
+    let moved: Vec<f32> = guided
+        .x_t
+        .iter()
+        .zip(&unguided.x_t)
+        .map(|(a, b)| a - b)
+        .collect();
+    let worst = moved
+        .iter()
+        .zip(&guided.push)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let largest = guided.push.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(largest > 1e-4, "the push is not zero: {largest}");
+    assert!(worst < 1e-6, "x moved by the push, off by {worst}");
+    assert!(unguided.push.iter().all(|&v| v == 0.0));
+    for (i, (row, &p)) in guided.probs.chunks(10).zip(&guided.p).enumerate() {
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "sample {i}: probs sum to {sum}");
+        let asked = [1, 7][i];
+        assert!(
+            (row[asked] - p).abs() < 1e-6,
+            "sample {i}: {} vs {p}",
+            row[asked]
+        );
+    }
+    // A run without the classifier carries no push at all.
+    let mut s = Sampler::new(
+        unet,
+        classifier,
+        settings(Mode::Free, 0.0, Method::Ddpm, 3),
+        &device,
+    )
+    .unwrap();
+    assert!(block_on(s.step().unwrap().read()).unwrap().push.is_empty());
 }

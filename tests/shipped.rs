@@ -188,6 +188,8 @@ fn sample_shipped(
         seed,
         schedule: BetaSchedule::Linear,
         first_image: 0,
+        per_sample: Vec::new(),
+        same_noise: false,
     };
     let x = Sampler::new(unet, classifier.clone(), settings, &device)
         .unwrap()

@@ -89,6 +89,8 @@ fn settings(steps: usize) -> SampleSettings {
         seed: 17,
         schedule: BetaSchedule::Linear,
         first_image: 0,
+        per_sample: Vec::new(),
+        same_noise: false,
     }
 }
 
@@ -140,8 +142,9 @@ async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
 
 /// The recorded-and-replayed run on WebGPU (src/replay.rs) against the plain sampler on the
 /// same device from the same seed, for DDPM under the default guidance and DDIM under
-/// classifier-only guidance, over the first steps of a 100-step run and all of a 4-step one:
-/// every frame (x_t, x0, p) agrees to float rounding, and from the second step on the run
+/// classifier-only guidance, over the first steps of a 100-step run and all of a 4-step one,
+/// and for a comparison of the four modes (per-sample guidance, the same noise for each):
+/// every frame (x_t, x0, p, the classifier's push) agrees to float rounding, and from the second step on the run
 /// replays its recording. A replay that read a stale x_t or step index, or baked one step's
 /// numbers into all, is off by far more than the bound (x0 at t = 999 multiplies eps by
 /// sqrt(1 / abar) ~ 160). Measured here (SwiftShader): the log line. The plain sampler itself
@@ -157,16 +160,23 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
     let mut worst = 0f32;
     // A run dropped half-way, a larger batch on the same device in between (which grows its
     // memory pages), then the recording of a new run must still hold.
-    for (method, guidance, steps, run_steps, batch) in [
-        (Method::Ddpm, guided_ddpm::guidance::DEFAULT, 100, 5, 2),
-        (Method::Ddim, settings(4).guidance, 4, 4, 2),
-        (Method::Ddpm, guided_ddpm::guidance::DEFAULT, 100, 2, 16),
-        (Method::Ddpm, guided_ddpm::guidance::DEFAULT, 25, 3, 1),
+    let default = guided_ddpm::guidance::DEFAULT;
+    let modes = guided_ddpm::guidance::Compare::Modes.settings(default);
+    for (method, guidance, steps, run_steps, batch, compare) in [
+        (Method::Ddpm, default, 100, 5, 2, false),
+        (Method::Ddim, settings(4).guidance, 4, 4, 2, false),
+        (Method::Ddpm, default, 100, 2, 16, false),
+        (Method::Ddpm, default, 25, 3, 1, false),
+        (Method::Ddpm, default, 25, 4, modes.len(), true),
     ] {
         let mut s = settings(steps);
         s.classes = (0..batch).map(|i| i % 10).collect();
         s.method = method;
         s.guidance = guidance;
+        if compare {
+            s.per_sample = modes.clone();
+            s.same_noise = true;
+        }
         let mut replayed =
             ReplayRun::new(unet.clone(), classifier.clone(), s.clone(), &device).unwrap();
         let mut plain = Sampler::new(unet.clone(), classifier.clone(), s, &device).unwrap();
@@ -183,12 +193,15 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
                 read(f.x0).await.unwrap(),
                 read(f.log_p_target.exp()).await.unwrap(),
             );
+            let push = read(f.push.expect("these runs use the classifier"))
+                .await
+                .unwrap();
             assert_eq!(
-                (g.x_t.len(), g.x0.len(), g.p.len()),
-                (x_t.len(), x0.len(), batch)
+                (g.x_t.len(), g.x0.len(), g.p.len(), g.push.len()),
+                (x_t.len(), x0.len(), batch, x_t.len())
             );
             let mut here = 0f32;
-            for (a, b) in [(&g.x_t, &x_t), (&g.x0, &x0), (&g.p, &p)] {
+            for (a, b) in [(&g.x_t, &x_t), (&g.x0, &x0), (&g.p, &p), (&g.push, &push)] {
                 for (a, b) in a.iter().zip(b.iter()) {
                     here = here.max((a - b).abs());
                 }

@@ -114,6 +114,8 @@ fn sampler(
         seed: 0,
         schedule: BetaSchedule::Linear,
         first_image: 0,
+        per_sample: Vec::new(),
+        same_noise: false,
     };
     Sampler::new(unet.clone(), classifier.clone(), settings, device)
 }

@@ -241,6 +241,8 @@ fn run_setting(
             seed: 1000 + b as u64,
             schedule: crate::schedule::BetaSchedule::Linear,
             first_image: 0,
+            per_sample: Vec::new(),
+            same_noise: false,
         };
         let x = Sampler::new(unet.clone(), classifier.clone(), settings, device)?
             .run(|_| std::ops::ControlFlow::Continue(()))
