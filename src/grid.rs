@@ -84,6 +84,33 @@ pub fn write_rgba_png(
     encode_png(path, width, height, pixels, 4, zoom)
 }
 
+/// Reads a PNG as grey bytes (the mean of red, green and blue for a colour image; alpha ignored):
+/// (width, height, pixels) (native command line only).
+#[cfg(feature = "cli")]
+pub fn read_png(path: &std::path::Path) -> Result<(usize, usize, Vec<u8>), crate::Error> {
+    use crate::Error;
+    let bad = |e: png::DecodingError| {
+        Error::Setting(format!("{} is not a PNG image ({e})", path.display()))
+    };
+    let file =
+        std::fs::File::open(path).map_err(Error::io(format!("reading {}", path.display())))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(bad)?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).map_err(bad)?;
+    let channels = info.color_type.samples();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let grey = buf[..w * h * channels]
+        .chunks(channels)
+        .map(|px| match channels {
+            3 | 4 => ((px[0] as u32 + px[1] as u32 + px[2] as u32) / 3) as u8,
+            _ => px[0],
+        })
+        .collect();
+    Ok((w, h, grey))
+}
+
 #[cfg(feature = "cli")]
 fn encode_png(
     path: &std::path::Path,

@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use guided_ddpm::guidance::{self, Compare, Guidance, Mode};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig, SIDE};
-use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+use guided_ddpm::sampler::{Edit, Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
 use guided_ddpm::train::{self, Net, TrainOptions};
 use guided_ddpm::{bench, eval, grid, npz, weights};
@@ -85,6 +85,19 @@ struct SampleArgs {
     /// Write the samples as a NumPy archive: x uint8 [N, 28, 28], y int64 [N] (the asked class).
     #[arg(long)]
     npz: Option<PathBuf>,
+    /// Edit this image instead of drawing from noise (SDEdit): a 28 x 28 PNG, a white digit on
+    /// black as the samples are.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// How much of the --init image to change, 0-1: the share of the reverse steps run from the
+    /// image noised to that level (0 returns it, 1 starts from noise) [default: 0.5, or 1 with
+    /// --mask].
+    #[arg(long, requires = "init", allow_negative_numbers = true)]
+    strength: Option<f64>,
+    /// Keep the --init image's pixels where this 28 x 28 PNG is white and let the model draw the
+    /// rest (inpainting).
+    #[arg(long, requires = "init")]
+    mask: Option<PathBuf>,
     /// Write the classifier's push (the shift each step's guidance applied) as a PNG: a row per
     /// sample (the first 8), six steps from first to last, red where a step brightened a pixel,
     /// blue where it darkened it, full colour at the page's fixed scale.
@@ -315,6 +328,27 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         first_image: 0,
         same_noise: a.compare.is_some(),
         per_sample,
+        edit: match &a.init {
+            None => None,
+            Some(init) => Some(Edit {
+                image: read_28(init)?
+                    .iter()
+                    .map(|&v| v as f32 / 127.5 - 1.0)
+                    .collect(),
+                strength: a
+                    .strength
+                    .unwrap_or(if a.mask.is_some() { 1.0 } else { 0.5 }),
+                mask: match &a.mask {
+                    None => None,
+                    Some(m) => Some(
+                        read_28(m)?
+                            .iter()
+                            .map(|&v| (v > 127) as u8 as f32)
+                            .collect(),
+                    ),
+                },
+            }),
+        },
     };
     settings.validate()?;
     let labels: Vec<String> = (0..n).map(|i| settings.guidance_of(i).label()).collect();
@@ -334,8 +368,9 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         settings.schedule = manifest.schedule.kind;
         (unet, classifier.to_device(&ad))
     };
+    let run_steps = settings.steps_run();
     let sampler = Sampler::new(unet, classifier.freeze(), settings, &device)?;
-    let bar = indicatif::ProgressBar::new(a.steps as u64);
+    let bar = indicatif::ProgressBar::new(run_steps as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "sampling {bar:30} step {pos}/{len} t={msg} {per_sec} ETA {eta}",
@@ -344,7 +379,9 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
     );
     let started = std::time::Instant::now();
     // The steps whose push is pictured: six, first to last.
-    let pictured: Vec<usize> = (0..6).map(|i| 1 + i * (a.steps - 1) / 5).collect();
+    let pictured: Vec<usize> = (0..6)
+        .map(|i| 1 + i * run_steps.saturating_sub(1) / 5)
+        .collect();
     let mut pushes: Vec<(usize, Vec<f32>)> = Vec::new();
     let mut last_p = Vec::new();
     let x = sampler
@@ -376,7 +413,7 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         n,
         a.class,
         secs,
-        a.steps as f64 / secs
+        run_steps as f64 / secs
     );
     if a.compare.is_some() {
         for (label, p) in labels.iter().zip(&last_p) {
@@ -446,7 +483,19 @@ fn write_push_png(
     }
     let rgba = grid::signed_rgba(&tiles, grid::PUSH_SCALE);
     let (w, h, px) = grid::layout_pixels(&rgba, pushes.len(), 4);
-    grid::write_rgba_png(path, w, h, &px, 4)?;
+    grid::write_rgba_png(path, w, h, &px, 3)?;
     eprintln!("wrote {}", path.display());
     Ok(())
+}
+
+/// A 28 x 28 PNG as grey bytes, or a sentence saying why not.
+fn read_28(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    let (w, h, px) = grid::read_png(path)?;
+    if (w, h) != (SIDE, SIDE) {
+        return Err(Error::Setting(format!(
+            "{} must be {SIDE} x {SIDE} pixels, got {w} x {h}",
+            path.display()
+        )));
+    }
+    Ok(px)
 }

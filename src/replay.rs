@@ -103,6 +103,11 @@ impl ReplayRun {
         device: &Device,
     ) -> Result<Self, Error> {
         settings.validate()?;
+        if settings.edit.is_some() {
+            return Err(Error::Setting(
+                "a recorded run cannot edit an image; run it with the plain sampler".into(),
+            ));
+        }
         let schedule = Schedule::respaced(settings.schedule, settings.steps)?;
         let s = schedule.len();
         let b = settings.classes.len();

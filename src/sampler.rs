@@ -60,6 +60,72 @@ pub struct SampleSettings {
     /// alone, each as a one-sample run of its setting from that stream would draw it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub same_noise: bool,
+    /// Start from an image rather than from pure noise (SDEdit), and/or keep some of its pixels
+    /// (inpainting); `None` samples from noise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<Edit>,
+}
+
+/// An edit of an image: SDEdit (Meng et al. 2022) noises it to the level that `strength` picks
+/// and runs the guided reverse steps from there; a `mask` also keeps its pixels (inpainting with
+/// RePaint's replacement, Lugmayr et al. 2022, Eq. 8, without its resampling): after every step
+/// the kept pixels are replaced by the image noised to that step's level (by the forward process,
+/// with fresh noise from the sample's stream), and by the image itself after the last one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Edit {
+    /// The image, 28 x 28 values in [-1, 1] (black to white, row-major), the same for every
+    /// sample.
+    pub image: Vec<f32>,
+    /// How much to change, 0..=1: the run takes the last round(strength * steps) of its reverse
+    /// steps, from the image noised to the first of them (x_t = sqrt(abar_t) image +
+    /// sqrt(1 - abar_t) eps, DDPM Eq. 4). 0 returns the image untouched; 1 starts from (all but)
+    /// pure noise.
+    pub strength: f64,
+    /// 28 x 28 values, 1 where the image's pixel is kept, 0 where the model draws; `None` keeps
+    /// none (SDEdit alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Vec<f32>>,
+}
+
+impl Edit {
+    /// Rejects an image or mask of the wrong size or with values out of range, a strength outside
+    /// 0..=1, and a mask that keeps every pixel (nothing left to draw).
+    pub fn validate(&self) -> Result<(), Error> {
+        let px = SIDE * SIDE;
+        if self.image.len() != px || self.image.iter().any(|v| !(-1.0..=1.0).contains(v)) {
+            return Err(Error::Setting(format!(
+                "the image to edit must be {SIDE} x {SIDE} values from -1 to 1, got {} values",
+                self.image.len()
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.strength) {
+            return Err(Error::Setting(format!(
+                "the edit strength must be from 0 to 1, got {}",
+                self.strength
+            )));
+        }
+        if let Some(mask) = &self.mask {
+            if mask.len() != px || mask.iter().any(|v| !(0.0..=1.0).contains(v)) {
+                return Err(Error::Setting(format!(
+                    "the mask must be {SIDE} x {SIDE} values from 0 to 1, got {} values",
+                    mask.len()
+                )));
+            }
+            if mask.iter().all(|&v| v == 1.0) {
+                return Err(Error::Setting(
+                    "the mask keeps every pixel, so there is nothing left to draw: leave some \
+                     of the image free"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// How many of a run's `steps` reverse steps the edit takes.
+    pub fn steps(&self, steps: usize) -> usize {
+        (self.strength * steps as f64).round() as usize
+    }
 }
 
 /// The most samples one run may ask for (a 16-image grid in the browser, more natively).
@@ -98,10 +164,21 @@ impl SampleSettings {
                 self.classes.len()
             )));
         }
+        if let Some(edit) = &self.edit {
+            edit.validate()?;
+        }
         self.per_sample
             .iter()
             .chain([&self.guidance])
             .try_for_each(Guidance::validate)
+    }
+
+    /// How many reverse steps the run takes: `steps`, or an edit's share of them.
+    pub fn steps_run(&self) -> usize {
+        match &self.edit {
+            Some(edit) => edit.steps(self.steps),
+            None => self.steps,
+        }
     }
 
     /// The guidance of sample `i`.
@@ -371,12 +448,17 @@ pub struct Sampler {
     x: Tensor<4>,
     /// The index into `schedule` of the next step; `None` when done.
     next: Option<usize>,
+    /// How many steps the run takes ([`SampleSettings::steps_run`]).
+    total: usize,
     noise: NoiseStreams,
+    /// An edit's image `[B, 1, 28, 28]` and mask (`[1, 1, 28, 28]`, 1 = keep), when it has one.
+    keep: Option<(Tensor<4>, Tensor<4>)>,
     device: Device,
 }
 
 impl Sampler {
-    /// Starts from x_T ~ N(0, I) drawn from the per-image streams of `settings.seed`. The U-Net
+    /// Starts from x_T ~ N(0, I) drawn from the per-image streams of `settings.seed`, or, for an
+    /// edit, from its image noised by that first draw to the level of its first step. The U-Net
     /// runs on `device`; the classifier must be on that device's autodiff twin
     /// (`device.clone().autodiff()`), frozen.
     pub fn new(
@@ -388,8 +470,33 @@ impl Sampler {
         settings.validate()?;
         let schedule = Schedule::respaced(settings.schedule, settings.steps)?;
         let mut noise = NoiseStreams::of(&settings);
-        let x = noise.next(device);
-        let next = Some(schedule.len() - 1);
+        let eps = noise.next(device);
+        let total = settings.steps_run();
+        let next = total.checked_sub(1);
+        let b = settings.classes.len();
+        let (x, keep) = match &settings.edit {
+            None => (eps, None),
+            Some(edit) => {
+                let image = Tensor::<4>::from_data(
+                    TensorData::new(edit.image.clone(), [1, 1, SIDE, SIDE]),
+                    device,
+                )
+                .expand([b, 1, SIDE, SIDE]);
+                // x_t = sqrt(abar_t) image + sqrt(1 - abar_t) eps (DDPM Eq. 4) at the first step
+                // run; with no step to run, the image itself.
+                let x = match next {
+                    Some(k) => {
+                        image.clone() * schedule.sqrt_alphas_cumprod[k]
+                            + eps * schedule.sqrt_one_minus_alphas_cumprod[k]
+                    }
+                    None => image.clone(),
+                };
+                let mask = edit.mask.as_ref().map(|m| {
+                    Tensor::<4>::from_data(TensorData::new(m.clone(), [1, 1, SIDE, SIDE]), device)
+                });
+                (x, mask.map(|m| (image, m)))
+            }
+        };
         Ok(Self {
             unet,
             classifier,
@@ -398,7 +505,9 @@ impl Sampler {
             schedule,
             x,
             next,
+            total,
             noise,
+            keep,
             device: device.clone(),
         })
     }
@@ -485,7 +594,7 @@ impl Sampler {
             (Method::Ddpm, 1..) => Some(self.noise.next(&self.device)),
             _ => None,
         };
-        let (next_x, x0, push) = update(
+        let (mut next_x, x0, push) = update(
             self.settings.method,
             &at.coefs,
             self.x.clone(),
@@ -493,11 +602,26 @@ impl Sampler {
             class.grad,
             z,
         );
+        if let Some((image, mask)) = &self.keep {
+            // RePaint's replacement (Lugmayr et al. 2022, Eq. 8): the kept pixels become the image
+            // noised to the level this step reached, sqrt(abar_{t-1}) image + sqrt(1 -
+            // abar_{t-1}) eps; after the last step (abar = 1, no draw) the image itself.
+            let known = match k {
+                0 => image.clone(),
+                _ => {
+                    let eps = self.noise.next(&self.device);
+                    at.coefs.sqrt_abar_prev.times(image.clone())
+                        + at.coefs.sqrt_one_minus_abar_prev.times(eps)
+                }
+            };
+            let free = mask.clone().neg() + 1.0;
+            next_x = known * mask.clone() + next_x * free;
+        }
         self.x = next_x.clone();
         self.next = k.checked_sub(1);
         Frame {
-            step: self.schedule.len() - k,
-            total: self.schedule.len(),
+            step: self.total - k,
+            total: self.total,
             t: at.t_index,
             x_t: next_x,
             x0,

@@ -326,7 +326,10 @@ impl Demo {
         let nets = nets
             .as_ref()
             .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
-        let run = Run::new(nets, settings, &self.device, self.replays()).map_err(js)?;
+        // An edit (SDEdit, inpainting) runs its steps eagerly: the recorded step has no place for
+        // the kept pixels' replacement.
+        let replay = self.replays() && settings.edit.is_none();
+        let run = Run::new(nets, settings, &self.device, replay).map_err(js)?;
         *self.run.borrow_mut() = Some(run);
         let token = self.generation.get().wrapping_add(1);
         self.generation.set(token);
@@ -441,6 +444,7 @@ impl Demo {
             first_image: 0,
             per_sample: Vec::new(),
             same_noise: false,
+            edit: None,
         };
         let mut run = {
             let nets = self.nets.borrow();

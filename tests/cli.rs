@@ -222,11 +222,106 @@ fn compare_draws_one_sample_per_setting_and_p_rises_with_s() {
         "p(7) does not rise with s: {p:?}"
     );
     assert!(p[0] < 0.5 && p[4] > 0.9, "{p:?}");
-    // 5 digits of 28 + 2 px gaps in one row, zoomed 4x; pushes: 6 steps x 5 samples.
+    // 5 digits of 28 + 2 px gaps in one row, zoomed 4x; pushes: 6 steps x 5 samples, zoomed 3x.
     assert_eq!(png_size(&std::fs::read(&png).unwrap()), (608, 128));
-    assert_eq!(png_size(&std::fs::read(&push).unwrap()), (728, 608));
+    assert_eq!(png_size(&std::fs::read(&push).unwrap()), (546, 456));
     std::fs::remove_dir_all(&dir).ok();
     let (code, stderr) = cli(&["sample", "--class", "7", "--compare", "modes", "--n", "3"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("cannot be used with"), "{stderr}");
+}
+
+/// `sample --init PNG --mask PNG`: inpainting with the shipped weights keeps the kept pixels of
+/// the image in the written samples; bad edit input gets one line.
+#[test]
+fn init_and_mask_edit_an_image_and_keep_its_pixels() {
+    use guided_ddpm::grid;
+    let dir = std::env::temp_dir().join(format!("guided-ddpm-edit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    // A vertical bar (a stroke of a 1), kept; the rest free.
+    let bar: Vec<u8> = (0..28 * 28)
+        .map(|i| {
+            if (13..16).contains(&(i % 28)) && (5..23).contains(&(i / 28)) {
+                255
+            } else {
+                0
+            }
+        })
+        .collect();
+    grid::write_png(std::path::Path::new(&file("init.png")), 28, 28, &bar, 1).unwrap();
+    grid::write_png(std::path::Path::new(&file("mask.png")), 28, 28, &bar, 1).unwrap();
+    grid::write_png(
+        std::path::Path::new(&file("big.png")),
+        28,
+        14,
+        &bar[..392],
+        2,
+    )
+    .unwrap();
+    let (code, stderr) = cli(&[
+        "sample",
+        "--class",
+        "4",
+        "--n",
+        "2",
+        "--steps",
+        "10",
+        "--init",
+        &file("init.png"),
+        "--mask",
+        &file("mask.png"),
+        "--png",
+        &file("out.png"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    // The grid: 2-pixel gaps, zoomed 4x; sample k's pixel (r, c) at ((2 + r) 4, (2 + k 30 + c) 4).
+    let (w, _, px) = grid::read_png(std::path::Path::new(&file("out.png"))).unwrap();
+    let mut free_ink = 0;
+    for k in 0..2 {
+        for (i, &v) in bar.iter().enumerate() {
+            let (r, c) = (i / 28, i % 28);
+            let got = px[(2 + r) * 4 * w + (2 + k * 30 + c) * 4];
+            match v {
+                255 => assert_eq!(got, 255, "sample {k}: kept pixel ({r}, {c}) changed"),
+                _ => free_ink += (got > 128) as usize,
+            }
+        }
+    }
+    assert!(
+        free_ink > 10,
+        "the model drew nothing beside the bar ({free_ink} pixels)"
+    );
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--init".into(), file("big.png")],
+            "must be 28 x 28 pixels, got 56 x 28".into(),
+        ),
+        (
+            vec![
+                "--init".into(),
+                file("init.png"),
+                "--strength".into(),
+                "2".into(),
+            ],
+            "the edit strength must be from 0 to 1, got 2".into(),
+        ),
+        (
+            vec!["--init".into(), file("missing.png")],
+            format!("reading {}", file("missing.png")),
+        ),
+        (
+            vec!["--mask".into(), file("mask.png")],
+            "--init <INIT>".into(),
+        ),
+    ];
+    for (args, msg) in &cases {
+        let mut all = vec!["sample", "--class", "4", "--steps", "5"];
+        all.extend(args.iter().map(String::as_str));
+        let (code, stderr) = cli(&all);
+        assert_eq!(code, 2, "{all:?}: {stderr}");
+        assert!(stderr.contains(msg.as_str()), "{all:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

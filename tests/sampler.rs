@@ -29,6 +29,7 @@ fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings
         first_image: 0,
         per_sample: Vec::new(),
         same_noise: false,
+        edit: None,
     }
 }
 
@@ -487,4 +488,139 @@ fn the_push_is_the_shift_of_the_step_and_probs_cover_every_class() {
     )
     .unwrap();
     assert!(block_on(s.step().unwrap().read()).unwrap().push.is_empty());
+}
+
+/// An image for the edit tests: a bright bar across a dark ground, in [-1, 1].
+fn bar_image() -> Vec<f32> {
+    (0..28 * 28)
+        .map(|i| {
+            if (12..16).contains(&(i / 28)) {
+                1.0
+            } else {
+                -1.0
+            }
+        })
+        .collect()
+}
+
+fn edit_settings(strength: f64, mask: Option<Vec<f32>>) -> SampleSettings {
+    SampleSettings {
+        edit: Some(guided_ddpm::sampler::Edit {
+            image: bar_image(),
+            strength,
+            mask,
+        }),
+        steps: 10,
+        ..settings(Mode::Classifier, 2.0, Method::Ddpm, 8)
+    }
+}
+
+fn final_image(nets: &(UNet, Classifier, Device), s: SampleSettings) -> (Vec<f32>, usize) {
+    let (unet, classifier, device) = nets.clone();
+    let mut steps = 0;
+    let x = Sampler::new(unet, classifier, s, &device)
+        .unwrap()
+        .run(|f| {
+            assert_eq!(f.total, f.step + (f.total - f.step));
+            steps += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    (x.try_into_vec_as::<f32>().unwrap(), steps)
+}
+
+/// SDEdit: at strength 0 the run takes no step and returns the image; a low strength takes its
+/// share of the steps and stays nearer the image than a run from (all but) pure noise. (The
+/// networks are random, so only distances are compared.)
+#[test]
+fn sdedit_runs_its_share_of_the_steps_from_the_noised_image() {
+    let n = nets();
+    let image: Vec<f32> = [bar_image(), bar_image()].concat();
+    let (x, steps) = final_image(&n, edit_settings(0.0, None));
+    assert_eq!((x, steps), (image.clone(), 0));
+    let distance = |x: &[f32]| {
+        x.iter()
+            .zip(&image)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f32>()
+    };
+    let (low, low_steps) = final_image(&n, edit_settings(0.2, None));
+    let (full, full_steps) = final_image(&n, edit_settings(1.0, None));
+    assert_eq!((low_steps, full_steps), (2, 10));
+    assert!(
+        distance(&low) < 0.5 * distance(&full),
+        "strength 0.2 moved the image by {}, strength 1 by {}",
+        distance(&low),
+        distance(&full)
+    );
+}
+
+/// Inpainting keeps the kept pixels exactly in the final image, and draws the rest.
+#[test]
+fn inpainting_keeps_the_known_pixels_exactly() {
+    let n = nets();
+    // Keep the left half.
+    let mask: Vec<f32> = (0..28 * 28).map(|i| ((i % 28) < 14) as u8 as f32).collect();
+    for method in [Method::Ddpm, Method::Ddim] {
+        let (x, _) = final_image(
+            &n,
+            SampleSettings {
+                method,
+                ..edit_settings(1.0, Some(mask.clone()))
+            },
+        );
+        let image = bar_image();
+        for (i, v) in x.iter().enumerate() {
+            let p = i % (28 * 28);
+            if mask[p] == 1.0 {
+                assert_eq!(*v, image[p], "{method:?}: kept pixel {p} changed");
+            }
+        }
+        let drawn = (0..x.len())
+            .filter(|&i| mask[i % 784] == 0.0 && x[i] != image[i % 784])
+            .count();
+        // Of the 784 free pixels (two samples), those the model left at the ground (x0 is
+        // clipped to [-1, 1]) equal the image there.
+        assert!(
+            drawn > 400,
+            "{method:?}: only {drawn} free pixels were drawn"
+        );
+    }
+}
+
+#[test]
+fn bad_edits_are_rejected_with_a_sentence() {
+    let (unet, classifier, device) = nets();
+    let mut short = edit_settings(0.5, None);
+    short.edit.as_mut().unwrap().image.pop();
+    let cases = [
+        (
+            edit_settings(1.5, None),
+            "strength must be from 0 to 1, got 1.5",
+        ),
+        (
+            edit_settings(f64::NAN, None),
+            "strength must be from 0 to 1",
+        ),
+        (short, "must be 28 x 28 values from -1 to 1, got 783 values"),
+        (
+            edit_settings(1.0, Some(vec![1.0; 784])),
+            "the mask keeps every pixel",
+        ),
+        (edit_settings(1.0, Some(vec![2.0; 784])), "the mask must be"),
+    ];
+    for (s, msg) in cases {
+        let err = Sampler::new(unet.clone(), classifier.clone(), s, &device)
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(err.contains(msg), "{err}");
+    }
+    // The recorded run says it cannot edit rather than ignoring the edit.
+    let err =
+        guided_ddpm::replay::ReplayRun::new(unet, classifier, edit_settings(0.5, None), &device)
+            .err()
+            .expect("rejected")
+            .to_string();
+    assert!(err.contains("cannot edit"), "{err}");
 }

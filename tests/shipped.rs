@@ -190,6 +190,7 @@ fn sample_shipped(
         first_image: 0,
         per_sample: Vec::new(),
         same_noise: false,
+        edit: None,
     };
     let x = Sampler::new(unet, classifier.clone(), settings, &device)
         .unwrap()

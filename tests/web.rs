@@ -91,6 +91,7 @@ fn settings(steps: usize) -> SampleSettings {
         first_image: 0,
         per_sample: Vec::new(),
         same_noise: false,
+        edit: None,
     }
 }
 

@@ -116,6 +116,7 @@ fn sampler(
         first_image: 0,
         per_sample: Vec::new(),
         same_noise: false,
+        edit: None,
     };
     Sampler::new(unet.clone(), classifier.clone(), settings, device)
 }

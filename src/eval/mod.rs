@@ -243,6 +243,7 @@ fn run_setting(
             first_image: 0,
             per_sample: Vec::new(),
             same_noise: false,
+            edit: None,
         };
         let x = Sampler::new(unet.clone(), classifier.clone(), settings, device)?
             .run(|_| std::ops::ControlFlow::Continue(()))
