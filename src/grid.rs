@@ -59,8 +59,9 @@ pub fn layout_pixels(digits: &[u8], cols: usize, channels: usize) -> (usize, usi
     (w, h, out)
 }
 
-/// Writes a greyscale PNG, scaled up by `zoom` (nearest neighbour) so digits are visible
-/// (native command line only).
+/// Writes a PNG of grey (1 byte per pixel) or RGBA (4 bytes) pixels, as `pixels` holds for
+/// `width` x `height`, scaled up by `zoom` (nearest neighbour) so digits are visible (native
+/// command line only).
 #[cfg(feature = "cli")]
 pub fn write_png(
     path: &std::path::Path,
@@ -69,19 +70,8 @@ pub fn write_png(
     pixels: &[u8],
     zoom: usize,
 ) -> Result<(), crate::Error> {
-    encode_png(path, width, height, pixels, 1, zoom)
-}
-
-/// [`write_png`] for RGBA pixels (4 bytes each).
-#[cfg(feature = "cli")]
-pub fn write_rgba_png(
-    path: &std::path::Path,
-    width: usize,
-    height: usize,
-    pixels: &[u8],
-    zoom: usize,
-) -> Result<(), crate::Error> {
-    encode_png(path, width, height, pixels, 4, zoom)
+    let channels = pixels.len() / (width * height).max(1);
+    encode_png(path, width, height, pixels, channels, zoom)
 }
 
 /// Reads a PNG as grey bytes (the mean of red, green and blue for a colour image; alpha ignored):

@@ -483,7 +483,7 @@ fn write_push_png(
     }
     let rgba = grid::signed_rgba(&tiles, grid::PUSH_SCALE);
     let (w, h, px) = grid::layout_pixels(&rgba, pushes.len(), 4);
-    grid::write_rgba_png(path, w, h, &px, 3)?;
+    grid::write_png(path, w, h, &px, 3)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

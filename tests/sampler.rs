@@ -33,6 +33,12 @@ fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings
     }
 }
 
+/// A run of `s` on the shared networks.
+fn start(nets: &(UNet, Classifier, Device), s: SampleSettings) -> Sampler {
+    let (unet, classifier, device) = nets.clone();
+    Sampler::new(unet, classifier, s, &device).unwrap()
+}
+
 /// Every frame's x_t, as numbers. (Tests run in parallel and share burn's init RNG, so each test
 /// builds its networks once and reuses them.)
 fn frames(nets: &(UNet, Classifier, Device), s: SampleSettings) -> Vec<Vec<f32>> {
@@ -441,19 +447,14 @@ fn equal_per_sample_settings_are_the_plain_run_and_replay_agrees() {
 /// asked entry is the frame's p.
 #[test]
 fn the_push_is_the_shift_of_the_step_and_probs_cover_every_class() {
-    let (unet, classifier, device) = nets();
-    let first = |scale: f64| {
-        let mut s = Sampler::new(
-            unet.clone(),
-            classifier.clone(),
-            settings(Mode::Classifier, scale, Method::Ddpm, 3),
-            &device,
-        )
-        .unwrap();
-        let f = s.step().unwrap();
+    let n = nets();
+    let first = |mode: Mode, scale: f64| {
+        let f = start(&n, settings(mode, scale, Method::Ddpm, 3))
+            .step()
+            .unwrap();
         block_on(f.read()).unwrap()
     };
-    let (guided, unguided) = (first(6.0), first(0.0));
+    let (guided, unguided) = (first(Mode::Classifier, 6.0), first(Mode::Classifier, 0.0));
     assert_eq!(guided.push.len(), 2 * 28 * 28);
     let moved: Vec<f32> = guided
         .x_t
@@ -480,14 +481,7 @@ fn the_push_is_the_shift_of_the_step_and_probs_cover_every_class() {
         );
     }
     // A run without the classifier carries no push at all.
-    let mut s = Sampler::new(
-        unet,
-        classifier,
-        settings(Mode::Free, 0.0, Method::Ddpm, 3),
-        &device,
-    )
-    .unwrap();
-    assert!(block_on(s.step().unwrap().read()).unwrap().push.is_empty());
+    assert!(first(Mode::Free, 0.0).push.is_empty());
 }
 
 /// An image for the edit tests: a bright bar across a dark ground, in [-1, 1].
@@ -516,16 +510,16 @@ fn edit_settings(strength: f64, mask: Option<Vec<f32>>) -> SampleSettings {
 }
 
 fn final_image(nets: &(UNet, Classifier, Device), s: SampleSettings) -> (Vec<f32>, usize) {
-    let (unet, classifier, device) = nets.clone();
-    let mut steps = 0;
-    let x = Sampler::new(unet, classifier, s, &device)
-        .unwrap()
+    let (mut steps, mut total) = (0, 0);
+    let x = start(nets, s)
         .run(|f| {
-            assert_eq!(f.total, f.step + (f.total - f.step));
             steps += 1;
+            assert_eq!(f.step, steps);
+            total = f.total;
             ControlFlow::Continue(())
         })
         .unwrap();
+    assert_eq!(total, steps, "the frames count the steps the run takes");
     (x.try_into_vec_as::<f32>().unwrap(), steps)
 }
 
