@@ -3,9 +3,10 @@
 // controls, draws frames and reports; the math and the weight checks are Rust (src/web.rs).
 
 import { SamplerWorker, split } from "./sampler.js";
+import { DrawPad } from "./draw.js";
+import { drawChart as chart, drawLegend, drawTiles } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
-const SIDE = 28;
 
 const state = {
   primary: null, // the SamplerWorker that loads the weights and runs on the chosen device
@@ -17,10 +18,13 @@ const state = {
   running: false,
   run: null, // the run the page shows: { id, parts, ... }; null when none
   runIds: 0,
-  frames: null, // the last frame's bytes, for the view toggle and the PNG
-  history: [], // mean p(target) per step
+  frames: null, // the last frame: { xt, x0, push, pushed, n, captions }, for the views and the PNG
+  history: [], // per step: { p: mean p(asked), probs: mean p of each digit, tiles: p(asked) per image }
   settings: null,
+  pushScale: 0.02, // the push view's full-colour shift; replaced by the crate's (grid::PUSH_SCALE)
 };
+
+const pad = new DrawPad($("pad"));
 
 // ---------- status line ----------
 
@@ -49,7 +53,7 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 // ---------- settings <-> URL ----------
 
 // Guidance defaults are replaced by the crate's own (guidance::DEFAULT) once the module loads.
-const DEFAULTS = { class: 7, mode: "both", s: 4, w: 1, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt" };
+const DEFAULTS = { class: 7, mode: "both", s: 4, w: 1, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The settings in the address bar; a value out of range or not offered by the page is replaced by
 // the default, and `notices` says so, naming both (a shared link must not show another setting
@@ -76,7 +80,9 @@ function readUrl(notices = []) {
     sampler: get("sampler", oneOf(["ddpm", "ddim"])),
     seed: get("seed", int(0, 4294967295), Number),
     n: get("n", oneOf([1, 4, 9, 16]), Number),
-    view: get("view", oneOf(["xt", "x0"])),
+    view: get("view", oneOf(["xt", "x0", "push"])),
+    compare: get("compare", oneOf(["scales", "modes"])),
+    strength: get("strength", num(0.05, 1), Number),
   };
 }
 
@@ -91,6 +97,8 @@ function currentSettings() {
     seed: Number($("seed").value),
     n: Number($("batch").value),
     view: document.querySelector('input[name="view"]:checked').value,
+    compare: $("preset").value,
+    strength: Number($("strength").value),
   };
 }
 
@@ -127,86 +135,53 @@ function applySettings(s) {
   $("seed").value = s.seed;
   $("batch").value = String(s.n);
   document.querySelector(`input[name="view"][value="${s.view}"]`).checked = true;
+  $("preset").value = s.compare;
+  $("strength").value = s.strength;
   syncSliders();
+  redraw();
 }
 
 function syncSliders() {
   const mode = document.querySelector('input[name="mode"]:checked').value;
   $("scale-out").textContent = Number($("scale").value).toFixed(1);
   $("cfg-out").textContent = Number($("cfg").value).toFixed(2);
+  $("strength-out").textContent = Number($("strength").value).toFixed(2);
   $("scale-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
   $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));
 }
 
 // ---------- drawing ----------
 
-function drawGrid(bytes, n) {
-  const canvas = $("canvas");
-  const cols = Math.ceil(Math.sqrt(n));
-  const rows = Math.ceil(n / cols);
-  const gap = 2;
-  const w = cols * (SIDE + gap) - gap;
-  const h = rows * (SIDE + gap) - gap;
-  const img = new ImageData(w, h);
-  img.data.fill(0);
-  for (let i = 0; i < w * h; i++) img.data[i * 4 + 3] = 255;
-  for (let k = 0; k < n; k++) {
-    const r0 = Math.floor(k / cols) * (SIDE + gap);
-    const c0 = (k % cols) * (SIDE + gap);
-    for (let r = 0; r < SIDE; r++) {
-      for (let c = 0; c < SIDE; c++) {
-        const v = bytes[k * SIDE * SIDE + r * SIDE + c];
-        const o = ((r0 + r) * w + c0 + c) * 4;
-        img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
-      }
-    }
-  }
-  // Draw at native size on an offscreen canvas, then scale up with crisp pixels.
-  const small = new OffscreenCanvas(w, h);
-  small.getContext("2d").putImageData(img, 0, 0);
-  const scale = Math.max(1, Math.floor(448 / Math.max(w, h)));
-  canvas.width = w * scale;
-  canvas.height = h * scale;
-  const ctx = canvas.getContext("2d");
-  ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+// The captions of a comparison's tiles: its setting and p(asked digit) now.
+function captions() {
+  const run = state.frames?.compare;
+  if (!run) return null;
+  const p = state.history.at(-1)?.tiles ?? [];
+  return run.labels.map((label, k) => [label, p[k] === undefined ? "" : `p(${run.digit}) = ${p[k].toFixed(2)}`]);
 }
 
+// Draws the last frame in the chosen view (the sample, predicted x0, or the classifier's push with
+// its legend).
 function redraw() {
-  if (!state.frames) return;
+  const f = state.frames;
   const view = document.querySelector('input[name="view"]:checked').value;
-  drawGrid(view === "x0" ? state.frames.x0 : state.frames.xt, state.frames.n);
+  $("push-legend").hidden = view !== "push";
+  $("push-note").textContent = view === "push" && f && !f.pushed ? "No image of this run uses the classifier, so nothing is pushed: the map stays white." : "";
+  if (!f) return;
+  const [bytes, rgba] = view === "x0" ? [f.x0, false] : view === "push" ? [f.push, true] : [f.xt, false];
+  drawTiles($("canvas"), bytes, f.n, { rgba, captions: captions() });
 }
 
+// The push view's legend, on the crate's scale.
+function legend() {
+  drawLegend($("legend-bar"));
+  $("legend-lo").textContent = `−${state.pushScale} or less: darker`;
+  $("legend-hi").textContent = `brighter: +${state.pushScale} or more`;
+}
+
+// p(digit | x_t) over the steps so far, of a run of `total` steps.
 function drawChart(total) {
-  const c = $("chart");
-  const ctx = c.getContext("2d");
-  const { width: W, height: H } = c;
-  const pad = 22;
-  ctx.clearRect(0, 0, W, H);
-  ctx.strokeStyle = "#d5d9df";
-  ctx.fillStyle = "#5b6470";
-  ctx.font = "11px system-ui, sans-serif";
-  for (const p of [0, 0.5, 1]) {
-    const y = H - pad - p * (H - 2 * pad);
-    ctx.beginPath();
-    ctx.moveTo(pad, y);
-    ctx.lineTo(W - 4, y);
-    ctx.stroke();
-    ctx.fillText(p.toFixed(1), 0, y + 4);
-  }
-  ctx.fillText("step →", W - 44, H - 6);
-  if (!state.history.length) return;
-  ctx.strokeStyle = "#2456d6";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  state.history.forEach((p, i) => {
-    const x = pad + (i / Math.max(1, total - 1)) * (W - pad - 4);
-    const y = H - pad - p * (H - 2 * pad);
-    if (i === 0) ctx.moveTo(x, y);
-    else ctx.lineTo(x, y);
-  });
-  ctx.stroke();
+  chart($("chart"), state.history, total, { asked: state.settings?.class, compare: state.frames?.compare });
 }
 
 // ---------- the sampler threads ----------
@@ -340,6 +315,9 @@ async function restart() {
 function setRunning(on) {
   state.running = on;
   $("generate").disabled = on || !state.primary;
+  $("compare").disabled = on || !state.primary;
+  $("sdedit").disabled = on || !state.primary;
+  $("inpaint").disabled = on || !state.primary;
   $("cancel").disabled = !on || !state.run;
   $("download").disabled = on || !state.frames;
 }
@@ -365,39 +343,80 @@ function merge(frames) {
     }
     return out;
   };
-  return { ...frames[0], xt: cat("xt"), x0: cat("x0"), p: cat("p") };
+  return { ...frames[0], xt: cat("xt"), x0: cat("x0"), p: cat("p"), probs: cat("probs"), push: cat("push"), pushed: frames.some((f) => f.pushed) };
+}
+
+// The mean over images of each of the ten digits' p, from a frame's `probs` ([n, 10]).
+function meanProbs(probs, n) {
+  const out = new Array(10).fill(0);
+  for (let k = 0; k < n; k++) for (let d = 0; d < 10; d++) out[d] += probs[k * 10 + d] / n;
+  return out;
 }
 
 // One run at a time: `state.run` is the run the page shows. A run that is no longer current
 // (cancelled, replaced, its worker lost) draws, charts and reports nothing more, and its workers
-// drop its remaining steps.
-async function generate() {
+// drop its remaining steps. `compare` runs the Compare preset: one image per guidance setting,
+// all from the same noise, in one batched run; `edit` ("sdedit" or "inpaint") edits the drawing
+// on the pad instead of starting from noise.
+async function generate({ compare = false, edit = null } = {}) {
   if (state.running) return;
+  if (edit && pad.isEmpty()) {
+    status("Draw something on the pad first: it is empty.", { error: true });
+    return;
+  }
   if (state.broken && !(await restart())) return;
   const s = currentSettings();
   writeUrl();
+  let perSample = [];
+  if (compare) {
+    try {
+      perSample = await state.primary.call("compare", s.compare, s.s, s.w);
+    } catch (e) {
+      fail(`The comparison could not be set up: ${messageOf(e)}`);
+      return;
+    }
+  }
+  const n = compare ? perSample.length : s.n;
   const settings = {
-    classes: Array(s.n).fill(s.class),
+    classes: Array(n).fill(s.class),
     guidance: { mode: s.mode, scale: s.s, cfg_scale: s.w },
     steps: s.steps,
     method: s.sampler,
     seed: s.seed,
     schedule: state.weights.schedule, // the manifest's: the one the networks were trained with
   };
+  // SDEdit noises the drawing to `strength` and denoises it; inpainting keeps the drawn pixels and
+  // starts the rest from noise (strength 1).
+  if (edit === "sdedit") settings.edit = { image: pad.image(), strength: s.strength };
+  if (edit === "inpaint") settings.edit = { image: pad.image(), strength: 1, mask: pad.mask() };
+  const expected = settings.edit ? Math.round(settings.edit.strength * settings.steps) : settings.steps;
+  state.expected = expected;
   const workers = state.gpu ? [state.primary] : [state.primary, ...state.helpers];
   const run = {
     id: ++state.runIds,
-    // Each worker samples a contiguous part of the batch; `first_image` picks its noise streams,
-    // so the images are the same whatever the split.
-    parts: split(s.n, workers.length).map(([first, count], i) => ({ worker: workers[i], first, count, queue: [] })),
+    edit,
+    compare: compare ? { labels: perSample.map((g) => g.label), digit: s.class, preset: s.compare } : null,
+    // Each worker samples a contiguous part of the batch. A run's `first_image` picks its noise
+    // streams, so the images are the same whatever the split; a comparison's images all draw
+    // stream 0 (`same_noise`), so they differ by their setting alone.
+    parts: split(n, workers.length).map(([first, count], i) => ({ worker: workers[i], first, count, queue: [] })),
   };
+  const partSettings = (p) => ({
+    ...settings,
+    classes: settings.classes.slice(p.first, p.first + p.count),
+    ...(compare
+      ? { per_sample: perSample.slice(p.first, p.first + p.count).map(({ mode, scale, cfg_scale }) => ({ mode, scale, cfg_scale })), same_noise: true, first_image: 0 }
+      : { first_image: p.first }),
+  });
   const current = () => state.run === run;
   state.run = run;
   state.lastRunParts = run.parts.length;
   state.settings = s;
   state.history = [];
+  state.frames = null;
   setRunning(true);
-  status(`Sampling: starting ${settings.steps} steps${run.parts.length > 1 ? ` on ${run.parts.length} workers` : ""}…`);
+  const what = compare ? `comparing ${n} settings` : "sampling";
+  status(`Sampling: starting ${expected} steps${compare ? ` for ${n} settings side by side` : ""}${run.parts.length > 1 ? ` on ${run.parts.length} workers` : ""}…`);
   const started = performance.now();
   performance.mark("run-start");
   let last = started;
@@ -408,18 +427,18 @@ async function generate() {
   const show = (frame) => {
     const now = performance.now();
     const rate = frame.step / ((now - started) / 1000);
-    state.history.push(frame.p.reduce((a, b) => a + b, 0) / frame.p.length);
-    state.frames = { xt: frame.xt, x0: frame.x0, n: s.n };
+    state.history.push({ p: frame.p.reduce((a, b) => a + b, 0) / frame.p.length, probs: meanProbs(frame.probs, n), tiles: Array.from(frame.p) });
+    state.frames = { xt: frame.xt, x0: frame.x0, push: frame.push, pushed: frame.pushed, n, compare: run.compare };
     redraw();
     drawChart(frame.total);
     $("progress").value = frame.step / frame.total;
-    status(`Sampling: step ${frame.step} of ${frame.total} (t = ${frame.t})`);
-    $("timing").textContent = `${rate.toFixed(1)} steps/s · ${fmtSecs((frame.total - frame.step) / rate)} left · last step ${(now - last).toFixed(0)} ms · p(${s.class}) = ${state.history.at(-1).toFixed(2)}`;
+    status(`Sampling: step ${frame.step} of ${frame.total} (t = ${frame.t})${compare ? `, ${what}` : ""}`);
+    $("timing").textContent = `${rate.toFixed(1)} steps/s · ${fmtSecs((frame.total - frame.step) / rate)} left · last step ${(now - last).toFixed(0)} ms · p(${s.class}) = ${state.history.at(-1).p.toFixed(2)}`;
     last = now;
   };
   let results;
   try {
-    results = await Promise.all(run.parts.map((p) => p.worker.call("run", run.id, { ...settings, classes: settings.classes.slice(p.first, p.first + p.count), first_image: p.first })));
+    results = await Promise.all(run.parts.map((p) => p.worker.call("run", run.id, partSettings(p))));
   } catch (e) {
     if (!current()) return;
     stopRun();
@@ -431,20 +450,30 @@ async function generate() {
   if (!current() || results.some((r) => r.gpuLost)) return;
   const secs = (performance.now() - started) / 1000;
   state.run = null;
-  if (state.history.length !== settings.steps) {
-    fail(`The run stopped after ${state.history.length} of ${settings.steps} steps without an error; press Generate to try again.`);
+  if (state.history.length !== expected) {
+    fail(`The run stopped after ${state.history.length} of ${expected} steps without an error; press Generate to try again.`);
     return;
   }
   performance.mark("run-done");
-  status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
-  $("timing").textContent = `final p(${s.class}) = ${state.history.at(-1).toFixed(2)} · seed ${s.seed}`;
+  const final = state.history.at(-1);
+  if (compare) {
+    status(`Done: ${n} settings compared on digit ${s.class}, all from seed ${s.seed}'s noise, in ${fmtSecs(secs)}`);
+    $("timing").textContent = run.compare.labels.map((l, k) => `${l}: p(${s.class}) = ${final.tiles[k].toFixed(2)}`).join(" · ");
+  } else if (edit) {
+    const how = edit === "sdedit" ? `edited the drawing at strength ${s.strength} (the last ${expected} of ${s.steps} steps)` : "finished the drawing, keeping every drawn pixel";
+    status(`Done: ${how}, ${s.n} × digit ${s.class}, in ${fmtSecs(secs)}`);
+    $("timing").textContent = `final p(${s.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
+  } else {
+    status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
+    $("timing").textContent = `final p(${s.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
+  }
   setRunning(false);
 }
 
 function cancel() {
   if (!state.run) return;
   stopRun();
-  status(`Cancelled at step ${state.history.length} of ${state.settings.steps}.`);
+  status(`Cancelled at step ${state.history.length} of ${state.expected}.`);
   setRunning(false);
 }
 
@@ -452,7 +481,9 @@ function download() {
   $("canvas").toBlob((blob) => {
     const a = document.createElement("a");
     const s = state.settings;
-    a.download = `guided-ddpm-digit${s.class}-${s.mode}-seed${s.seed}.png`;
+    const view = document.querySelector('input[name="view"]:checked').value;
+    const what = state.frames?.compare ? `compare-${state.frames.compare.preset}` : s.mode;
+    a.download = `guided-ddpm-digit${s.class}-${what}-seed${s.seed}-${view}.png`;
     a.href = URL.createObjectURL(blob);
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
@@ -468,7 +499,7 @@ let switching = false;
 async function toCpu(why) {
   if (switching || !state.gpu) return;
   switching = true;
-  const interrupted = Boolean(state.run);
+  const interrupted = state.run; // the run on screen, to start again on the CPU
   state.run = null; // the run in flight on the GPU is over: its loop stops without a word
   setRunning(true);
   status(`The GPU stopped working (${why}); switching to the CPU path…`, { error: true });
@@ -481,7 +512,7 @@ async function toCpu(why) {
     $("notice").hidden = false;
     setRunning(false);
     startHelpers();
-    if (interrupted) generate();
+    if (interrupted) generate({ compare: Boolean(interrupted.compare), edit: interrupted.edit });
     else status("Ready (on the CPU): pick a digit and press Generate.");
   } catch (e) {
     fail(`The GPU stopped working (${why}) and the CPU path could not start: ${messageOf(e)}. Reload the page.`);
@@ -559,28 +590,46 @@ async function chooseDevice(adapter, asked) {
 
 async function main() {
   applySettings(readUrl());
-  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
-  for (const id of ["steps", "method", "batch", "seed"]) $(id).addEventListener("change", writeUrl);
+  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
+  for (const id of ["steps", "method", "batch", "seed", "preset"]) $(id).addEventListener("change", writeUrl);
   for (const el of document.querySelectorAll('input[name="view"]')) el.addEventListener("change", () => { redraw(); writeUrl(); });
   $("random-seed").addEventListener("click", () => {
     $("seed").value = crypto.getRandomValues(new Uint32Array(1))[0];
     writeUrl();
   });
-  $("generate").addEventListener("click", generate);
+  $("generate").addEventListener("click", () => generate());
+  $("compare").addEventListener("click", () => generate({ compare: true }));
+  $("sdedit").addEventListener("click", () => generate({ edit: "sdedit" }));
+  $("inpaint").addEventListener("click", () => generate({ edit: "inpaint" }));
+  $("clear").addEventListener("click", () => pad.clear());
+  $("brush").addEventListener("change", () => { pad.brush = Number($("brush").value); });
+  pad.brush = Number($("brush").value);
   $("cancel").addEventListener("click", cancel);
   $("download").addEventListener("click", download);
   drawChart(1);
+  legend();
   // For the console, the page tests and `make bench`.
   globalThis.guidedDdpm = {
     get gpu() { return state.gpu; },
     get workers() { return state.primary ? 1 + state.helpers.length : 0; },
     get lastRunParts() { return state.lastRunParts; },
+    // The comparison on screen: each tile's label and p(asked digit) at the last frame.
+    get tiles() {
+      const c = state.frames?.compare;
+      return c ? c.labels.map((label, k) => ({ label, p: state.history.at(-1).tiles[k] })) : null;
+    },
+    get pushed() { return state.frames?.pushed ?? null; },
+    // The drawing on the pad (1 where drawn) and the last frame's x_t bytes, for the page tests.
+    get drawing() { return Array.from(pad.ink); },
+    get lastImage() { return state.frames ? Array.from(state.frames.xt) : null; },
   };
 
   status("Starting: loading the WebAssembly module…");
   const started = await startWorker();
   state.primary = started.worker;
   performance.mark("module-ready");
+  state.pushScale = started.pushScale;
+  legend();
   const g = started.defaultGuidance;
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
   const notices = [];

@@ -243,9 +243,8 @@ async function run(id, settings) {
       frame.free();
       return { steps, stopped: true };
     }
-    const xt = frame.x_t;
-    const x0 = frame.x0;
-    emit("frame", { run: id, step: frame.step, total: frame.total, t: frame.t, ms: frame.ms, xt, x0, p: frame.p }, [xt.buffer, x0.buffer]);
+    const { x_t: xt, x0, p, probs, push } = frame;
+    emit("frame", { run: id, step: frame.step, total: frame.total, t: frame.t, ms: frame.ms, xt, x0, p, probs, push, pushed: frame.pushed }, [xt.buffer, x0.buffer, push.buffer]);
     frame.free();
     steps++;
   }
@@ -264,8 +263,10 @@ function cancel(id) {
 const CALLS = {
   start: async () => {
     await init({ module_or_path: new URL("guided-ddpm_bg.wasm", self.location.href) });
-    return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), constructorRuns: wasm.constructor_runs() };
+    return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), pushScale: wasm.Demo.push_scale(), constructorRuns: wasm.constructor_runs() };
   },
+  // The guidance settings of a comparison ("scales" or "modes" at s and w), each with its label.
+  compare: (preset, s, w) => JSON.parse(wasm.Demo.compare_settings(preset, s, w)),
   adapter,
   weights: loadWeights,
   // The files another worker loaded, for a worker that helps split a batch.

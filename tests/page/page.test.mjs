@@ -235,13 +235,16 @@ test("without WebGPU the CPU fallback draws an image", { timeout: SLOW }, async 
 test("settings in the URL that the page does not offer are named in a notice, not silently replaced", { timeout: SLOW }, async () => {
   const b = await open({ webgpu: false });
   try {
-    await ready(b.page, "?class=12&steps=33&mode=both&s=4&seed=-1");
+    await ready(b.page, "?class=12&steps=33&mode=both&s=4&seed=-1&strength=1.5&compare=ranks");
     const notice = b.page.locator("#notice");
     assert.ok(await notice.isVisible(), "a notice is shown");
     const text = await notice.textContent();
     assert.match(text, /class=12 is not a setting this page offers; it uses class=7/);
     assert.match(text, /steps=33 .* it uses steps=100/);
     assert.match(text, /seed=-1 .* it uses seed=0/);
+    assert.match(text, /strength=1.5 .* it uses strength=0.5/);
+    assert.match(text, /compare=ranks .* it uses compare=scales/);
+    assert.equal(await b.page.locator("#strength").inputValue(), "0.5");
     assert.doesNotMatch(text, /mode=|s=4/, "valid values are not mentioned");
     assert.equal(await b.page.locator("#steps").inputValue(), "100");
     // A clean URL shows no notice.
@@ -353,6 +356,162 @@ test("a crashed sampler worker is reported in plain words and replaced on the ne
     await done(b.page);
     await assertDrawn(b.page);
     assert.notEqual(await samplerWorker(b.page), worker, "a new worker took over");
+  } finally {
+    await b.close();
+  }
+});
+
+/// Per tile of a comparison on the canvas (one row of 28x28 images, 2 px apart, scaled by an
+/// integer): the grey level at each image pixel's centre, and each channel's spread.
+const tilePixels = (page) => page.evaluate(() => {
+  const c = document.getElementById("canvas");
+  const n = globalThis.guidedDdpm.tiles.length;
+  const scale = Math.floor(448 / (n * 30 - 2));
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  return Array.from({ length: n }, (_, k) => {
+    const rgb = [];
+    for (let r = 0; r < 28; r++) for (let col = 0; col < 28; col++) {
+      const o = (Math.floor((r + 0.5) * scale) * c.width + Math.floor((k * 30 + col + 0.5) * scale)) * 4;
+      rgb.push([d[o], d[o + 1], d[o + 2]]);
+    }
+    return rgb;
+  });
+});
+
+const spread = (v) => {
+  const m = v.reduce((a, b) => a + b, 0) / v.length;
+  return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length);
+};
+
+test("Compare draws five labelled tiles from the same noise whose p(class) rises with s, each the image of a single run of its setting", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    // Two workers: the comparison is split across them, as a batch is.
+    await ready(b.page, "?backend=cpu&steps=25&class=7&seed=0&compare=scales&workers=2");
+    await b.page.waitForFunction(() => globalThis.guidedDdpm.workers === 2, null, { timeout: SLOW });
+    await b.page.click("#compare");
+    await done(b.page);
+    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.lastRunParts), 2);
+    const tiles = await b.page.evaluate(() => globalThis.guidedDdpm.tiles);
+    assert.deepEqual(tiles.map((t) => t.label), ["classifier s=0", "classifier s=1", "classifier s=2", "classifier s=4", "classifier s=8"]);
+    const p = tiles.map((t) => t.p);
+    assert.ok(p.every((v, k) => k === 0 || v > p[k - 1] - 0.02), `p(7) does not rise with s: ${p}`);
+    assert.ok(p[0] < 0.5 && p[4] > 0.9, `p(7) ${p}`);
+    assert.match(await b.page.locator("#timing").textContent(), /classifier s=8: p\(7\) = /);
+    const images = await tilePixels(b.page);
+    for (const [k, img] of images.entries()) assert.ok(spread(img.map((v) => v[0])) > 20, `tile ${k} is blank`);
+    // The s = 4 tile is the image of a run of that setting alone from the same seed.
+    await ready(b.page, "?backend=cpu&steps=25&class=7&seed=0&mode=classifier&s=4&n=1");
+    await b.page.click("#generate");
+    await done(b.page);
+    const alone = await b.page.evaluate(() => {
+      const c = document.getElementById("canvas");
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      const out = [];
+      for (let r = 0; r < 28; r++) for (let col = 0; col < 28; col++) out.push(d[(Math.floor((r + 0.5) * 16) * c.width + Math.floor((col + 0.5) * 16)) * 4]);
+      return out;
+    });
+    const worst = alone.reduce((m, v, i) => Math.max(m, Math.abs(v - images[3][i][0])), 0);
+    assert.ok(worst <= 1, `the s=4 tile differs from its own run by up to ${worst} grey levels`);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("the push view shows the classifier's shift mid-run on WebGPU, white where s = 0, and says so when no image uses the classifier", { timeout: SLOW }, async () => {
+  const b = await open();
+  try {
+    await ready(b.page, "?backend=webgpu&steps=25&class=3&seed=2&compare=scales&view=push");
+    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), true);
+    assert.equal(await b.page.locator("#push-legend").isVisible(), true);
+    await b.page.click("#compare");
+    // Mid-run (the last steps push almost nothing: Sigma_t falls to ~0).
+    await b.page.waitForFunction(() => {
+      const m = /step (\d+) of 25/.exec(document.getElementById("status").textContent);
+      return m && Number(m[1]) >= 5;
+    }, null, { timeout: SLOW, polling: 20 });
+    const tiles = await tilePixels(b.page);
+    const white = (px) => px[0] === 255 && px[1] === 255 && px[2] === 255;
+    assert.ok(tiles[0].every(white), "s = 0 pushes nothing: its map is white");
+    for (const k of [1, 2, 3, 4]) assert.ok(tiles[k].filter((px) => !white(px)).length > 20, `tile ${k} shows no push`);
+    await done(b.page);
+    const p = (await b.page.evaluate(() => globalThis.guidedDdpm.tiles)).map((t) => t.p);
+    assert.ok(p[4] > p[0], `p(3) ${p}`);
+    // Classifier-free alone: nothing is pushed, and the note says why the map is white.
+    await ready(b.page, "?backend=webgpu&steps=25&class=3&seed=2&mode=free&n=1&view=push");
+    await b.page.click("#generate");
+    await done(b.page);
+    assert.match(await b.page.locator("#push-note").textContent(), /No image of this run uses the classifier/);
+    // Inpainting on WebGPU (an edit runs its steps eagerly there) keeps every drawn pixel.
+    await drawStroke(b.page);
+    const drawn = await b.page.evaluate(() => globalThis.guidedDdpm.drawing);
+    await b.page.click("#inpaint");
+    await done(b.page);
+    const image = await b.page.evaluate(() => globalThis.guidedDdpm.lastImage);
+    const kept = drawn.map((v, i) => (v ? image[i] : 255));
+    assert.ok(kept.every((v) => v === 255), "a drawn pixel changed on WebGPU");
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+/// Draws a stroke on the pad with the mouse: a vertical line down the middle, in grid cells
+/// (28 x 28) from row `from` to row `to`.
+async function drawStroke(page, { col = 14, from = 6, to = 22 } = {}) {
+  await page.locator("#pad").scrollIntoViewIfNeeded();
+  const box = await page.locator("#pad").boundingBox();
+  const at = (c, r) => [box.x + ((c + 0.5) / 28) * box.width, box.y + ((r + 0.5) / 28) * box.height];
+  await page.mouse.move(...at(col, from));
+  await page.mouse.down();
+  for (let r = from; r <= to; r++) await page.mouse.move(...at(col, r), { steps: 2 });
+  await page.mouse.up();
+}
+
+test("a drawn stroke: SDEdit at low strength keeps it visible, inpainting keeps every drawn pixel, an empty pad runs nothing", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?backend=cpu&steps=25&class=1&seed=4&n=1&strength=0.3");
+    // Nothing drawn: a plain message, no run.
+    await b.page.click("#sdedit");
+    assert.match(await status(b.page), /Draw something on the pad first/);
+    assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.lastImage), null);
+    await drawStroke(b.page);
+    const drawn = await b.page.evaluate(() => globalThis.guidedDdpm.drawing);
+    const ink = drawn.map((v, i) => (v ? i : -1)).filter((i) => i >= 0);
+    assert.ok(ink.length >= 17, `the stroke inked ${ink.length} pixels`);
+    await b.page.click("#sdedit");
+    await done(b.page);
+    assert.match(await status(b.page), /edited the drawing at strength 0.3 \(the last 8 of 25 steps\)/);
+    let image = await b.page.evaluate(() => globalThis.guidedDdpm.lastImage);
+    const bright = ink.filter((i) => image[i] > 128).length;
+    assert.ok(bright >= 0.7 * ink.length, `only ${bright} of ${ink.length} stroke pixels stayed bright`);
+    await b.page.click("#inpaint");
+    await done(b.page);
+    image = await b.page.evaluate(() => globalThis.guidedDdpm.lastImage);
+    assert.deepEqual(ink.map((i) => image[i]), ink.map(() => 255), "a drawn pixel changed");
+    const drawnOutside = image.filter((v, i) => !drawn[i] && v > 128).length;
+    assert.ok(drawnOutside > 0, "the model drew nothing beside the stroke");
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("a pad drawn full leaves the model nothing to draw: inpainting says so and the drawing stays", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?backend=cpu&steps=25&n=1");
+    await b.page.selectOption("#brush", "3");
+    for (let col = 1; col < 28; col += 2) await drawStroke(b.page, { col, from: 0, to: 27 });
+    const drawn = await b.page.evaluate(() => globalThis.guidedDdpm.drawing);
+    assert.ok(drawn.every((v) => v), "the pad is full");
+    await b.page.click("#inpaint");
+    await b.page.waitForFunction(() => document.getElementById("status").classList.contains("error"), null, { timeout: SLOW });
+    assert.match(await status(b.page), /the mask keeps every pixel, so there is nothing left to draw/);
+    assert.deepEqual(await b.page.evaluate(() => globalThis.guidedDdpm.drawing), drawn);
+    assert.equal(await b.page.locator("#generate").isDisabled(), false, "the page is usable again");
   } finally {
     await b.close();
   }
