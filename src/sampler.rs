@@ -384,6 +384,8 @@ impl StepOut {
         let mut probs = x_t.split_off(2 * n);
         let x0 = x_t.split_off(n);
         let push = probs.split_off(self.classes.len() * NUM_CLASSES);
+        // p = exp(log p), on the host: one kernel fewer in the step.
+        probs.iter_mut().for_each(|v| *v = v.exp());
         let p = self
             .classes
             .iter()
@@ -401,9 +403,10 @@ impl StepOut {
 }
 
 /// x_{t-1} `[B, 1, 28, 28]`, x0 `[B, 1, 28, 28]`, every class's log p `[B, 10]` and the
-/// classifier's shift `[B, 1, 28, 28]` (if any) as one tensor of [`frame_len`] values: x_{t-1},
-/// x0, p = exp(log p), the shift. (The asked class's p is picked from these on the host, which
-/// keeps the step's kernel launches at what they were before every class's p was read back.)
+/// classifier's shift `[B, 1, 28, 28]` (if any) as one tensor of [`frame_len`] values, in that
+/// order. p = exp(log p) and the asked class's p are taken on the host ([`StepOut::read`]). Reading
+/// every class's log p costs launches: a replayed default step is 602 on SwiftShader against 596
+/// when only the asked class's p was read (`tests/page/host.mjs`, 2026-12-02; docs/BENCHMARKS.md).
 pub(crate) fn pack_frame(
     x_t: Tensor<4>,
     x0: Tensor<4>,
@@ -415,7 +418,7 @@ pub(crate) fn pack_frame(
     let mut parts = vec![
         x_t.reshape([n]),
         x0.reshape([n]),
-        log_probs.exp().reshape([b * NUM_CLASSES]),
+        log_probs.reshape([b * NUM_CLASSES]),
     ];
     parts.extend(push.map(|p| p.reshape([n])));
     Tensor::cat(parts, 0)
