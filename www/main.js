@@ -628,7 +628,7 @@ async function main() {
   const started = await startWorker();
   state.primary = started.worker;
   performance.mark("module-ready");
-  state.pushScale = started.pushScale;
+  state.pushScale = Number(started.pushScale.toPrecision(3)); // an f32 (0.0199999...) as written: 0.02
   legend();
   const g = started.defaultGuidance;
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
