@@ -441,6 +441,14 @@ pub async fn read<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
         .map_err(|e| Error::Setting(format!("unexpected tensor data: {e:?}")))
 }
 
+/// What inpainting keeps: the image `[B, 1, 28, 28]`, its mask `[1, 1, 28, 28]` (1 = keep) and
+/// 1 - mask, made once per run.
+struct Keep {
+    image: Tensor<4>,
+    mask: Tensor<4>,
+    free: Tensor<4>,
+}
+
 /// The reverse process in progress.
 pub struct Sampler {
     unet: UNet,
@@ -454,8 +462,8 @@ pub struct Sampler {
     /// How many steps the run takes ([`SampleSettings::steps_run`]).
     total: usize,
     noise: NoiseStreams,
-    /// An edit's image `[B, 1, 28, 28]` and mask (`[1, 1, 28, 28]`, 1 = keep), when it has one.
-    keep: Option<(Tensor<4>, Tensor<4>)>,
+    /// An edit's image and mask, when it has a mask.
+    keep: Option<Keep>,
     device: Device,
 }
 
@@ -497,7 +505,12 @@ impl Sampler {
                 let mask = edit.mask.as_ref().map(|m| {
                     Tensor::<4>::from_data(TensorData::new(m.clone(), [1, 1, SIDE, SIDE]), device)
                 });
-                (x, mask.map(|m| (image, m)))
+                let keep = mask.map(|mask| Keep {
+                    image,
+                    free: mask.clone().neg() + 1.0,
+                    mask,
+                });
+                (x, keep)
             }
         };
         Ok(Self {
@@ -605,7 +618,7 @@ impl Sampler {
             class.grad,
             z,
         );
-        if let Some((image, mask)) = &self.keep {
+        if let Some(Keep { image, mask, free }) = &self.keep {
             // RePaint's replacement (Lugmayr et al. 2022, Eq. 8): the kept pixels become the image
             // noised to the level this step reached, sqrt(abar_{t-1}) image + sqrt(1 -
             // abar_{t-1}) eps; after the last step (abar = 1, no draw) the image itself.
@@ -617,8 +630,7 @@ impl Sampler {
                         + at.coefs.sqrt_one_minus_abar_prev.times(eps)
                 }
             };
-            let free = mask.clone().neg() + 1.0;
-            next_x = known * mask.clone() + next_x * free;
+            next_x = known * mask.clone() + next_x * free.clone();
         }
         self.x = next_x.clone();
         self.next = k.checked_sub(1);

@@ -362,22 +362,20 @@ fn compare_settings(method: Method) -> SampleSettings {
 /// the per-sample factors swapped (`cond` and `uncond` of `BatchGuidance`) this failed.
 #[test]
 fn a_comparison_gives_each_sample_its_own_runs_frames() {
-    let (unet, classifier, device) = nets();
+    let n = nets();
     let run = |s: SampleSettings| {
         let mut out = Vec::new();
-        Sampler::new(unet.clone(), classifier.clone(), s, &device)
-            .unwrap()
-            .run(|f| {
-                let v = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
-                let p = f
-                    .log_p_target
-                    .clone()
-                    .exp()
-                    .try_into_vec_as::<f32>()
-                    .unwrap();
-                out.push((v(f.x_t.clone()), p, f.push.clone().map(v)));
-                ControlFlow::Continue(())
-            });
+        start(&n, s).run(|f| {
+            let v = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
+            let p = f
+                .log_p_target
+                .clone()
+                .exp()
+                .try_into_vec_as::<f32>()
+                .unwrap();
+            out.push((v(f.x_t.clone()), p, f.push.clone().map(v)));
+            ControlFlow::Continue(())
+        });
         out
     };
     let px = 28 * 28;
