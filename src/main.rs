@@ -38,6 +38,10 @@ enum Command {
     Sample(SampleArgs),
     /// Judge the shipped weights per guidance setting; writes docs/EVAL.md (resumable).
     Eval(eval::EvalOptions),
+    /// Judge a training run's latest checkpoint (default guidance and unguided) and add it to
+    /// the run's FD-against-steps curve: docs/training-eval.csv, docs/training-curve.png and the
+    /// "Training progress" section of docs/EVAL.md.
+    Curve(eval::curve::CurveOptions),
     /// Write the int8 weight files and manifest.json from the EMA checkpoints.
     Export {
         #[arg(long, default_value = "checkpoints")]
@@ -241,6 +245,21 @@ fn run(command: Command) -> Result<(), Error> {
                     r.label,
                     100.0 * r.accuracy,
                     r.frechet
+                );
+            }
+            Ok(())
+        }
+        Command::Curve(opts) => {
+            for r in eval::curve::run(&opts)? {
+                println!(
+                    "{} step {:>6} {:<8} N {:>3}/class  judged accuracy {:5.1}%  FD {:.3} ({:.2}x the floor at that N)",
+                    r.run,
+                    r.step,
+                    r.setting,
+                    r.n_per_class,
+                    100.0 * r.accuracy,
+                    r.frechet,
+                    r.frechet / r.floor
                 );
             }
             Ok(())

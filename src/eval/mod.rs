@@ -6,8 +6,10 @@
 //! real-vs-real floor. Results go to `docs/eval.json` (one entry per setting, so an interrupted
 //! run continues where it stopped) and `docs/EVAL.md` with a sample grid per setting.
 
+pub mod curve;
 pub mod fidelity;
 pub mod frechet;
+pub mod plot;
 
 use std::path::PathBuf;
 
@@ -92,8 +94,12 @@ pub fn settings() -> Vec<(String, Guidance, bool)> {
             false,
         ));
     }
-    out.push(("free w=1".into(), g(Mode::Free, 0.0, 1.0), false));
-    out.push(("both s=4 w=1".into(), g(Mode::Both, 4.0, 1.0), false));
+    for w in [0.5, 1.0, 2.0] {
+        out.push((format!("free w={w}"), g(Mode::Free, 0.0, w), false));
+    }
+    for (s, w) in [(2.0, 0.5), (2.0, 1.0), (4.0, 1.0)] {
+        out.push((format!("both s={s} w={w}"), g(Mode::Both, s, w), false));
+    }
     out
 }
 
@@ -122,6 +128,9 @@ pub struct EvalOptions {
     /// "default (float)"); repeatable. All by default.
     #[arg(long)]
     pub only: Vec<String>,
+    /// Only rewrite EVAL.md and the accuracy-against-FD plot from eval.json (no sampling).
+    #[arg(long)]
+    pub report_only: bool,
 }
 
 /// Judge predictions and features of a batch of images in [-1, 1].
@@ -338,6 +347,15 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let device = Device::flex();
     let ad = device.clone().autodiff();
     let (manifest, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
+    let json_path = opts.out.join("eval.json");
+    if opts.report_only {
+        let text = std::fs::read_to_string(&json_path)
+            .map_err(Error::io(format!("reading {}", json_path.display())))?;
+        let report: Report = serde_json::from_str(&text)
+            .map_err(|e| Error::Data(format!("{} is corrupt: {e}", json_path.display())))?;
+        write_report(&report, &manifest, opts)?;
+        return Ok(report);
+    }
     let classifier = classifier.to_device(&ad).freeze();
     let judge_net = crate::train::load_ema(
         ClassifierConfig::new().init(&device),
@@ -347,7 +365,6 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let (train_set, held) = crate::data::load(&opts.data)?.split();
     std::fs::create_dir_all(&opts.out)
         .map_err(Error::io(format!("creating {}", opts.out.display())))?;
-    let json_path = opts.out.join("eval.json");
     let mut report: Report = std::fs::read_to_string(&json_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -456,7 +473,22 @@ fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Res
     let out = &opts.out;
     let json = serde_json::to_string_pretty(report).expect("report serializes");
     crate::atomic::write(&out.join("eval.json"), json.as_bytes())?;
-    crate::atomic::write(&out.join("EVAL.md"), markdown(report, manifest).as_bytes())?;
+    // The training-progress section (`guided-ddpm curve`) is kept as it is.
+    let eval_md = out.join("EVAL.md");
+    let old = std::fs::read_to_string(&eval_md).unwrap_or_default();
+    let mut md = markdown(report, manifest);
+    if let Some(section) = curve::kept(&old) {
+        md = curve::splice(&md, section);
+    }
+    crate::atomic::write(&eval_md, md.as_bytes())?;
+    let plot = sweep_plot(report);
+    grid::write_png(
+        &out.join("accuracy-vs-fd.png"),
+        plot.width,
+        plot.height,
+        &plot.rgba,
+        1,
+    )?;
     let mut manifest = manifest.clone();
     let settings: serde_json::Map<String, serde_json::Value> = report
         .settings
@@ -546,6 +578,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             .join(" | ");
         s += &format!(" | {:.0} s |\n", x.seconds);
     }
+    s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor grey):\n\n![judged accuracy against FD](accuracy-vs-fd.png)\n";
     s += "\nOne row per class (0 at the top), the first ten samples of each:\n\n";
     for x in &r.settings {
         s += &format!(
@@ -556,4 +589,69 @@ fn markdown(r: &Report, m: &Manifest) -> String {
         );
     }
     s
+}
+
+/// Judged accuracy against FD of each int8 setting of `r`: a point per setting with its label,
+/// the default (`guidance::DEFAULT`) in red, the real-vs-real FD as a vertical grey line.
+fn sweep_plot(r: &Report) -> plot::Canvas {
+    use plot::{Axis, Canvas, Panel};
+    let mut c = Canvas::new(760, 460);
+    let rows: Vec<&SettingResult> = r.settings.iter().filter(|x| x.weights == "int8").collect();
+    let fds = rows
+        .iter()
+        .map(|x| x.frechet)
+        .chain([r.real_vs_real_frechet]);
+    let p = Panel {
+        left: 80,
+        top: 40,
+        width: 640,
+        height: 360,
+        x: Axis::covering(fds, true),
+        y: Axis {
+            lo: 0.0,
+            hi: 105.0,
+            log: false,
+        },
+    };
+    p.draw_axes(
+        &mut c,
+        "JUDGED ACCURACY AGAINST FD",
+        "frechet distance to held-out digits (log)",
+        "judged accuracy %",
+    );
+    let (floor_x, _) = p.at(r.real_vs_real_frechet, 0.0);
+    c.line((floor_x, p.top), (floor_x, p.top + p.height), plot::GREY, 1);
+    c.text(
+        floor_x + 4,
+        p.top + p.height - 12,
+        "REAL VS REAL",
+        plot::GREY,
+        1,
+    );
+    for x in rows {
+        let default = x.guidance == crate::guidance::DEFAULT;
+        let colour = if default { plot::RED } else { plot::BLUE };
+        p.marker(
+            &mut c,
+            x.frechet,
+            100.0 * x.accuracy,
+            colour,
+            if default { 9 } else { 6 },
+        );
+        let (px, py) = p.at(x.frechet, 100.0 * x.accuracy);
+        let label = if default {
+            format!("{} (default)", x.label)
+        } else {
+            x.label.clone()
+        };
+        // Labels go left of the points near the right edge, else right.
+        let w = plot::text_width(&label, 1) as i64;
+        let lx = if px + 8 + w > p.left + p.width {
+            px - 8 - w
+        } else {
+            px + 8
+        };
+        c.text(lx, py - 3, &label, colour, 1);
+    }
+    c
 }

@@ -1,0 +1,565 @@
+//! `guided-ddpm curve`: how a training run's U-Net improves with steps. Samples its latest EMA
+//! checkpoint (float) at the default guidance and unguided, judges the samples as `eval` does,
+//! and adds one row per setting to `docs/training-eval.csv` (keyed by run, step, setting, N and
+//! sampling steps, so a rerun at the same step replaces its rows). From that file and the run's
+//! loss log it draws `docs/training-curve.png` (loss and FD against optimizer steps) and writes
+//! the "Training progress" section of `docs/EVAL.md`, which `eval` keeps when it rewrites the
+//! file.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use super::plot::{self, Axis, Canvas, Panel};
+use super::{fidelity, first_per_class, frechet, judge_digits, run_setting, EvalOptions};
+use crate::guidance::{Guidance, Mode};
+use crate::nn::{ClassifierConfig, UNetConfig};
+use crate::{grid, Error};
+
+/// The lines `docs/EVAL.md` keeps between `eval` runs.
+pub const START: &str = "<!-- training:start -->";
+pub const END: &str = "<!-- training:end -->";
+/// The rows, in `--out`.
+pub const CSV: &str = "training-eval.csv";
+const HEADER: &str = "run,step,samples_seen,setting,n_per_class,steps,accuracy,frechet,floor,precision,recall,real_precision,real_recall,ink,held_ink,seconds";
+
+#[derive(clap::Args)]
+pub struct CurveOptions {
+    /// The run's checkpoint folder (unet-ema.bpk, unet-state.json, unet-log.csv).
+    #[arg(long, default_value = "checkpoints/run")]
+    pub dir: PathBuf,
+    /// Folder with the judge and the guidance classifier's EMA checkpoints.
+    #[arg(long, default_value = "checkpoints")]
+    pub checkpoints: PathBuf,
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Where training-eval.csv, training-curve.png and EVAL.md are.
+    #[arg(long, default_value = "docs")]
+    pub out: PathBuf,
+    /// Samples per class and setting (FD at small N sits above the large-N floor, so each row
+    /// carries the real-vs-real FD at its own N).
+    #[arg(long, default_value_t = 20)]
+    pub n_per_class: usize,
+    /// Reverse steps per sample.
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Only redraw the plot and the section from the rows already measured.
+    #[arg(long)]
+    pub report_only: bool,
+}
+
+/// One setting of one checkpoint, judged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub run: String,
+    pub step: usize,
+    pub samples_seen: usize,
+    pub setting: String,
+    pub n_per_class: usize,
+    pub steps: usize,
+    pub accuracy: f64,
+    pub frechet: f64,
+    /// Real-vs-real FD at the same N: the first `n_per_class` train digits of each class against
+    /// the held-out digits.
+    pub floor: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub real_precision: f64,
+    pub real_recall: f64,
+    pub ink: f64,
+    pub held_ink: f64,
+    pub seconds: f64,
+}
+
+impl Row {
+    fn key(&self) -> (&str, usize, &str, usize, usize) {
+        (
+            &self.run,
+            self.step,
+            &self.setting,
+            self.n_per_class,
+            self.steps,
+        )
+    }
+
+    fn to_csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.0}",
+            self.run,
+            self.step,
+            self.samples_seen,
+            self.setting,
+            self.n_per_class,
+            self.steps,
+            self.accuracy,
+            self.frechet,
+            self.floor,
+            self.precision,
+            self.recall,
+            self.real_precision,
+            self.real_recall,
+            self.ink,
+            self.held_ink,
+            self.seconds
+        )
+    }
+
+    fn from_csv(line: &str) -> Option<Row> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 16 {
+            return None;
+        }
+        let u = |i: usize| f[i].parse::<usize>().ok();
+        let x = |i: usize| f[i].parse::<f64>().ok();
+        Some(Row {
+            run: f[0].to_string(),
+            step: u(1)?,
+            samples_seen: u(2)?,
+            setting: f[3].to_string(),
+            n_per_class: u(4)?,
+            steps: u(5)?,
+            accuracy: x(6)?,
+            frechet: x(7)?,
+            floor: x(8)?,
+            precision: x(9)?,
+            recall: x(10)?,
+            real_precision: x(11)?,
+            real_recall: x(12)?,
+            ink: x(13)?,
+            held_ink: x(14)?,
+            seconds: x(15)?,
+        })
+    }
+}
+
+/// Reads the rows file; a missing file is no rows, a line that does not parse is an error naming
+/// it (the file is the only record of past measurements, so it is never silently dropped).
+pub fn read_rows(path: &Path) -> Result<Vec<Row>, Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
+    };
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            Row::from_csv(l).ok_or_else(|| {
+                Error::Data(format!(
+                    "{} line {} is not a row of {HEADER}: {l:?}",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
+    let mut text = format!("{HEADER}\n");
+    for r in rows {
+        text += &r.to_csv();
+        text += "\n";
+    }
+    crate::atomic::write(path, text.as_bytes())
+}
+
+/// The settings a checkpoint is judged at: the demo's default and unguided.
+fn settings() -> [(&'static str, Guidance); 2] {
+    [
+        ("default", crate::guidance::DEFAULT),
+        (
+            "none",
+            Guidance {
+                mode: Mode::None,
+                scale: 0.0,
+                cfg_scale: 0.0,
+            },
+        ),
+    ]
+}
+
+/// The grid of a run's default samples at its latest measured step, in `--out`.
+fn samples_png(run: &str) -> String {
+    format!("training-samples-{}.png", super::slug(run))
+}
+
+/// A run's name in the rows: its folder as given (e.g. `checkpoints/run`).
+fn run_name(dir: &Path) -> String {
+    dir.display().to_string().trim_end_matches('/').to_string()
+}
+
+pub fn run(opts: &CurveOptions) -> Result<Vec<Row>, Error> {
+    let csv = opts.out.join(CSV);
+    let mut rows = read_rows(&csv)?;
+    if !opts.report_only {
+        measure(opts, &mut rows)?;
+        write_rows(&csv, &rows)?;
+    }
+    let name = run_name(&opts.dir);
+    let losses = read_losses(&crate::train::CheckpointFiles::new(&opts.dir, "unet").log)?;
+    let mine: Vec<Row> = rows.iter().filter(|r| r.run == name).cloned().collect();
+    let png = draw(&losses, &mine);
+    grid::write_png(
+        &opts.out.join("training-curve.png"),
+        png.width,
+        png.height,
+        &png.rgba,
+        1,
+    )?;
+    write_real_grid(opts)?;
+    let eval_md = opts.out.join("EVAL.md");
+    let old = std::fs::read_to_string(&eval_md).unwrap_or_default();
+    let section = section(&name, &rows, &losses);
+    crate::atomic::write(&eval_md, splice(&old, &section).as_bytes())?;
+    Ok(rows)
+}
+
+fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
+    let eval_opts = EvalOptions {
+        weights: PathBuf::from("weights"),
+        checkpoints: opts.checkpoints.clone(),
+        data: opts.data.clone(),
+        out: opts.out.clone(),
+        n_per_class: opts.n_per_class,
+        steps: opts.steps,
+        float_check: None,
+        only: Vec::new(),
+        report_only: false,
+    };
+    eval_opts.validate()?;
+    let name = run_name(&opts.dir);
+    let files = crate::train::CheckpointFiles::new(&opts.dir, "unet");
+    let state = crate::train::read_state(&files.state)?;
+    let todo: Vec<(&str, Guidance)> = settings()
+        .into_iter()
+        .filter(|(label, _)| {
+            !rows
+                .iter()
+                .any(|r| r.key() == (&name, state.step, label, opts.n_per_class, opts.steps))
+        })
+        .collect();
+    if todo.is_empty() {
+        eprintln!("{name} at step {} is measured already", state.step);
+        return Ok(());
+    }
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let unet = crate::train::load_ema(UNetConfig::new().init(&device), &opts.dir, "unet")?;
+    let classifier = crate::train::load_ema(
+        ClassifierConfig::new().init(&ad),
+        &opts.checkpoints,
+        "classifier",
+    )?
+    .freeze();
+    let judge_net = crate::train::load_ema(
+        ClassifierConfig::new().init(&device),
+        &opts.checkpoints,
+        "judge",
+    )?;
+    let (train_set, held) = crate::data::load(&opts.data)?.split();
+    let held_idx: Vec<usize> = (0..held.len()).collect();
+    let (_, held_feats) = judge_digits(&judge_net, &held, &held_idx, &device);
+    let same_n = first_per_class(&train_set, opts.n_per_class);
+    let (_, same_n_feats) = judge_digits(&judge_net, &train_set, &same_n, &device);
+    let d = judge_net.feature_dim();
+    let floor = frechet::between(&same_n_feats, &held_feats, d);
+    let (real_precision, real_recall) =
+        fidelity::precision_recall(&held_feats, &same_n_feats, d, fidelity::K);
+    let held_pixels: Vec<f32> = (0..held.len()).flat_map(|i| held.image(i)).collect();
+    let held_ink = fidelity::ink(&held_pixels).mean;
+    eprintln!(
+        "{name} at step {}: real-vs-real FD at {}/class {floor:.3}",
+        state.step, opts.n_per_class
+    );
+    for (label, guidance) in todo {
+        let (r, grid_rows) = run_setting(
+            label,
+            guidance,
+            &unet,
+            &classifier,
+            &judge_net,
+            &held_feats,
+            &eval_opts,
+            "float EMA",
+            &device,
+        )?;
+        if label == "default" {
+            let (w, h, px) = grid::layout(&grid_rows, 10);
+            grid::write_png(&opts.out.join(samples_png(&name)), w, h, &px, 2)?;
+        }
+        eprintln!(
+            "  {label}: judged accuracy {:.1}%, FD {:.3} ({:.2}x the floor)",
+            100.0 * r.accuracy,
+            r.frechet,
+            r.frechet / floor
+        );
+        rows.push(Row {
+            run: name.clone(),
+            step: state.step,
+            samples_seen: state.samples_seen,
+            setting: label.to_string(),
+            n_per_class: r.n_per_class,
+            steps: r.steps,
+            accuracy: r.accuracy,
+            frechet: r.frechet,
+            floor,
+            precision: r.precision,
+            recall: r.recall,
+            real_precision,
+            real_recall,
+            ink: r.ink.mean,
+            held_ink,
+            seconds: r.seconds,
+        });
+    }
+    rows.sort_by(|a, b| (&a.run, a.step, &a.setting).cmp(&(&b.run, b.step, &b.setting)));
+    Ok(())
+}
+
+/// `real-held-out.png`: the first ten held-out digits of each class, a row per class, laid out
+/// as the `training-samples-*.png` grids are, to set beside it.
+fn write_real_grid(opts: &CurveOptions) -> Result<(), Error> {
+    let (_, held) = crate::data::load(&opts.data)?.split();
+    let mut rows = vec![Vec::new(); crate::nn::NUM_CLASSES];
+    for i in 0..held.len() {
+        let row = &mut rows[held.labels[i] as usize];
+        if row.len() < 10 * crate::nn::SIDE * crate::nn::SIDE {
+            let px: Vec<f32> = held.image(i).collect();
+            row.extend(grid::to_bytes(&px));
+        }
+    }
+    let (w, h, px) = grid::layout(&rows.concat(), 10);
+    grid::write_png(&opts.out.join("real-held-out.png"), w, h, &px, 2)
+}
+
+/// (step, loss) of every line of a training log (`step,loss,...`).
+pub fn read_losses(path: &Path) -> Result<Vec<(usize, f64)>, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect())
+}
+
+/// Mean loss over consecutive windows of `width` optimizer steps: (the last logged step in the
+/// window, mean), so a window the run has not finished is labelled with where it stands;
+/// windows without a logged step are skipped.
+pub fn windowed(losses: &[(usize, f64)], width: usize) -> Vec<(usize, f64)> {
+    let mut out: Vec<(usize, usize, f64, usize)> = Vec::new();
+    for &(step, loss) in losses {
+        let w = step.saturating_sub(1) / width;
+        match out.last_mut() {
+            Some(last) if last.0 == w => {
+                last.1 = step;
+                last.2 += loss;
+                last.3 += 1;
+            }
+            _ => out.push((w, step, loss, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(_, step, sum, n)| (step, sum / n as f64))
+        .collect()
+}
+
+/// `section` in place of the text between [`START`] and [`END`] in `doc`, or appended when `doc`
+/// has none.
+pub fn splice(doc: &str, section: &str) -> String {
+    match (doc.find(START), doc.find(END)) {
+        (Some(a), Some(b)) if a < b => {
+            format!("{}{section}{}", &doc[..a], &doc[b + END.len()..])
+        }
+        _ => format!("{}\n\n{section}\n", doc.trim_end()),
+    }
+}
+
+/// The kept section of `doc` (markers included), if it has one.
+pub fn kept(doc: &str) -> Option<&str> {
+    match (doc.find(START), doc.find(END)) {
+        (Some(a), Some(b)) if a < b => Some(&doc[a..b + END.len()]),
+        _ => None,
+    }
+}
+
+fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
+    let mut s = format!("{START}\n## Training progress\n\n");
+    s += &format!(
+        "Generated by `guided-ddpm curve --dir {name}` (the README), run at each stop of the long \
+         run; each row is one measurement on this machine, of the run's EMA U-Net (float) and \
+         the float guidance classifier, DDPM, fixed seeds. FD at a small N sits above the \
+         1,000-digit floor of the table above, so each row has the real-vs-real FD at its own N \
+         (\"floor\") and the ratio. Real P / R: train digits against the held-out ones at the \
+         same N.\n\n"
+    );
+    s += "![training loss and FD against optimizer steps](training-curve.png)\n\n";
+    s += "| run | step | samples seen | setting | N/class | judged acc. | FD | floor | FD / floor | precision | recall | real P / R | ink | held-out ink | time |\n";
+    s += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n";
+    for r in rows {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {:.1}% | {:.3} | {:.3} | {:.2}x | {:.3} | {:.3} | {:.3} / {:.3} | {:.3} | {:.3} | {:.0} s |\n",
+            r.run,
+            r.step,
+            r.samples_seen,
+            r.setting,
+            r.n_per_class,
+            100.0 * r.accuracy,
+            r.frechet,
+            r.floor,
+            r.frechet / r.floor,
+            r.precision,
+            r.recall,
+            r.real_precision,
+            r.real_recall,
+            r.ink,
+            r.held_ink,
+            r.seconds
+        );
+    }
+    if rows.iter().any(|r| r.run == name && r.setting == "default") {
+        s += "\nThe default's samples at the latest measured step (one row per class), beside held-out digits:\n\n";
+        s += "| samples, latest checkpoint | real held-out digits |\n|---|---|\n";
+        s += &format!(
+            "| ![samples of the latest checkpoint]({}) | ![held-out digits](real-held-out.png) |\n",
+            samples_png(name)
+        );
+    }
+    s += &format!("\nTraining loss of `{name}` (the mean of the logged losses in each 1,000 steps; one logged loss per 25 steps, each a batch of 64):\n\n");
+    s += "| steps to | mean loss |\n|---:|---:|\n";
+    for (step, loss) in windowed(losses, 1000) {
+        s += &format!("| {step} | {loss:.4} |\n");
+    }
+    s += END;
+    s
+}
+
+/// Two panels: the training loss (per-250-step means) and the FD of each setting against
+/// optimizer steps, with each row's floor.
+fn draw(losses: &[(usize, f64)], rows: &[Row]) -> Canvas {
+    let mut c = Canvas::new(960, 380);
+    let loss = windowed(losses, 250);
+    let loss_pts: Vec<(f64, f64)> = loss.iter().map(|&(s, l)| (s as f64, l)).collect();
+    let max_step = loss_pts.last().map_or(1.0, |p| p.0);
+    let x = Axis::covering([0.0, max_step], false);
+    let left = Panel {
+        left: 80,
+        top: 40,
+        width: 360,
+        height: 270,
+        x,
+        y: Axis::covering(loss_pts.iter().map(|p| p.1), true),
+    };
+    left.draw_axes(
+        &mut c,
+        "TRAINING LOSS",
+        "optimizer steps",
+        "loss (mean of 250 steps)",
+    );
+    left.polyline(&mut c, &loss_pts, plot::BLUE, 2);
+
+    let right = Panel {
+        left: 580,
+        top: 40,
+        width: 360,
+        height: 270,
+        x,
+        y: Axis::covering(rows.iter().flat_map(|r| [r.frechet, r.floor]), true),
+    };
+    right.draw_axes(
+        &mut c,
+        "FD TO HELD-OUT",
+        "optimizer steps",
+        "frechet distance",
+    );
+    for (i, (label, colour)) in [("default", plot::RED), ("none", plot::ORANGE)]
+        .into_iter()
+        .enumerate()
+    {
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.setting == label)
+            .map(|r| (r.step as f64, r.frechet))
+            .collect();
+        right.polyline(&mut c, &pts, colour, 2);
+        for &(s, f) in &pts {
+            right.marker(&mut c, s, f, colour, 6);
+        }
+        right.legend(&mut c, i, label, colour);
+    }
+    let floor: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r.setting == "default")
+        .map(|r| (r.step as f64, r.floor))
+        .collect();
+    right.polyline(&mut c, &floor, plot::GREY, 1);
+    for &(s, f) in &floor {
+        right.marker(&mut c, s, f, plot::GREY, 4);
+    }
+    right.legend(&mut c, 2, "real vs real", plot::GREY);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(step: usize, setting: &str) -> Row {
+        Row {
+            run: "checkpoints/run".into(),
+            step,
+            samples_seen: 64 * step,
+            setting: setting.into(),
+            n_per_class: 20,
+            steps: 100,
+            accuracy: 0.995,
+            frechet: 0.3125,
+            floor: 0.25,
+            precision: 0.8,
+            recall: 0.9,
+            real_precision: 0.93,
+            real_recall: 0.95,
+            ink: 0.15,
+            held_ink: 0.128,
+            seconds: 400.0,
+        }
+    }
+
+    #[test]
+    fn rows_survive_the_csv_and_a_bad_line_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("curve-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(CSV);
+        let rows = vec![row(100, "default"), row(100, "none")];
+        write_rows(&path, &rows).unwrap();
+        assert_eq!(read_rows(&path).unwrap(), rows);
+        std::fs::write(&path, format!("{HEADER}\nnot,a,row\n")).unwrap();
+        let err = read_rows(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(read_rows(&dir.join("missing.csv")).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn losses_average_over_whole_windows() {
+        let l = [(25, 1.0), (50, 3.0), (75, 5.0), (100, 7.0), (125, 9.0)];
+        assert_eq!(windowed(&l, 50), vec![(50, 2.0), (100, 6.0), (125, 9.0)]);
+    }
+
+    #[test]
+    fn the_section_replaces_its_old_self_and_keeps_the_rest() {
+        let doc = format!("# Eval\n\ntable\n\n{START}\nold\n{END}\n\nafter\n");
+        let new = format!("{START}\nnew\n{END}");
+        let out = splice(&doc, &new);
+        assert_eq!(out, format!("# Eval\n\ntable\n\n{new}\n\nafter\n"));
+        assert_eq!(kept(&out), Some(new.as_str()));
+        assert_eq!(splice("# Eval\n", &new), format!("# Eval\n\n{new}\n"));
+        assert_eq!(kept("# Eval\n"), None);
+    }
+}

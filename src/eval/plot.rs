@@ -1,0 +1,401 @@
+//! Small raster plots for the evaluation's PNGs (docs/): line and scatter panels with ticks and
+//! labels drawn in a built-in 5 x 7 pixel font, so the plots need no font file and no plotting
+//! crate. Text is upper case (lower-case letters are drawn as capitals).
+
+/// An RGBA image with a white ground.
+pub struct Canvas {
+    pub width: usize,
+    pub height: usize,
+    pub rgba: Vec<u8>,
+}
+
+pub type Rgb = [u8; 3];
+pub const BLACK: Rgb = [0, 0, 0];
+pub const GREY: Rgb = [170, 170, 170];
+pub const LIGHT: Rgb = [225, 225, 225];
+pub const BLUE: Rgb = [31, 100, 180];
+pub const ORANGE: Rgb = [230, 120, 20];
+pub const RED: Rgb = [200, 30, 30];
+pub const GREEN: Rgb = [40, 150, 60];
+
+/// Pixel rows of each glyph, top first; bit 4 is the leftmost column.
+fn glyph(c: char) -> [u8; 7] {
+    match c.to_ascii_uppercase() {
+        '0' => [14, 17, 19, 21, 25, 17, 14],
+        '1' => [4, 12, 4, 4, 4, 4, 14],
+        '2' => [14, 17, 1, 2, 4, 8, 31],
+        '3' => [31, 2, 4, 2, 1, 17, 14],
+        '4' => [2, 6, 10, 18, 31, 2, 2],
+        '5' => [31, 16, 30, 1, 1, 17, 14],
+        '6' => [6, 8, 16, 30, 17, 17, 14],
+        '7' => [31, 1, 2, 4, 8, 8, 8],
+        '8' => [14, 17, 17, 14, 17, 17, 14],
+        '9' => [14, 17, 17, 15, 1, 2, 12],
+        'A' => [14, 17, 17, 31, 17, 17, 17],
+        'B' => [30, 17, 17, 30, 17, 17, 30],
+        'C' => [14, 17, 16, 16, 16, 17, 14],
+        'D' => [30, 17, 17, 17, 17, 17, 30],
+        'E' => [31, 16, 16, 30, 16, 16, 31],
+        'F' => [31, 16, 16, 30, 16, 16, 16],
+        'G' => [14, 17, 16, 23, 17, 17, 15],
+        'H' => [17, 17, 17, 31, 17, 17, 17],
+        'I' => [14, 4, 4, 4, 4, 4, 14],
+        'J' => [7, 2, 2, 2, 2, 18, 12],
+        'K' => [17, 18, 20, 24, 20, 18, 17],
+        'L' => [16, 16, 16, 16, 16, 16, 31],
+        'M' => [17, 27, 21, 21, 17, 17, 17],
+        'N' => [17, 17, 25, 21, 19, 17, 17],
+        'O' => [14, 17, 17, 17, 17, 17, 14],
+        'P' => [30, 17, 17, 30, 16, 16, 16],
+        'Q' => [14, 17, 17, 17, 21, 18, 13],
+        'R' => [30, 17, 17, 30, 20, 18, 17],
+        'S' => [15, 16, 16, 14, 1, 1, 30],
+        'T' => [31, 4, 4, 4, 4, 4, 4],
+        'U' => [17, 17, 17, 17, 17, 17, 14],
+        'V' => [17, 17, 17, 17, 17, 10, 4],
+        'W' => [17, 17, 17, 21, 21, 21, 10],
+        'X' => [17, 17, 10, 4, 10, 17, 17],
+        'Y' => [17, 17, 10, 4, 4, 4, 4],
+        'Z' => [31, 1, 2, 4, 8, 16, 31],
+        '.' => [0, 0, 0, 0, 0, 12, 12],
+        ',' => [0, 0, 0, 0, 12, 4, 8],
+        '-' => [0, 0, 0, 31, 0, 0, 0],
+        '+' => [0, 4, 4, 31, 4, 4, 0],
+        '=' => [0, 0, 31, 0, 31, 0, 0],
+        '%' => [24, 25, 2, 4, 8, 19, 3],
+        '(' => [2, 4, 8, 8, 8, 4, 2],
+        ')' => [8, 4, 2, 2, 2, 4, 8],
+        '/' => [0, 1, 2, 4, 8, 16, 0],
+        ':' => [0, 12, 12, 0, 12, 12, 0],
+        '*' => [0, 17, 10, 4, 10, 17, 0],
+        _ => [0; 7],
+    }
+}
+
+/// Width of `text` in pixels at `scale` (6 columns per character, the last one's gap dropped).
+pub fn text_width(text: &str, scale: usize) -> usize {
+    (text.chars().count() * 6).saturating_sub(1) * scale
+}
+
+impl Canvas {
+    pub fn new(width: usize, height: usize) -> Self {
+        Canvas {
+            width,
+            height,
+            rgba: [255u8, 255, 255, 255].repeat(width * height),
+        }
+    }
+
+    pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
+        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
+            let i = 4 * (y as usize * self.width + x as usize);
+            self.rgba[i..i + 3].copy_from_slice(&c);
+        }
+    }
+
+    pub fn fill(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: Rgb) {
+        for y in y0.min(y1)..=y0.max(y1) {
+            for x in x0.min(x1)..=x0.max(x1) {
+                self.set(x, y, c);
+            }
+        }
+    }
+
+    /// A line `width` pixels thick (Bresenham's, with a square pen).
+    pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb, width: i64) {
+        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
+        let (sx, sy) = ((x1 - x0).signum(), (y1 - y0).signum());
+        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
+        let r = (width - 1) / 2;
+        loop {
+            self.fill(x - r, y - r, x - r + width - 1, y - r + width - 1, c);
+            if x == x1 && y == y1 {
+                break;
+            }
+            let e2 = 2 * err;
+            if e2 >= dy {
+                err += dy;
+                x += sx;
+            }
+            if e2 <= dx {
+                err += dx;
+                y += sy;
+            }
+        }
+    }
+
+    /// `text` with its top-left corner at (x, y), each font pixel `scale` pixels square.
+    pub fn text(&mut self, x: i64, y: i64, text: &str, c: Rgb, scale: usize) {
+        let s = scale as i64;
+        for (i, ch) in text.chars().enumerate() {
+            for (row, bits) in glyph(ch).iter().enumerate() {
+                for col in 0..5 {
+                    if bits & (16 >> col) != 0 {
+                        let (px, py) = (x + (i as i64 * 6 + col) * s, y + row as i64 * s);
+                        self.fill(px, py, px + s - 1, py + s - 1, c);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `text` drawn bottom to top (for a y-axis title), its top-left corner at (x, y).
+    pub fn text_up(&mut self, x: i64, y: i64, text: &str, c: Rgb, scale: usize) {
+        let s = scale as i64;
+        let len = text.chars().count() as i64;
+        for (i, ch) in text.chars().enumerate() {
+            for (row, bits) in glyph(ch).iter().enumerate() {
+                for col in 0..5 {
+                    if bits & (16 >> col) != 0 {
+                        // Rotated a quarter turn anticlockwise.
+                        let (px, py) = (x + row as i64 * s, y + ((len - i as i64) * 6 - col) * s);
+                        self.fill(px, py, px + s - 1, py + s - 1, c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How one axis maps values to pixels: linear or logarithmic (base 10) between `lo` and `hi`.
+#[derive(Clone, Copy, Debug)]
+pub struct Axis {
+    pub lo: f64,
+    pub hi: f64,
+    pub log: bool,
+}
+
+impl Axis {
+    /// An axis covering `values` with a margin of 5% of the range on each side (log: of the
+    /// decades); zero-width ranges are widened.
+    pub fn covering(values: impl IntoIterator<Item = f64>, log: bool) -> Axis {
+        let (mut lo, mut hi) = values
+            .into_iter()
+            .filter(|v| v.is_finite() && (!log || *v > 0.0))
+            .map(|v| if log { v.log10() } else { v })
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if !lo.is_finite() {
+            (lo, hi) = (0.0, 1.0);
+        }
+        if hi - lo < 1e-9 {
+            (lo, hi) = (lo - 0.5, hi + 0.5);
+        }
+        let pad = 0.05 * (hi - lo);
+        let (lo, hi) = (lo - pad, hi + pad);
+        match log {
+            true => Axis {
+                lo: 10f64.powf(lo),
+                hi: 10f64.powf(hi),
+                log,
+            },
+            false => Axis { lo, hi, log },
+        }
+    }
+
+    /// Where `v` falls, 0 at `lo` and 1 at `hi`.
+    pub fn frac(&self, v: f64) -> f64 {
+        match self.log {
+            true => (v.log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10()),
+            false => (v - self.lo) / (self.hi - self.lo),
+        }
+    }
+
+    /// Tick values inside the axis: 1, 2 and 5 times powers of ten, at least about `n` of them on
+    /// a linear axis; on a log axis each power of ten, with 2 and 5 when the axis spans at most
+    /// three decades.
+    pub fn ticks(&self, n: usize) -> Vec<f64> {
+        if self.log {
+            let (a, b) = (
+                self.lo.log10().floor() as i32,
+                self.hi.log10().ceil() as i32,
+            );
+            let steps: &[f64] = if b - a <= 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+            (a..=b)
+                .flat_map(|e| steps.iter().map(move |m| m * 10f64.powi(e)))
+                .filter(|v| *v >= self.lo && *v <= self.hi)
+                .collect()
+        } else {
+            let raw = (self.hi - self.lo) / n.max(1) as f64;
+            let mag = 10f64.powf(raw.log10().floor());
+            let step = [1.0, 2.0, 5.0, 10.0]
+                .iter()
+                .map(|m| m * mag)
+                .find(|s| *s >= raw / 1.5)
+                .unwrap_or(10.0 * mag);
+            let first = (self.lo / step).ceil() as i64;
+            let last = (self.hi / step).floor() as i64;
+            (first..=last).map(|i| i as f64 * step).collect()
+        }
+    }
+}
+
+/// A tick label: no more digits than the value needs (0.05, 2, 12000).
+pub fn tick_label(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let decimals = (-(v.abs().log10().floor()) as i64).clamp(0, 4) as usize;
+    let s = format!("{v:.decimals$}");
+    s
+}
+
+/// A panel of a canvas: its plot area in pixels and the two axes.
+pub struct Panel {
+    pub left: i64,
+    pub top: i64,
+    pub width: i64,
+    pub height: i64,
+    pub x: Axis,
+    pub y: Axis,
+}
+
+impl Panel {
+    /// The pixel of the value pair (x, y).
+    pub fn at(&self, x: f64, y: f64) -> (i64, i64) {
+        (
+            self.left + (self.x.frac(x) * self.width as f64).round() as i64,
+            self.top + self.height - (self.y.frac(y) * self.height as f64).round() as i64,
+        )
+    }
+
+    /// Grid lines, ticks with labels, the frame, the title and the axis titles.
+    pub fn draw_axes(&self, c: &mut Canvas, title: &str, x_title: &str, y_title: &str) {
+        let (l, t, w, h) = (self.left, self.top, self.width, self.height);
+        for v in self.x.ticks(5) {
+            let (px, _) = self.at(v, self.y.lo);
+            c.line((px, t), (px, t + h), LIGHT, 1);
+            let label = tick_label(v);
+            c.text(
+                px - text_width(&label, 1) as i64 / 2,
+                t + h + 6,
+                &label,
+                BLACK,
+                1,
+            );
+        }
+        for v in self.y.ticks(5) {
+            let (_, py) = self.at(self.x.lo, v);
+            c.line((l, py), (l + w, py), LIGHT, 1);
+            let label = tick_label(v);
+            c.text(
+                l - 6 - text_width(&label, 1) as i64,
+                py - 3,
+                &label,
+                BLACK,
+                1,
+            );
+        }
+        c.line((l, t), (l + w, t), BLACK, 1);
+        c.line((l, t + h), (l + w, t + h), BLACK, 1);
+        c.line((l, t), (l, t + h), BLACK, 1);
+        c.line((l + w, t), (l + w, t + h), BLACK, 1);
+        c.text(l, t - 22, title, BLACK, 2);
+        c.text(
+            l + w / 2 - text_width(x_title, 1) as i64 / 2,
+            t + h + 20,
+            x_title,
+            BLACK,
+            1,
+        );
+        c.text_up(
+            l - 52,
+            t + h / 2 - text_width(y_title, 1) as i64 / 2,
+            y_title,
+            BLACK,
+            1,
+        );
+    }
+
+    /// A polyline through the points (in value space), clipped to nothing: points outside the
+    /// axes are drawn where they fall.
+    pub fn polyline(&self, c: &mut Canvas, points: &[(f64, f64)], colour: Rgb, width: i64) {
+        for pair in points.windows(2) {
+            c.line(
+                self.at(pair[0].0, pair[0].1),
+                self.at(pair[1].0, pair[1].1),
+                colour,
+                width,
+            );
+        }
+    }
+
+    /// A filled square marker of side `size` at (x, y).
+    pub fn marker(&self, c: &mut Canvas, x: f64, y: f64, colour: Rgb, size: i64) {
+        let (px, py) = self.at(x, y);
+        c.fill(
+            px - size / 2,
+            py - size / 2,
+            px + size / 2,
+            py + size / 2,
+            colour,
+        );
+    }
+
+    /// A legend entry (a short line and its text) below the panel's axis title, the `row`-th
+    /// from the left (outside the plot, so it never hides a point).
+    pub fn legend(&self, c: &mut Canvas, row: usize, text: &str, colour: Rgb) {
+        let x = self.left + row as i64 * 120;
+        let y = self.top + self.height + 38;
+        c.fill(x, y + 2, x + 16, y + 4, colour);
+        c.text(x + 22, y, text, BLACK, 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_ticks_are_round_numbers_inside_the_axis() {
+        let a = Axis {
+            lo: 0.013,
+            hi: 0.094,
+            log: false,
+        };
+        let t = a.ticks(5);
+        let want = [0.02, 0.04, 0.06, 0.08];
+        assert_eq!(t.len(), want.len(), "{t:?}");
+        for (got, want) in t.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{t:?}");
+        }
+        assert_eq!(tick_label(0.06), "0.06");
+        assert_eq!(tick_label(12000.0), "12000");
+    }
+
+    #[test]
+    fn log_axes_place_decades_evenly() {
+        let a = Axis {
+            lo: 0.1,
+            hi: 10.0,
+            log: true,
+        };
+        assert!((a.frac(1.0) - 0.5).abs() < 1e-12);
+        assert_eq!(a.ticks(5), vec![0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]);
+        let wide = Axis::covering([0.01, 100.0], true);
+        assert!(wide.lo < 0.01 && wide.hi > 100.0);
+        assert_eq!(
+            wide.ticks(5).len(),
+            5,
+            "one tick per decade: {:?}",
+            wide.ticks(5)
+        );
+    }
+
+    #[test]
+    fn text_is_drawn_where_asked_and_nowhere_else() {
+        let mut c = Canvas::new(20, 10);
+        c.text(1, 1, "1", BLACK, 1);
+        let dark: Vec<(usize, usize)> = (0..200)
+            .filter(|i| c.rgba[4 * i] == 0)
+            .map(|i| (i % 20, i / 20))
+            .collect();
+        // '1': rows 4, 12, 4, 4, 4, 4, 14 (bit 4 leftmost) from (1, 1).
+        assert_eq!(dark.len(), 1 + 2 + 1 + 1 + 1 + 1 + 3);
+        assert!(dark.contains(&(3, 1)) && dark.contains(&(2, 2)) && dark.contains(&(4, 7)));
+        assert!(dark
+            .iter()
+            .all(|&(x, y)| (2..=4).contains(&x) && (1..=7).contains(&y)));
+    }
+}
