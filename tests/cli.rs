@@ -112,6 +112,10 @@ fn bad_input_gets_one_line_and_exit_code_2() {
             "--n-per-class must be from 1 to 750, got 0",
         ),
         (
+            &["curve", "--setting", "both s=3 w=1"],
+            "--setting \"both s=3 w=1\" is neither \"default\" nor one of eval's settings: none, classifier s=0.5",
+        ),
+        (
             &["curve", "--dir", "/nonexistent-run"],
             "reading /nonexistent-run/unet-state.json",
         ),

@@ -13,7 +13,7 @@ use burn::tensor::Device;
 
 use super::plot::{self, Axis, Canvas, Panel};
 use super::{fidelity, first_per_class, frechet, judge_digits, run_setting, EvalOptions};
-use crate::guidance::{Guidance, Mode};
+use crate::guidance::Guidance;
 use crate::nn::{ClassifierConfig, UNetConfig};
 use crate::{grid, Error};
 
@@ -44,6 +44,10 @@ pub struct CurveOptions {
     /// Reverse steps per sample.
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
+    /// Judge this setting: "default" or a label of `eval`'s (e.g. "none", "both s=2 w=0.5");
+    /// repeatable [default: "default" and "none"].
+    #[arg(long)]
+    pub setting: Vec<String>,
     /// Only redraw the plot and the section from the rows already measured.
     #[arg(long)]
     pub report_only: bool,
@@ -166,19 +170,33 @@ fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
     crate::atomic::write(path, text.as_bytes())
 }
 
-/// The settings a checkpoint is judged at: the demo's default and unguided.
-fn settings() -> [(&'static str, Guidance); 2] {
-    [
-        ("default", crate::guidance::DEFAULT),
-        (
-            "none",
-            Guidance {
-                mode: Mode::None,
-                scale: 0.0,
-                cfg_scale: 0.0,
+/// The settings a checkpoint is judged at: each label of `asked` ("default" for the demo's
+/// default, or one of `eval`'s labels, e.g. "none" or "both s=2 w=0.5"), by default the demo's
+/// default and unguided; an unknown label is an error that lists the known ones.
+fn settings(asked: &[String]) -> Result<Vec<(String, Guidance)>, Error> {
+    let known = super::settings();
+    let defaults = ["default".to_string(), "none".to_string()];
+    let asked = if asked.is_empty() {
+        &defaults[..]
+    } else {
+        asked
+    };
+    asked
+        .iter()
+        .map(|label| match label.as_str() {
+            "default" => Ok((label.clone(), crate::guidance::DEFAULT)),
+            _ => match known.iter().find(|(l, _, _)| l == label) {
+                Some((l, g, _)) => Ok((l.clone(), *g)),
+                None => {
+                    let names: Vec<&str> = known.iter().map(|(l, _, _)| l.as_str()).collect();
+                    Err(Error::Setting(format!(
+                        "--setting {label:?} is neither \"default\" nor one of eval's settings: {}",
+                        names.join(", ")
+                    )))
+                }
             },
-        ),
-    ]
+        })
+        .collect()
 }
 
 /// The grid of a run's default samples at its latest measured step, in `--out`.
@@ -230,10 +248,11 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         report_only: false,
     };
     eval_opts.validate()?;
+    let asked = settings(&opts.setting)?;
     let name = run_name(&opts.dir);
     let files = crate::train::CheckpointFiles::new(&opts.dir, "unet");
     let state = crate::train::read_state(&files.state)?;
-    let todo: Vec<(&str, Guidance)> = settings()
+    let todo: Vec<(String, Guidance)> = asked
         .into_iter()
         .filter(|(label, _)| {
             !rows
@@ -275,6 +294,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         state.step, opts.n_per_class
     );
     for (label, guidance) in todo {
+        let label = label.as_str();
         let (r, grid_rows) = run_setting(
             label,
             guidance,
