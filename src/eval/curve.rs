@@ -218,8 +218,7 @@ pub fn run(opts: &CurveOptions) -> Result<Vec<Row>, Error> {
     }
     let name = run_name(&opts.dir);
     let losses = read_losses(&crate::train::CheckpointFiles::new(&opts.dir, "unet").log)?;
-    let mine: Vec<Row> = rows.iter().filter(|r| r.run == name).cloned().collect();
-    let png = draw(&losses, &mine);
+    let png = draw(&losses, &rows, &name);
     grid::write_png(
         &opts.out.join("training-curve.png"),
         png.width,
@@ -460,10 +459,13 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
     s
 }
 
-/// Two panels: the training loss (per-250-step means) and the FD of each setting against
-/// optimizer steps, with each row's floor.
-fn draw(losses: &[(usize, f64)], rows: &[Row]) -> Canvas {
-    let mut c = Canvas::new(960, 380);
+/// Two panels: the training loss of run `name` (per-250-step means) and the FD of the default and
+/// unguided against optimizer steps, with each row's floor: run `name`'s rows joined by lines,
+/// other runs' (the shipped run's) as lone hollow squares.
+fn draw(losses: &[(usize, f64)], all: &[Row], name: &str) -> Canvas {
+    let rows: Vec<&Row> = all.iter().filter(|r| r.run == name).collect();
+    let others: Vec<&Row> = all.iter().filter(|r| r.run != name).collect();
+    let mut c = Canvas::new(960, 400);
     let loss = windowed(losses, 250);
     let loss_pts: Vec<(f64, f64)> = loss.iter().map(|&(s, l)| (s as f64, l)).collect();
     let max_step = loss_pts.last().map_or(1.0, |p| p.0);
@@ -490,7 +492,12 @@ fn draw(losses: &[(usize, f64)], rows: &[Row]) -> Canvas {
         width: 360,
         height: 270,
         x,
-        y: Axis::covering(rows.iter().flat_map(|r| [r.frechet, r.floor]), true),
+        y: Axis::covering(
+            all.iter()
+                .filter(|r| r.setting == "default" || r.setting == "none")
+                .flat_map(|r| [r.frechet, r.floor]),
+            true,
+        ),
     };
     right.draw_axes(
         &mut c,
@@ -511,6 +518,10 @@ fn draw(losses: &[(usize, f64)], rows: &[Row]) -> Canvas {
         for &(s, f) in &pts {
             right.marker(&mut c, s, f, colour, 6);
         }
+        for r in others.iter().filter(|r| r.setting == label) {
+            right.marker(&mut c, r.step as f64, r.frechet, colour, 9);
+            right.marker(&mut c, r.step as f64, r.frechet, plot::WHITE, 5);
+        }
         right.legend(&mut c, i, label, colour);
     }
     let floor: Vec<(f64, f64)> = rows
@@ -523,6 +534,18 @@ fn draw(losses: &[(usize, f64)], rows: &[Row]) -> Canvas {
         right.marker(&mut c, s, f, plot::GREY, 4);
     }
     right.legend(&mut c, 2, "real vs real", plot::GREY);
+    if !others.is_empty() {
+        let y = right.top + right.height + 52;
+        c.fill(right.left, y, right.left + 8, y + 8, plot::BLACK);
+        c.fill(right.left + 2, y + 2, right.left + 6, y + 6, plot::WHITE);
+        c.text(
+            right.left + 16,
+            y + 1,
+            "hollow: other runs (the shipped one)",
+            plot::BLACK,
+            1,
+        );
+    }
     c
 }
 

@@ -11,6 +11,7 @@ pub struct Canvas {
 
 pub type Rgb = [u8; 3];
 pub const BLACK: Rgb = [0, 0, 0];
+pub const WHITE: Rgb = [255, 255, 255];
 pub const GREY: Rgb = [170, 170, 170];
 pub const LIGHT: Rgb = [225, 225, 225];
 pub const BLUE: Rgb = [31, 100, 180];
