@@ -404,9 +404,7 @@ impl StepOut {
 
 /// x_{t-1} `[B, 1, 28, 28]`, x0 `[B, 1, 28, 28]`, every class's log p `[B, 10]` and the
 /// classifier's shift `[B, 1, 28, 28]` (if any) as one tensor of [`frame_len`] values, in that
-/// order. p = exp(log p) and the asked class's p are taken on the host ([`StepOut::read`]). Reading
-/// every class's log p costs launches: a replayed default step is 602 on SwiftShader against 596
-/// when only the asked class's p was read (`tests/page/host.mjs`, 2026-12-02; docs/BENCHMARKS.md).
+/// order. p = exp(log p) and the asked class's p are taken on the host ([`StepOut::read`]).
 pub(crate) fn pack_frame(
     x_t: Tensor<4>,
     x0: Tensor<4>,
@@ -734,10 +732,14 @@ pub(crate) fn update<C: Coef>(
     grad: Option<Tensor<4>>,
     z: Option<Tensor<4>>,
 ) -> (Tensor<4>, Tensor<4>, Option<Tensor<4>>) {
-    let shift = grad.map(|grad| guidance_shift(&c.guide, grad));
     match method {
         Method::Ddpm => {
             let step = p_mean(c, x, eps);
+            // The shift is made after the mean, as mean + s Sigma grad (Eq. 10) reads: burn's
+            // fusion groups ops in the order they are made, and this order takes a replayed
+            // default step on WebGPU from 602 launches (shift first) to 595 (SwiftShader,
+            // 2026-12-03; docs/BENCHMARKS.md).
+            let shift = grad.map(|grad| guidance_shift(&c.guide, grad));
             let mean = match shift.clone() {
                 Some(shift) => condition_mean(step.mean, shift),
                 None => step.mean,
@@ -749,6 +751,7 @@ pub(crate) fn update<C: Coef>(
             (next, step.x0, shift)
         }
         Method::Ddim => {
+            let shift = grad.map(|grad| guidance_shift(&c.guide, grad));
             let eps = match shift.clone() {
                 Some(shift) => condition_score(eps, shift),
                 None => eps,
