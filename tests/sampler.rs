@@ -9,10 +9,19 @@ use burn::tensor::{Device, Tensor};
 use guided_ddpm::bench::native::block_on;
 use guided_ddpm::guidance::{Guidance, Mode};
 use guided_ddpm::nn::{label_tensor, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig};
-use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+use guided_ddpm::sampler::{Frame, Method, SampleSettings, Sampler};
 use guided_ddpm::schedule::BetaSchedule;
 
 use common::small_nets as nets;
+
+/// p(asked class | x_t) of each sample of a frame, read from the device.
+fn p_of(f: &Frame) -> Vec<f32> {
+    f.log_p_target
+        .clone()
+        .exp()
+        .try_into_vec_as::<f32>()
+        .unwrap()
+}
 
 fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings {
     SampleSettings {
@@ -109,12 +118,7 @@ fn frames_count_steps_and_carry_the_class_probability() {
     .unwrap();
     let mut seen = Vec::new();
     while let Some(f) = sampler.step() {
-        let p = f
-            .log_p_target
-            .clone()
-            .exp()
-            .try_into_vec_as::<f32>()
-            .unwrap();
+        let p = p_of(&f);
         assert_eq!(p.len(), 2);
         assert!(p.iter().all(|&v| v > 0.0 && v <= 1.0));
         assert_eq!(f.x0.dims(), [2, 1, 28, 28]);
@@ -367,13 +371,7 @@ fn a_comparison_gives_each_sample_its_own_runs_frames() {
         let mut out = Vec::new();
         start(&n, s).run(|f| {
             let v = |t: Tensor<4>| t.try_into_vec_as::<f32>().unwrap();
-            let p = f
-                .log_p_target
-                .clone()
-                .exp()
-                .try_into_vec_as::<f32>()
-                .unwrap();
-            out.push((v(f.x_t.clone()), p, f.push.clone().map(v)));
+            out.push((v(f.x_t.clone()), p_of(f), f.push.clone().map(v)));
             ControlFlow::Continue(())
         });
         out

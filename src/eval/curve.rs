@@ -12,7 +12,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::plot::{self, Axis, Canvas, Panel};
-use super::{fidelity, first_per_class, frechet, judge_digits, run_setting, EvalOptions};
+use super::{first_per_class, frechet, run_setting, EvalOptions, RealDigits};
+use crate::data::Digits;
 use crate::guidance::Guidance;
 use crate::nn::{ClassifierConfig, UNetConfig};
 use crate::{grid, Error};
@@ -218,15 +219,7 @@ pub fn run(opts: &CurveOptions) -> Result<Vec<Row>, Error> {
     }
     let name = run_name(&opts.dir);
     let losses = read_losses(&crate::train::CheckpointFiles::new(&opts.dir, "unet").log)?;
-    let png = draw(&losses, &rows, &name);
-    grid::write_png(
-        &opts.out.join("training-curve.png"),
-        png.width,
-        png.height,
-        &png.rgba,
-        1,
-    )?;
-    write_real_grid(opts)?;
+    draw(&losses, &rows, &name).write_png(&opts.out.join("training-curve.png"))?;
     let eval_md = opts.out.join("EVAL.md");
     let old = std::fs::read_to_string(&eval_md).unwrap_or_default();
     let section = section(&name, &rows, &losses);
@@ -278,16 +271,13 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         "judge",
     )?;
     let (train_set, held) = crate::data::load(&opts.data)?.split();
-    let held_idx: Vec<usize> = (0..held.len()).collect();
-    let (_, held_feats) = judge_digits(&judge_net, &held, &held_idx, &device);
-    let same_n = first_per_class(&train_set, opts.n_per_class);
-    let (_, same_n_feats) = judge_digits(&judge_net, &train_set, &same_n, &device);
-    let d = judge_net.feature_dim();
-    let floor = frechet::between(&same_n_feats, &held_feats, d);
-    let (real_precision, real_recall) =
-        fidelity::precision_recall(&held_feats, &same_n_feats, d, fidelity::K);
-    let held_pixels: Vec<f32> = (0..held.len()).flat_map(|i| held.image(i)).collect();
-    let held_ink = fidelity::ink(&held_pixels).mean;
+    write_real_grid(&held, opts)?;
+    let real = RealDigits::judge(&judge_net, &train_set, &held, opts.n_per_class, &device);
+    let floor = frechet::between(
+        &real.same_n_feats,
+        &real.held_feats,
+        judge_net.feature_dim(),
+    );
     eprintln!(
         "{name} at step {}: real-vs-real FD at {}/class {floor:.3}",
         state.step, opts.n_per_class
@@ -300,7 +290,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
             &unet,
             &classifier,
             &judge_net,
-            &held_feats,
+            &real.held_feats,
             &eval_opts,
             "float EMA",
             &device,
@@ -327,10 +317,10 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
             floor,
             precision: r.precision,
             recall: r.recall,
-            real_precision,
-            real_recall,
+            real_precision: real.precision,
+            real_recall: real.recall,
             ink: r.ink.mean,
-            held_ink,
+            held_ink: real.held_ink.mean,
             seconds: r.seconds,
         });
     }
@@ -339,18 +329,15 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
 }
 
 /// `real-held-out.png`: the first ten held-out digits of each class, a row per class, laid out
-/// as the `training-samples-*.png` grids are, to set beside it.
-fn write_real_grid(opts: &CurveOptions) -> Result<(), Error> {
-    let (_, held) = crate::data::load(&opts.data)?.split();
-    let mut rows = vec![Vec::new(); crate::nn::NUM_CLASSES];
-    for i in 0..held.len() {
-        let row = &mut rows[held.labels[i] as usize];
-        if row.len() < 10 * crate::nn::SIDE * crate::nn::SIDE {
-            let px: Vec<f32> = held.image(i).collect();
-            row.extend(grid::to_bytes(&px));
-        }
-    }
-    let (w, h, px) = grid::layout(&rows.concat(), 10);
+/// as the `training-samples-*.png` grids are, to set beside them.
+fn write_real_grid(held: &Digits, opts: &CurveOptions) -> Result<(), Error> {
+    let mut idx = first_per_class(held, 10);
+    idx.sort_by_key(|&i| held.labels[i]); // stable: each class keeps its first ten in order
+    let bytes: Vec<u8> = idx
+        .iter()
+        .flat_map(|&i| grid::to_bytes(&held.image(i).collect::<Vec<f32>>()))
+        .collect();
+    let (w, h, px) = grid::layout(&bytes, 10);
     grid::write_png(&opts.out.join("real-held-out.png"), w, h, &px, 2)
 }
 
@@ -389,23 +376,26 @@ pub fn windowed(losses: &[(usize, f64)], width: usize) -> Vec<(usize, f64)> {
         .collect()
 }
 
-/// `section` in place of the text between [`START`] and [`END`] in `doc`, or appended when `doc`
-/// has none.
-pub fn splice(doc: &str, section: &str) -> String {
+/// Where the kept section is in `doc`, markers included.
+fn span(doc: &str) -> Option<std::ops::Range<usize>> {
     match (doc.find(START), doc.find(END)) {
-        (Some(a), Some(b)) if a < b => {
-            format!("{}{section}{}", &doc[..a], &doc[b + END.len()..])
-        }
-        _ => format!("{}\n\n{section}\n", doc.trim_end()),
+        (Some(a), Some(b)) if a < b => Some(a..b + END.len()),
+        _ => None,
+    }
+}
+
+/// `section` in place of the kept section of `doc` (between [`START`] and [`END`]), or appended
+/// when `doc` has none.
+pub fn splice(doc: &str, section: &str) -> String {
+    match span(doc) {
+        Some(r) => format!("{}{section}{}", &doc[..r.start], &doc[r.end..]),
+        None => format!("{}\n\n{section}\n", doc.trim_end()),
     }
 }
 
 /// The kept section of `doc` (markers included), if it has one.
 pub fn kept(doc: &str) -> Option<&str> {
-    match (doc.find(START), doc.find(END)) {
-        (Some(a), Some(b)) if a < b => Some(&doc[a..b + END.len()]),
-        _ => None,
-    }
+    span(doc).map(|r| &doc[r])
 }
 
 fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {

@@ -214,6 +214,46 @@ fn classifier_by_quartile(c: &Classifier, held: &Digits, device: &Device) -> Vec
         .collect()
 }
 
+/// The real digits a setting's samples are set against, as the judge sees them: the held-out
+/// digits, and `n` train digits of each class (the first ones, as many as a setting samples)
+/// with their precision and recall against the held-out ones, what a perfect sampler would score.
+pub(crate) struct RealDigits {
+    /// The judge's accuracy on the held-out digits.
+    pub held_accuracy: f64,
+    pub held_feats: Vec<f32>,
+    pub same_n_feats: Vec<f32>,
+    pub precision: f64,
+    pub recall: f64,
+    pub held_ink: fidelity::Ink,
+}
+
+impl RealDigits {
+    pub fn judge(
+        judge: &Classifier,
+        train: &Digits,
+        held: &Digits,
+        n: usize,
+        device: &Device,
+    ) -> Self {
+        let held_idx: Vec<usize> = (0..held.len()).collect();
+        let (held_accuracy, held_feats) = judge_digits(judge, held, &held_idx, device);
+        let same_n = first_per_class(train, n);
+        let (_, same_n_feats) = judge_digits(judge, train, &same_n, device);
+        let d = judge.feature_dim();
+        let (precision, recall) =
+            fidelity::precision_recall(&held_feats, &same_n_feats, d, fidelity::K);
+        let held_pixels: Vec<f32> = (0..held.len()).flat_map(|i| held.image(i)).collect();
+        RealDigits {
+            held_accuracy,
+            held_feats,
+            same_n_feats,
+            precision,
+            recall,
+            held_ink: fidelity::ink(&held_pixels),
+        }
+    }
+}
+
 /// Samples `n` per class with one setting; returns the judged result and the first ten samples
 /// of each class as grey bytes (row per class).
 #[allow(clippy::too_many_arguments)]
@@ -344,11 +384,9 @@ impl EvalOptions {
 /// Runs (or continues) the evaluation and writes `eval.json`, `EVAL.md` and the grids in `out`.
 pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     opts.validate()?;
-    let device = Device::flex();
-    let ad = device.clone().autodiff();
-    let (manifest, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
     let json_path = opts.out.join("eval.json");
     if opts.report_only {
+        let manifest = weights::read_manifest(&opts.weights)?;
         let text = std::fs::read_to_string(&json_path)
             .map_err(Error::io(format!("reading {}", json_path.display())))?;
         let report: Report = serde_json::from_str(&text)
@@ -356,6 +394,9 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         write_report(&report, &manifest, opts)?;
         return Ok(report);
     }
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let (manifest, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
     let classifier = classifier.to_device(&ad).freeze();
     let judge_net = crate::train::load_ema(
         ClassifierConfig::new().init(&device),
@@ -372,25 +413,19 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         .unwrap_or_default();
     report.unet_sha256 = manifest.unet.sha256.clone();
 
-    let held_idx: Vec<usize> = (0..held.len()).collect();
-    let (acc, held_feats) = judge_digits(&judge_net, &held, &held_idx, &device);
-    report.judge_held_out_accuracy = acc;
+    let real = RealDigits::judge(&judge_net, &train_set, &held, opts.n_per_class, &device);
+    report.judge_held_out_accuracy = real.held_accuracy;
     // 100 train digits of each class, the first ones, against the held-out set.
     let train_idx = first_per_class(&train_set, 100);
     let (_, train_feats) = judge_digits(&judge_net, &train_set, &train_idx, &device);
     let d = judge_net.feature_dim();
-    report.real_vs_real_frechet = frechet::between(&train_feats, &held_feats, d);
-    // As many train digits as a setting samples, for the real-vs-real precision and recall.
-    let same_n = first_per_class(&train_set, opts.n_per_class);
-    let (_, same_n_feats) = judge_digits(&judge_net, &train_set, &same_n, &device);
-    let (p, r) = fidelity::precision_recall(&held_feats, &same_n_feats, d, fidelity::K);
-    report.real_vs_real_precision_recall = [p, r];
-    let held_pixels: Vec<f32> = (0..held.len()).flat_map(|i| held.image(i)).collect();
-    report.held_out_ink = fidelity::ink(&held_pixels);
+    report.real_vs_real_frechet = frechet::between(&train_feats, &real.held_feats, d);
+    report.real_vs_real_precision_recall = [real.precision, real.recall];
+    report.held_out_ink = real.held_ink;
     report.classifier_accuracy_by_t_quartile = classifier_by_quartile(&classifier, &held, &ad);
     eprintln!(
         "judge {:.2}% on held-out; classifier by t-quartile {:?}; real-vs-real FD {:.3}",
-        100.0 * acc,
+        100.0 * real.held_accuracy,
         report.classifier_accuracy_by_t_quartile,
         report.real_vs_real_frechet
     );
@@ -435,7 +470,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             u,
             &c,
             &judge_net,
-            &held_feats,
+            &real.held_feats,
             opts,
             name,
             &device,
@@ -481,14 +516,7 @@ fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Res
         md = curve::splice(&md, section);
     }
     crate::atomic::write(&eval_md, md.as_bytes())?;
-    let plot = sweep_plot(report);
-    grid::write_png(
-        &out.join("accuracy-vs-fd.png"),
-        plot.width,
-        plot.height,
-        &plot.rgba,
-        1,
-    )?;
+    sweep_plot(report).write_png(&out.join("accuracy-vs-fd.png"))?;
     let mut manifest = manifest.clone();
     let settings: serde_json::Map<String, serde_json::Value> = report
         .settings

@@ -87,6 +87,11 @@ impl Canvas {
         }
     }
 
+    /// Writes the canvas as an RGBA PNG.
+    pub fn write_png(&self, path: &std::path::Path) -> Result<(), crate::Error> {
+        crate::grid::write_png(path, self.width, self.height, &self.rgba, 1)
+    }
+
     pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
         if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
             let i = 4 * (y as usize * self.width + x as usize);

@@ -34,20 +34,30 @@ pub fn classifier_from_bytes(
     store::load_into(entry.config.init(device), stored, &entry.file)
 }
 
+/// Reads a file of a weights folder, with a sentence naming the folder flag when it cannot.
+#[cfg(not(target_family = "wasm"))]
+fn read_in(dir: &std::path::Path, name: &str) -> Result<Vec<u8>, Error> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|e| {
+        Error::Weights(format!("cannot read {}: {e}; pass --weights DIR with a manifest.json and both .safetensors files", path.display()))
+    })
+}
+
+/// Reads and checks a folder's manifest alone (native), without building the networks.
+#[cfg(not(target_family = "wasm"))]
+pub fn read_manifest(dir: &std::path::Path) -> Result<Manifest, Error> {
+    Manifest::parse(&String::from_utf8_lossy(&read_in(dir, MANIFEST)?))
+}
+
 /// Reads the manifest and both networks from a folder (native).
 #[cfg(not(target_family = "wasm"))]
 pub fn load_dir(
     dir: &std::path::Path,
     device: &Device,
 ) -> Result<(Manifest, UNet, Classifier), Error> {
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|e| {
-            Error::Weights(format!("cannot read {}: {e}; pass --weights DIR with a manifest.json and both .safetensors files", path.display()))
-        })
-    };
-    let manifest = Manifest::parse(&String::from_utf8_lossy(&read(MANIFEST)?))?;
-    let unet = unet_from_bytes(&manifest, &read(&manifest.unet.file)?, device)?;
-    let classifier = classifier_from_bytes(&manifest, &read(&manifest.classifier.file)?, device)?;
+    let manifest = read_manifest(dir)?;
+    let unet = unet_from_bytes(&manifest, &read_in(dir, &manifest.unet.file)?, device)?;
+    let classifier =
+        classifier_from_bytes(&manifest, &read_in(dir, &manifest.classifier.file)?, device)?;
     Ok((manifest, unet, classifier))
 }
