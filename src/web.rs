@@ -54,7 +54,8 @@ struct Nets {
 
 /// A run in progress: on WebGPU one recorded step replayed at every t (`replay`, which cuts
 /// the page's host work per step), on the CPU path the plain sampler (which needs no per-run
-/// noise table in memory).
+/// noise table in memory). One per run, so the size of its larger variant is no cost.
+#[allow(clippy::large_enum_variant)]
 enum Run {
     Eager(Sampler),
     Replay(ReplayRun),

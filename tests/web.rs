@@ -113,6 +113,53 @@ async fn the_shipped_weights_load_on_webgpu() {
     weights::classifier_from_bytes(&m, CLASSIFIER, &device).unwrap();
 }
 
+/// The fused GroupNorm kernel (src/nn/fused.rs) against burn's own ops on the same WebGPU
+/// device, for the four forms the networks use (plain, SiLU, scale/shift + SiLU, scale/shift
+/// alone) at the U-Net's shapes (28x28 and 7x7, 8 groups of 4 and of 16 channels) with
+/// non-trivial gamma, beta, scale and shift. Both are f32 sums in different orders; measured here
+/// (SwiftShader): the log line. A kernel that dropped the shift, read the wrong channel's gamma or
+/// normalised by the wrong count is off by far more than the bound (values are O(1)).
+#[wasm_bindgen_test]
+async fn the_fused_group_norm_kernel_matches_burns_ops_on_webgpu() {
+    use burn::nn::GroupNormConfig;
+    use burn::tensor::{Distribution, Tensor};
+    use guided_ddpm::nn::fused::{composed, norm_act};
+    let device = gpu().await;
+    let mut worst = 0f32;
+    for [b, c, side] in [[2, 32, 28], [3, 128, 7]] {
+        let mut norm = GroupNormConfig::new(8, c).init(&device);
+        norm.gamma = norm
+            .gamma
+            .map(|p| p.map(|_| Tensor::random([c], Distribution::Uniform(0.5, 1.5), &device)));
+        norm.beta = norm
+            .beta
+            .map(|p| p.map(|_| Tensor::random([c], Distribution::Uniform(-0.5, 0.5), &device)));
+        // Per-channel offsets, so each group's mean and spread differ.
+        let x = Tensor::<4>::random([b, c, side, side], Distribution::Normal(0.0, 2.0), &device)
+            + Tensor::<1>::random([c], Distribution::Uniform(-3.0, 3.0), &device)
+                .reshape([1, c, 1, 1]);
+        let ss = Tensor::<2>::random([b, 2 * c], Distribution::Uniform(-1.0, 1.0), &device);
+        for (modulate, act) in [(false, false), (false, true), (true, true), (true, false)] {
+            let ss = modulate.then(|| ss.clone());
+            let fused = read(norm_act(&norm, x.clone(), ss.clone(), act))
+                .await
+                .unwrap();
+            let plain = read(composed(&norm, x.clone(), ss, act)).await.unwrap();
+            assert_eq!(fused.len(), b * c * side * side);
+            for (a, p) in fused.iter().zip(&plain) {
+                worst = worst.max((a - p).abs());
+            }
+        }
+    }
+    web_sys::console::log_1(
+        &format!("largest fused-vs-burn GroupNorm difference on WebGPU: {worst:e}").into(),
+    );
+    assert!(
+        worst < 1e-4,
+        "the fused GroupNorm differs from burn's by {worst}"
+    );
+}
+
 /// Three classifier-guided DDPM steps (U-Net forward, classifier forward and backward through
 /// autodiff, the guided update) from the same seed on both backends. f32 kernels that sum in
 /// different orders differ by rounding, which the steps carry along. Measured here (SwiftShader):

@@ -3,7 +3,9 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
+
+use super::fused::norm_act;
 use burn::tensor::{Device, Tensor};
 
 /// Groups used by every GroupNorm (Wu & He 2018); channel counts are multiples of it.
@@ -78,13 +80,11 @@ impl ResBlock {
     /// # Shapes
     /// - x: `[B, C_in, H, W]`, emb_act: `[B, E]`; output: `[B, C_out, H, W]`
     pub fn forward(&self, x: Tensor<4>, emb_act: Tensor<2>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
-        let [b, c, _, _] = h.dims();
-        let ss = self.emb.forward(emb_act).reshape([b, 2 * c, 1, 1]);
-        let scale = ss.clone().narrow(1, 0, c);
-        let shift = ss.narrow(1, c, c);
-        let h = self.norm2.forward(h) * (scale + 1.0) + shift;
-        let h = self.conv2.forward(silu(h));
+        let h = self
+            .conv1
+            .forward(norm_act(&self.norm1, x.clone(), None, true));
+        let ss = self.emb.forward(emb_act); // [B, 2 C_out]: scale, then shift
+        let h = self.conv2.forward(norm_act(&self.norm2, h, Some(ss), true));
         let skip = match &self.skip {
             Some(conv) => conv.forward(x),
             None => x,
@@ -131,9 +131,7 @@ impl Attention {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let (n, d) = (h * w, c / self.heads);
-        let tokens = self
-            .norm
-            .forward(x.clone())
+        let tokens = norm_act(&self.norm, x.clone(), None, false)
             .reshape([b, c, n])
             .swap_dims(1, 2); // [B, N, C]
         let qkv = self.qkv.forward(tokens); // [B, N, 3C]
@@ -214,7 +212,7 @@ impl OutHead {
     /// # Shapes
     /// - x: `[B, C_in, H, W]`; output: `[B, C_out, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(silu(self.norm.forward(x)))
+        self.conv.forward(norm_act(&self.norm, x, None, true))
     }
 
     pub fn macs(&self, hw: [usize; 2]) -> u64 {

@@ -6,6 +6,7 @@
 pub mod blocks;
 pub mod classifier;
 pub mod embedding;
+pub mod fused;
 pub mod unet;
 
 pub use classifier::{Classifier, ClassifierConfig};
