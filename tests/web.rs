@@ -160,6 +160,35 @@ async fn the_fused_group_norm_kernel_matches_burns_ops_on_webgpu() {
     );
 }
 
+/// The fused attention kernel (src/nn/fused.rs) against burn's ops on the same WebGPU device:
+/// the U-Net's shape (7x7 tokens, 4 heads of 32 channels, a batch of 2) and a larger map with
+/// more tokens and channels than the kernel's workgroup has units (14x14, 2 heads of 96), so its
+/// strided loops run more than once. A kernel that scaled by the wrong d, mixed up the heads or
+/// read k where v belongs is off by O(1) on these scores.
+#[wasm_bindgen_test]
+async fn the_fused_attention_kernel_matches_burns_ops_on_webgpu() {
+    use burn::tensor::{Distribution, Tensor};
+    use guided_ddpm::nn::fused::{attention, composed_attention};
+    let device = gpu().await;
+    let mut worst = 0f32;
+    for (b, n, c, heads) in [(2, 49, 128, 4), (1, 196, 192, 2)] {
+        let qkv = Tensor::<3>::random([b, n, 3 * c], Distribution::Normal(0.0, 1.5), &device);
+        let fused = read(attention(qkv.clone(), heads)).await.unwrap();
+        let plain = read(composed_attention(qkv, heads)).await.unwrap();
+        assert_eq!(fused.len(), b * n * c);
+        for (a, p) in fused.iter().zip(&plain) {
+            worst = worst.max((a - p).abs());
+        }
+    }
+    web_sys::console::log_1(
+        &format!("largest fused-vs-burn attention difference on WebGPU: {worst:e}").into(),
+    );
+    assert!(
+        worst < 1e-4,
+        "the fused attention differs from burn's by {worst}"
+    );
+}
+
 /// Three classifier-guided DDPM steps (U-Net forward, classifier forward and backward through
 /// autodiff, the guided update) from the same seed on both backends. f32 kernels that sum in
 /// different orders differ by rounding, which the steps carry along. Measured here (SwiftShader):

@@ -3,9 +3,8 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::softmax;
 
-use super::fused::norm_act;
+use super::fused::{attention, norm_act};
 use burn::tensor::{Device, Tensor};
 
 /// Groups used by every GroupNorm (Wu & He 2018); channel counts are multiples of it.
@@ -130,21 +129,12 @@ impl Attention {
     /// - x: `[B, C, H, W]`; output: `[B, C, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let (n, d) = (h * w, c / self.heads);
+        let n = h * w;
         let tokens = norm_act(&self.norm, x.clone(), None, false)
             .reshape([b, c, n])
             .swap_dims(1, 2); // [B, N, C]
         let qkv = self.qkv.forward(tokens); // [B, N, 3C]
-        let split = |i: usize| {
-            qkv.clone()
-                .narrow(2, i * c, c)
-                .reshape([b, n, self.heads, d])
-                .swap_dims(1, 2) // [B, heads, N, d]
-        };
-        let (q, k, v) = (split(0), split(1), split(2));
-        // softmax(q k^T / sqrt(d)) v (Vaswani et al. 2017, Eq. 1)
-        let attn = softmax(q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt(), 3); // [B, heads, N, N]
-        let out = attn.matmul(v).swap_dims(1, 2).reshape([b, n, c]); // [B, N, C]
+        let out = attention(qkv, self.heads); // [B, N, C]
         let out = self.proj.forward(out).swap_dims(1, 2).reshape([b, c, h, w]);
         x + out
     }

@@ -1,5 +1,6 @@
-//! GroupNorm -> scale/shift -> SiLU in one kernel launch, for the U-Net's forward on burn's
-//! cubecl backend (WebGPU in the browser; native wgpu with feature `wgpu`).
+//! The U-Net's hot chains as single kernel launches on burn's cubecl backend (WebGPU in the
+//! browser; native wgpu with feature `wgpu`): GroupNorm -> scale/shift -> SiLU, and the core of
+//! self-attention.
 //!
 //! burn's `GroupNorm` is two reductions and an elementwise pass (mean, then the mean of the
 //! squared deviations, then normalise and apply the affine), and what the U-Net does with its
@@ -15,13 +16,22 @@
 //!
 //! with one workgroup per (sample, group): its units sum the group's values into shared memory
 //! for the mean, then the squared deviations for the (biased) variance, as burn's GroupNorm does,
-//! then write the outputs. The U-Net only runs forward while sampling, so the kernel has no
-//! backward: where the tensors need gradients (the classifier's guidance gradient, training) or
-//! live on flex, [`norm_act`] runs burn's own ops, unchanged, so the CPU path and training are
-//! bit for bit what they were.
+//! then write the outputs.
+//!
+//! [`attention`] is `softmax(q k^T / sqrt(d)) v` per head (Vaswani et al. 2017, Eq. 1) read
+//! straight out of the qkv projection's `[B, N, 3C]` output: burn's ops split it into q, k and v
+//! (copies), multiply, scale, take the softmax (two reductions and elementwise passes), multiply
+//! again and put the heads back (a copy), about ten launches per attention block. The kernel runs
+//! one workgroup per (sample, head, query): the query's N scores into shared memory, their
+//! softmax, then its d outputs.
+//!
+//! The U-Net only runs forward while sampling, so the kernels have no backward: where the
+//! tensors need gradients (the classifier's guidance gradient, training) or live on flex, these
+//! functions run burn's own ops, unchanged, so the CPU path and training are bit for bit what
+//! they were.
 
 use burn::nn::GroupNorm;
-use burn::tensor::activation::silu;
+use burn::tensor::activation::{silu, softmax};
 use burn::tensor::Tensor;
 
 /// GroupNorm, then (where `ss` is given) `* (1 + scale) + shift` with `ss = [scale | shift]` of
@@ -55,6 +65,34 @@ pub fn composed(norm: &GroupNorm, x: Tensor<4>, ss: Option<Tensor<2>>, act: bool
     }
 }
 
+/// Multi-head attention over the tokens of `qkv` (q, k, v side by side on the last axis, each
+/// `heads` heads of `C / heads` channels): `softmax(q k^T / sqrt(d)) v`, heads side by side.
+///
+/// # Shapes
+/// - qkv: `[B, N, 3C]`; output: `[B, N, C]`
+pub fn attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
+    #[cfg(any(target_family = "wasm", feature = "wgpu"))]
+    if cube::on_cube(&qkv) {
+        return cube::attention(qkv, heads);
+    }
+    composed_attention(qkv, heads)
+}
+
+/// [`attention`] in burn's ops, as [`composed`] is to [`norm_act`].
+pub fn composed_attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
+    let [b, n, c3] = qkv.dims();
+    let (c, d) = (c3 / 3, c3 / 3 / heads);
+    let split = |i: usize| {
+        qkv.clone()
+            .narrow(2, i * c, c)
+            .reshape([b, n, heads, d])
+            .swap_dims(1, 2) // [B, heads, N, d]
+    };
+    let (q, k, v) = (split(0), split(1), split(2));
+    let attn = softmax(q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt(), 3); // [B, heads, N, N]
+    attn.matmul(v).swap_dims(1, 2).reshape([b, n, c])
+}
+
 #[cfg(any(target_family = "wasm", feature = "wgpu"))]
 mod cube {
     use burn::backend::tensor::FloatTensor;
@@ -71,9 +109,13 @@ mod cube {
     /// of two for the tree sum.
     const UNITS: usize = 256;
 
+    /// Attention's workgroup: at least the 49 tokens of a 7x7 map and the 32 channels of a head
+    /// in one pass; larger maps and heads loop.
+    const ATTENTION_UNITS: usize = 64;
+
     #[backend_extension(Cube, Fusion: cfg(feature = "fusion"))]
     #[allow(clippy::too_many_arguments)] // one per input the kernel reads
-    pub trait NormActBackend: Backend {
+    pub trait FusedBackend: Backend {
         /// See [`super::norm_act`]; `ss` is read only where `modulate`.
         #[fusion(dtype = x, shape = x)]
         fn group_norm_act(
@@ -86,9 +128,17 @@ mod cube {
             modulate: bool,
             act: bool,
         ) -> FloatTensor<Self>;
+
+        /// See [`super::attention`].
+        #[fusion(dtype = qkv, shape = {
+            let mut shape = qkv.clone();
+            shape[2] /= 3;
+            shape
+        })]
+        fn attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self>;
     }
 
-    impl NormActBackend for CubeBackend {
+    impl FusedBackend for CubeBackend {
         fn group_norm_act(
             x: FloatTensor<Self>,
             gamma: FloatTensor<Self>,
@@ -127,6 +177,89 @@ mod cube {
                 UNITS,
             );
             out
+        }
+
+        fn attention(qkv: FloatTensor<Self>, heads: usize) -> FloatTensor<Self> {
+            let qkv = into_contiguous(qkv);
+            let [b, n, c3] = qkv.meta.shape().dims();
+            let c = c3 / 3;
+            let out = empty_device_dtype(
+                qkv.client.clone(),
+                qkv.device.clone(),
+                [b, n, c].into(),
+                qkv.dtype,
+            );
+            let client = qkv.client.clone();
+            let d = c / heads;
+            attention_kernel::launch(
+                &client,
+                CubeCount::Static((b * heads * n) as u32, 1, 1),
+                CubeDim::new_1d(ATTENTION_UNITS as u32),
+                qkv.into_buffer_arg(),
+                out.clone().into_buffer_arg(),
+                c,
+                (d as f32).sqrt(),
+                heads,
+                n,
+            );
+            out
+        }
+    }
+
+    /// One workgroup per (sample b, head h, query i): `CUBE_POS = (b * heads + h) * tokens + i`.
+    /// Row t of sample b is `qkv[(b * tokens + t) * 3C ..]`: q, then k, then v, head h at
+    /// `h * d` within each.
+    #[cube(launch)]
+    fn attention_kernel(
+        qkv: &[f32],
+        out: &mut [f32],
+        channels: usize,
+        sqrt_d: f32,
+        #[comptime] heads: usize,
+        #[comptime] tokens: usize,
+    ) {
+        let cube = CUBE_POS;
+        let i = cube % tokens;
+        let b = cube / tokens / heads;
+        let h = (cube / tokens) % heads;
+        let d = channels / heads;
+        let row = 3 * channels;
+        let q = (b * tokens + i) * row + h * d;
+        let unit = UNIT_POS as usize;
+        let stride = CUBE_DIM as usize;
+        let mut p = Shared::<[f32]>::new_slice(tokens);
+
+        // Scores q . k_j / sqrt(d).
+        for j in range_stepped(unit, tokens, stride) {
+            let k = (b * tokens + j) * row + channels + h * d;
+            let mut dot = f32::new(0.0);
+            for e in 0..d {
+                dot += qkv[q + e] * qkv[k + e];
+            }
+            p[j] = dot / sqrt_d;
+        }
+        sync_cube();
+        // The softmax's max and sum over N = tokens values (49 at 7x7), by every unit.
+        let mut max = p[0];
+        for j in 1..tokens {
+            max = select(p[j] > max, p[j], max);
+        }
+        sync_cube(); // every unit has its max before the scores become weights
+        for j in range_stepped(unit, tokens, stride) {
+            p[j] = f32::exp(p[j] - max);
+        }
+        sync_cube();
+        let mut sum = f32::new(0.0);
+        for j in 0..tokens {
+            sum += p[j];
+        }
+        // Output channel e of head h: sum_j p_j v_j,e / sum.
+        for e in range_stepped(unit, d, stride) {
+            let mut acc = f32::new(0.0);
+            for j in 0..tokens {
+                acc += p[j] * qkv[(b * tokens + j) * row + 2 * channels + h * d + e];
+            }
+            out[(b * tokens + i) * channels + h * d + e] = acc / sum;
         }
     }
 
@@ -205,13 +338,14 @@ mod cube {
         partial[0]
     }
 
-    /// Whether the kernel applies: a float32 input on a cubecl device without autodiff, and an
-    /// affine norm.
+    /// Whether a tensor is float32 on a cubecl device without autodiff, where the kernels run.
+    pub fn on_cube<const D: usize>(x: &Tensor<D>) -> bool {
+        matches!(x.device().as_dispatch(), DispatchDevice::Cube(_)) && x.dtype() == DType::F32
+    }
+
+    /// Whether the GroupNorm kernel applies: [`on_cube`], and an affine norm.
     pub fn applies(norm: &GroupNorm, x: &Tensor<4>) -> bool {
-        matches!(x.device().as_dispatch(), DispatchDevice::Cube(_))
-            && x.dtype() == DType::F32
-            && norm.gamma.is_some()
-            && norm.beta.is_some()
+        on_cube(x) && norm.gamma.is_some() && norm.beta.is_some()
     }
 
     /// [`super::norm_act`] by the kernel, where [`applies`] holds.
@@ -222,7 +356,7 @@ mod cube {
         let (gamma, beta) = (gamma.val(), beta.val());
         let modulate = ss.is_some();
         let ss = ss.unwrap_or_else(|| gamma.clone().reshape([1, -1]));
-        let out = <Dispatch as NormActBackend>::group_norm_act(
+        let out = <Dispatch as FusedBackend>::group_norm_act(
             x.into_dispatch(),
             gamma.into_dispatch(),
             beta.into_dispatch(),
@@ -233,5 +367,13 @@ mod cube {
             act,
         );
         Tensor::from_dispatch(out)
+    }
+
+    /// [`super::attention`] by the kernel, where [`on_cube`] holds.
+    pub fn attention(qkv: Tensor<3>, heads: usize) -> Tensor<3> {
+        Tensor::from_dispatch(<Dispatch as FusedBackend>::attention(
+            qkv.into_dispatch(),
+            heads,
+        ))
     }
 }
