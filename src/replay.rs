@@ -29,8 +29,11 @@
 //! recorded at once; every later step is a replay. Where the device records nothing (flex, the
 //! CPU fallback) every step runs eagerly through the same code, so the run's images are those of
 //! [`Sampler`](crate::sampler::Sampler) from the same seed either way (the noise is drawn from
-//! the same seeded stream in the same order). A recording that fails leaves x unusable and ends
-//! the run with an error; the page's next run then samples without recording.
+//! the same seeded stream in the same order). A recording that fails (it found no room in the
+//! memory pools for a buffer: seen when a cancelled run's buffers were still being let go) leaves
+//! x and k carrying its failure, so the run goes on eagerly from copies of them made before the
+//! warm-up, rerunning the step it was on: the same images, without the replay's savings; the
+//! page's next run then samples without recording.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_backend::{Backend, BackendGraph};
@@ -60,7 +63,7 @@ enum Mode {
     },
     /// Each step runs eagerly: the device records nothing (the reason).
     Eager(String),
-    /// Recording the step failed (the reason), which left x unusable: the run is over.
+    /// Recording the step failed (the reason): each step runs eagerly, as in `Eager`.
     Failed(String),
 }
 
@@ -90,6 +93,8 @@ pub struct ReplayRun {
     /// The index of the next step on the host; `None` when done.
     next: Option<usize>,
     mode: Mode,
+    /// Test hook: the recording asks for a buffer no pool holds, so it fails.
+    fail_recording: bool,
     device: Device,
 }
 
@@ -174,6 +179,7 @@ impl ReplayRun {
             k,
             next: Some(s - 1),
             mode: Mode::Warmup,
+            fail_recording: false,
             device: device.clone(),
         })
     }
@@ -209,6 +215,9 @@ impl ReplayRun {
             // device while it is prepared for a recording.
             Mode::Warmup if k > 0 => match Dispatch::graph_prepare(dispatch) {
                 Ok(()) => {
+                    // Copies of x and k in buffers of their own, for the run to go on from if
+                    // the recording fails; made first, so the pools settle with them held.
+                    let saved = (self.x.clone() * 1.0, self.k.clone() + 0);
                     // A recording must find every buffer it asks for free in the pools (it
                     // cannot allocate), which holds once the pools have settled into the
                     // layout of a step's allocations: one untimed step first, whose results
@@ -225,7 +234,14 @@ impl ReplayRun {
                     let frame = self.record();
                     drop(spare);
                     self.mode = self.capture(dispatch);
-                    frame
+                    if self.recording_failed() {
+                        // x and k carry the failure: this step again, eagerly, from the copies.
+                        drop(frame);
+                        (self.x, self.k) = saved;
+                        self.record()
+                    } else {
+                        frame
+                    }
                 }
                 Err(e) => self.eager(format!("the device cannot prepare a recording: {e:?}")),
             },
@@ -248,12 +264,8 @@ impl ReplayRun {
                 self.record()
             }
             Mode::Failed(why) => {
-                let err = Error::Setting(format!(
-                    "the GPU could not record the sampling step ({why}); press Generate again \
-                     to sample without recording"
-                ));
                 self.mode = Mode::Failed(why);
-                return Err(err);
+                self.record()
             }
         };
         let total = self.timesteps.len();
@@ -276,19 +288,30 @@ impl ReplayRun {
             return Mode::Eager(format!("the device records no graphs: {e:?}"));
         }
         let frame = self.record();
-        match Dispatch::graph_stop_capture(dispatch) {
+        // 64 MiB, held until the recording ends: more than the pools hold after a step here.
+        let hog = self
+            .fail_recording
+            .then(|| Tensor::<1>::zeros([16 << 20], &self.device));
+        let stopped = Dispatch::graph_stop_capture(dispatch);
+        drop(hog);
+        match stopped {
             Ok(graph) => Mode::Replay { graph, frame },
-            // A failed recording leaves the buffers it would have written (x among them)
-            // carrying the failure, so this run cannot go on; the caller is told at the next
-            // step ([`recording_failed`](Self::recording_failed)).
+            // A failed recording leaves the buffers it would have written (x and k among them)
+            // carrying the failure; the caller goes on from copies.
             Err(e) => Mode::Failed(format!("{e:?}")),
         }
     }
 
-    /// Whether recording this run's step failed, which ends the run: a new run that does not
-    /// record ([`Sampler`](crate::sampler::Sampler)) works on the same device.
+    /// Whether recording this run's step failed, after which its steps run eagerly.
     pub fn recording_failed(&self) -> bool {
         matches!(self.mode, Mode::Failed(_))
+    }
+
+    /// Test hook: makes this run's recording fail (it asks for a buffer larger than the pools
+    /// hold), as a recording that finds no room does.
+    #[doc(hidden)]
+    pub fn fail_recording(&mut self) {
+        self.fail_recording = true;
     }
 
     /// Settles on eager steps for `why` and runs this one eagerly.
