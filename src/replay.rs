@@ -259,12 +259,8 @@ impl ReplayRun {
                 };
                 frame
             }
-            Mode::Eager(why) => {
-                self.mode = Mode::Eager(why);
-                self.record()
-            }
-            Mode::Failed(why) => {
-                self.mode = Mode::Failed(why);
+            mode @ (Mode::Eager(_) | Mode::Failed(_)) => {
+                self.mode = mode;
                 self.record()
             }
         };

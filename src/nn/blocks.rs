@@ -3,9 +3,9 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::{Device, Tensor};
 
 use super::fused::{attention, norm_act};
-use burn::tensor::{Device, Tensor};
 
 /// Groups used by every GroupNorm (Wu & He 2018); channel counts are multiples of it.
 pub const GROUPS: usize = 8;

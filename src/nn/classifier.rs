@@ -11,6 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::blocks::{conv3x3, linear_macs, pyramid_macs, ResBlock, GROUPS};
 use super::embedding::TimeEmbedding;
+use super::fused::norm_act;
 use super::NUM_CLASSES;
 
 /// Shape of the classifier.
@@ -98,7 +99,7 @@ impl Classifier {
         let h = self.block0.forward(self.inc.forward(x), emb.clone());
         let h = self.block1.forward(self.ds0.forward(h), emb.clone());
         let h = self.block2.forward(self.ds1.forward(h), emb);
-        let h = silu(self.norm.forward(h)); // [B, c2, 7, 7]
+        let h = norm_act(&self.norm, h, None, true); // [B, c2, 7, 7]
         let [b, c, hh, ww] = h.dims();
         h.reshape([b, c, hh * ww]).mean_dim(2).reshape([b, c])
     }
