@@ -122,6 +122,10 @@ struct TrainArgs {
     steps: usize,
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    /// Parts each batch is split into and run at once, their gradients summed (default: one
+    /// per CPU thread).
+    #[arg(long)]
+    shards: Option<usize>,
     /// Peak learning rate (default: 4e-4 for the U-Net, 1e-3 for the classifiers).
     #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
@@ -224,7 +228,19 @@ fn run(command: Command) -> Result<(), Error> {
             let train: Vec<String> = r
                 .train
                 .iter()
-                .map(|t| format!("{:.1} samples/s at batch {}", t.samples_per_s, t.batch))
+                .map(|t| {
+                    format!(
+                        "{:.1} samples/s at batch {} in {} part(s){}",
+                        t.samples_per_s,
+                        t.batch,
+                        t.shards,
+                        if t.tuned_allocator {
+                            ", tuned malloc"
+                        } else {
+                            ""
+                        }
+                    )
+                })
                 .collect();
             println!(
                 "matmul {n}x{n}: {:.1} GFLOP/s; U-Net training: {}; peak RSS {:.0} MB; wrote {}",
@@ -293,6 +309,9 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
     let opts = TrainOptions {
         steps: a.steps,
         batch: a.batch,
+        shards: a
+            .shards
+            .unwrap_or_else(|| rayon::current_num_threads().min(a.batch.max(1))),
         lr: a.lr.unwrap_or(if a.net == Net::Unet { 4e-4 } else { 1e-3 }),
         warmup: a.warmup,
         ema_decay: a.ema_decay,
@@ -303,6 +322,7 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
         quiet: false,
     };
     opts.validate()?;
+    train::tune_allocator();
     let (train_set, _) = data::load(&a.data)?.split();
     let device = a.device.device()?.autodiff();
     let state = match a.net {

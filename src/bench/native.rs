@@ -46,6 +46,11 @@ pub struct BenchOptions {
     /// Batch sizes of the timed training steps, each timed in turn in this one process.
     #[arg(long, value_delimiter = ',', default_value = "64")]
     pub train_batches: Vec<usize>,
+    /// Parts each training batch is split into (`train --shards`), each timed in turn at every
+    /// batch size with malloc tuned as the trainer tunes it, after one untuned run in one part
+    /// per batch size; 0 stands for one per CPU thread, the trainer's default.
+    #[arg(long, value_delimiter = ',', default_value = "1,0")]
+    pub train_shards: Vec<usize>,
 }
 
 /// Everything the native run measured.
@@ -55,16 +60,20 @@ pub struct NativeReport {
     pub threads: usize,
     pub steps: Vec<StepReport>,
     pub matmul: MatmulReport,
-    /// U-Net training throughput at each of `--train-batches`, in that order.
+    /// U-Net training throughput: one part with malloc untuned at each of `--train-batches`,
+    /// then each of `--train-shards` at each batch size with malloc tuned, in that order.
     pub train: Vec<TrainReport>,
     /// Peak resident memory of the process (VmHWM), bytes; 0 where it cannot be read.
     pub peak_rss_bytes: u64,
 }
 
-/// U-Net training steps on flex at one batch size.
+/// U-Net training steps on flex at one batch size, split into `shards` parts.
 #[derive(Serialize, Deserialize)]
 pub struct TrainReport {
     pub batch: usize,
+    pub shards: usize,
+    /// Whether malloc was tuned as the trainer tunes it (`train::tune_allocator`).
+    pub tuned_allocator: bool,
     pub samples_per_s: f64,
 }
 
@@ -102,12 +111,18 @@ fn peak_rss_bytes() -> u64 {
 
 /// Samples per second of U-Net training steps on flex (forward, backward, AdamW, EMA), in a
 /// scratch folder: `train_steps` timed after two untimed steps.
-fn train_throughput(digits_dir: &Path, batch: usize, train_steps: usize) -> Result<f64, Error> {
+fn train_throughput(
+    digits_dir: &Path,
+    batch: usize,
+    shards: usize,
+    train_steps: usize,
+) -> Result<f64, Error> {
     let (train_set, _) = data::load(digits_dir)?.split();
     let dir = std::env::temp_dir().join(format!("guided-ddpm-bench-{}", std::process::id()));
     let mut opts = TrainOptions {
         steps: 2,
         batch,
+        shards,
         lr: 4e-4,
         warmup: 200,
         ema_decay: 0.999,
@@ -198,14 +213,37 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
         matmul.gflops,
         n = matmul.n
     );
+    // First each batch as the trainer ran before it split batches or tuned malloc (one part,
+    // glibc's defaults), then, with the allocator tuned for the rest of this process, each
+    // `--train-shards` setting.
     let mut train = Vec::new();
-    for &batch in &opts.train_batches {
-        let samples_per_s = train_throughput(&opts.data, batch, opts.train_steps)?;
-        eprintln!("flex, U-Net training at batch {batch}: {samples_per_s:.1} samples/s");
+    let mut time = |batch: usize, shards: usize, tuned_allocator: bool| {
+        let samples_per_s = train_throughput(&opts.data, batch, shards, opts.train_steps)?;
+        let malloc = if tuned_allocator { "tuned" } else { "default" };
+        eprintln!(
+            "flex, U-Net training at batch {batch} in {shards} part(s), {malloc} malloc: \
+             {samples_per_s:.1} samples/s"
+        );
         train.push(TrainReport {
             batch,
+            shards,
+            tuned_allocator,
             samples_per_s,
         });
+        Ok::<(), Error>(())
+    };
+    for &batch in &opts.train_batches {
+        time(batch, 1, false)?;
+    }
+    let tuned = crate::train::tune_allocator();
+    for &batch in &opts.train_batches {
+        for &asked in &opts.train_shards {
+            time(
+                batch,
+                if asked == 0 { threads } else { asked }.min(batch),
+                tuned,
+            )?;
+        }
     }
     let report = NativeReport {
         device: "flex (CPU, native)".into(),

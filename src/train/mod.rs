@@ -3,6 +3,8 @@
 //!
 //! One loop ([`fit`]) serves all three: AdamW with linear warm-up, an EMA of the weights,
 //! checkpoints every few minutes (model, EMA, optimizer state, step counter) and `--resume`.
+//! Each batch is split into parts that run forward and backward side by side on the CPU's
+//! threads, their gradients summed into one update ([`TrainOptions::shards`]).
 
 mod ema;
 mod export;
@@ -14,14 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::Tensor;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 pub use export::{export, file_name, stage, Staged};
-pub use tasks::{train_classifier, train_judge, train_unet, Net};
+pub use tasks::{cross_entropy, train_classifier, train_judge, train_unet, Net};
 
 use crate::Error;
 
@@ -34,6 +36,12 @@ pub struct TrainOptions {
     /// Optimizer steps to reach (counted from the start of the run, across resumes).
     pub steps: usize,
     pub batch: usize,
+    /// Parts each batch is split into, run forward and backward at once on the CPU's threads
+    /// (each part on its own copy of the autodiff graph), their gradients summed. Every loss is
+    /// a mean over samples that do not interact (GroupNorm, no BatchNorm), so the update is
+    /// the one-part update up to float rounding; the parts keep cores busy that one part's
+    /// serial stretches leave idle.
+    pub shards: usize,
     /// Peak learning rate, reached after `warmup` steps.
     pub lr: f64,
     pub warmup: usize,
@@ -68,6 +76,13 @@ impl TrainOptions {
                 self.batch.to_string(),
             );
         }
+        if self.shards == 0 || self.shards > self.batch {
+            return bad(
+                "shards",
+                &format!("between 1 and the batch size ({})", self.batch),
+                self.shards.to_string(),
+            );
+        }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
             return bad(
                 "lr",
@@ -100,6 +115,66 @@ pub struct RunState {
     pub last_loss: f64,
 }
 
+/// One training batch drawn on the host, row by row: clean digits, labels, timesteps and the
+/// noise q_sample adds. [`fit`] splits it by rows into [`TrainOptions::shards`] parts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Drawn {
+    /// `[B, 1, SIDE, SIDE]` pixels in [-1, 1], row-major.
+    pub x0: Vec<f32>,
+    pub labels: Vec<usize>,
+    pub t: Vec<usize>,
+    /// As many values as `x0`, or none where the task adds no noise.
+    pub eps: Vec<f32>,
+}
+
+impl Drawn {
+    /// Samples in the batch.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The clean digits as a `[B, 1, SIDE, SIDE]` tensor.
+    pub fn x0(&self, device: &Device) -> Tensor<4> {
+        self.images(self.x0.clone(), device)
+    }
+
+    /// The noise as a `[B, 1, SIDE, SIDE]` tensor.
+    pub fn eps(&self, device: &Device) -> Tensor<4> {
+        self.images(self.eps.clone(), device)
+    }
+
+    fn images(&self, values: Vec<f32>, device: &Device) -> Tensor<4> {
+        let side = crate::nn::SIDE;
+        Tensor::from_data(TensorData::new(values, [self.len(), 1, side, side]), device)
+    }
+
+    /// Consecutive runs of rows, `parts` of them (at most one per row), their sizes differing by
+    /// at most one, in order.
+    pub fn split(self, parts: usize) -> Vec<Drawn> {
+        let n = self.len();
+        let parts = parts.clamp(1, n.max(1));
+        let per = |v: usize| v.checked_div(n).unwrap_or(0);
+        let (px, pe) = (per(self.x0.len()), per(self.eps.len()));
+        let mut out = Vec::with_capacity(parts);
+        let mut start = 0;
+        for i in 0..parts {
+            let end = start + n / parts + usize::from(i < n % parts);
+            out.push(Drawn {
+                x0: self.x0[start * px..end * px].to_vec(),
+                labels: self.labels[start..end].to_vec(),
+                t: self.t[start..end].to_vec(),
+                eps: self.eps[start * pe..end * pe].to_vec(),
+            });
+            start = end;
+        }
+        out
+    }
+}
+
 /// The files of one network's checkpoint.
 pub struct CheckpointFiles {
     pub model: PathBuf,
@@ -118,6 +193,35 @@ impl CheckpointFiles {
             state: dir.join(format!("{name}-state.json")),
             log: dir.join(format!("{name}-log.csv")),
         }
+    }
+}
+
+/// Keeps freed memory in the process for reuse: glibc's malloc otherwise hands every buffer
+/// above its mmap threshold (a few MB; a training step allocates hundreds of activations and
+/// gradients of 1-25 MB) back to the kernel when freed, and the next step pays page faults and
+/// zeroing to get it back. Raises the mmap threshold to its largest value (32 MiB), the top
+/// padding to 256 MiB and the trim threshold to 4 GiB; the process then holds on to its peak
+/// heap. Measured by `guided-ddpm bench` beside `--train-shards`
+/// (docs/BENCHMARKS.md); changes no number a step computes. Returns whether mallopt reported
+/// all three settings taken (always false on other C libraries).
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MIB: i32 = 1 << 20;
+        let settings = [
+            (libc::M_MMAP_THRESHOLD, 32 * MIB),
+            (libc::M_TOP_PAD, 256 * MIB),
+            (libc::M_TRIM_THRESHOLD, i32::MAX),
+        ];
+        // SAFETY: mallopt only changes malloc's tuning parameters; it is thread-safe and
+        // every value is within the documented range of its parameter.
+        settings
+            .iter()
+            .all(|&(param, value)| unsafe { libc::mallopt(param, value) } == 1)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
     }
 }
 
@@ -140,17 +244,19 @@ pub fn load_ema<M: Module>(model: M, dir: &Path, name: &str) -> Result<M, Error>
     })
 }
 
-/// The training loop. `loss` draws its own batch from `rng` and returns the scalar loss on the
-/// autodiff device; it returns the number of samples in that batch alongside.
-pub fn fit<M, F>(
+/// The training loop. `draw` draws a batch from `rng` on the host; `loss` returns the mean loss
+/// of one part of it (a `[1]` tensor on the autodiff device).
+pub fn fit<M, D, L>(
     name: &str,
     init: M,
     opts: &TrainOptions,
-    mut loss: F,
+    mut draw: D,
+    loss: L,
 ) -> Result<(M, RunState), Error>
 where
-    M: Module + Clone,
-    F: FnMut(&M, &mut StdRng) -> (Tensor<1>, usize),
+    M: Module + Clone + Sync,
+    D: FnMut(&mut StdRng) -> Drawn,
+    L: Fn(&M, Drawn) -> Tensor<1> + Sync,
 {
     opts.validate()?;
     std::fs::create_dir_all(&opts.dir)
@@ -198,10 +304,10 @@ where
     while state.step < opts.steps {
         let lr =
             opts.lr * ((state.step - warm_from + 1) as f64 / opts.warmup.max(1) as f64).min(1.0);
-        let (l, n) = loss(&model, &mut rng);
-        let grads = GradientsParams::from_grads(l.backward(), &model);
+        let batch = draw(&mut rng);
+        let n = batch.len();
+        let (value, grads) = gradients(&model, batch, opts.shards, &loss);
         model = optim.step(lr, model, grads);
-        let value: f64 = l.into_scalar::<f32>() as f64;
         if !value.is_finite() {
             return Err(Error::Data(format!(
                 "{name}: the loss became {value} at step {}; lower --lr",
@@ -247,6 +353,47 @@ where
         bar.finish();
     }
     Ok((ema, state))
+}
+
+/// The batch's mean loss and its gradient, from `shards` parts run side by side: part i's
+/// mean loss weighted by its share of the batch, n_i / n, so the weighted losses and their
+/// gradients sum to the whole batch's mean and its gradient. Parts after the first run on
+/// forks of the model (the same parameters and ids, detached into their own autodiff graph),
+/// so no two backward passes share a graph and its lock.
+pub fn gradients<M, L>(model: &M, batch: Drawn, shards: usize, loss: &L) -> (f64, GradientsParams)
+where
+    M: Module + Clone + Sync,
+    L: Fn(&M, Drawn) -> Tensor<1> + Sync,
+{
+    use rayon::prelude::*;
+    let n = batch.len().max(1) as f64;
+    let one = |replica: &M, part: Drawn| {
+        let share = part.len() as f64 / n;
+        let l = loss(replica, part) * share;
+        let grads = GradientsParams::from_grads(l.backward(), replica);
+        (l.into_scalar::<f32>() as f64, grads)
+    };
+    let parts = batch.split(shards);
+    if parts.len() == 1 {
+        let part = parts.into_iter().next().expect("one part");
+        return one(model, part);
+    }
+    let device = model.devices().into_iter().next();
+    let done: Vec<(f64, GradientsParams)> = parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, part)| match (i, &device) {
+            (0, _) | (_, None) => one(model, part),
+            (_, Some(device)) => one(&model.clone().fork(device), part),
+        })
+        .collect();
+    let mut sum = GradientsAccumulator::<M>::new();
+    let mut value = 0.0;
+    for (v, grads) in done {
+        value += v;
+        sum.accumulate(model, grads);
+    }
+    (value, sum.grads())
 }
 
 fn save<M: Module + Clone>(

@@ -1,13 +1,13 @@
 //! What each network learns: the batch it draws and the loss it minimises.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{fit, RunState, TrainOptions};
+use super::{fit, Drawn, RunState, TrainOptions};
 use crate::data::Digits;
-use crate::diffusion::{gaussian, q_sample};
+use crate::diffusion::{gaussian_values, q_sample};
 use crate::nn::{
     label_tensor, one_hot, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig, NULL_CLASS,
     SIDE,
@@ -42,13 +42,9 @@ const P_UNCOND: f64 = 0.15;
 /// Largest random shift, in pixels, applied to each training digit.
 const MAX_SHIFT: i32 = 2;
 
-/// A batch of clean digits, shifted at random, with their labels.
-struct Batch {
-    x0: Tensor<4>,
-    labels: Vec<usize>,
-}
-
-fn draw(digits: &Digits, batch: usize, rng: &mut StdRng, device: &Device) -> Batch {
+/// Clean digits, shifted at random, with their labels, drawn on the host: `batch` rows of
+/// `SIDE * SIDE` pixels.
+fn draw(digits: &Digits, batch: usize, rng: &mut StdRng) -> Drawn {
     let mut pixels = Vec::with_capacity(batch * SIDE * SIDE);
     let mut labels = Vec::with_capacity(batch);
     for _ in 0..batch {
@@ -71,12 +67,19 @@ fn draw(digits: &Digits, batch: usize, rng: &mut StdRng, device: &Device) -> Bat
         }
         labels.push(digits.labels[i] as usize);
     }
-    let x0 = Tensor::from_data(TensorData::new(pixels, [batch, 1, SIDE, SIDE]), device);
-    Batch { x0, labels }
+    Drawn {
+        x0: pixels,
+        labels,
+        t: vec![0; batch],
+        eps: Vec::new(),
+    }
 }
 
-fn timesteps(batch: usize, rng: &mut StdRng) -> Vec<usize> {
-    (0..batch).map(|_| rng.random_range(0..T)).collect()
+/// Draws t uniform over 0..T and eps ~ N(0, I) for each row of `batch`.
+fn noise(mut batch: Drawn, rng: &mut StdRng) -> Drawn {
+    batch.t = (0..batch.len()).map(|_| rng.random_range(0..T)).collect();
+    batch.eps = gaussian_values(batch.x0.len(), rng);
+    batch
 }
 
 /// Mean cross-entropy of logits against labels.
@@ -98,19 +101,30 @@ pub fn train_unet(
     device: &Device,
 ) -> Result<(UNet, RunState), Error> {
     let schedule = Schedule::new(BetaSchedule::Linear);
-    fit(Net::Unet.name(), config.init(device), opts, |model, rng| {
-        let Batch { x0, mut labels } = draw(digits, opts.batch, rng, device);
-        for y in labels.iter_mut() {
-            if rng.random_bool(P_UNCOND) {
-                *y = NULL_CLASS;
+    fit(
+        Net::Unet.name(),
+        config.init(device),
+        opts,
+        |rng| {
+            let mut batch = draw(digits, opts.batch, rng);
+            for y in batch.labels.iter_mut() {
+                if rng.random_bool(P_UNCOND) {
+                    *y = NULL_CLASS;
+                }
             }
-        }
-        let t = timesteps(opts.batch, rng);
-        let eps = gaussian(x0.dims(), rng, device);
-        let x_t = q_sample(&schedule, x0, eps.clone(), &t);
-        let pred = model.forward(x_t, t_tensor(&t, device), label_tensor(&labels, device));
-        ((pred - eps).powi_scalar(2).mean(), opts.batch)
-    })
+            noise(batch, rng)
+        },
+        |model, part| {
+            let (x0, eps) = (part.x0(device), part.eps(device));
+            let x_t = q_sample(&schedule, x0, eps.clone(), &part.t);
+            let pred = model.forward(
+                x_t,
+                t_tensor(&part.t, device),
+                label_tensor(&part.labels, device),
+            );
+            (pred - eps).powi_scalar(2).mean()
+        },
+    )
 }
 
 /// Cross-entropy of p_phi(y | x_t, t) on x_t = q_sample(x0, t), t uniform over 0..T
@@ -126,15 +140,10 @@ pub fn train_classifier(
         Net::Classifier.name(),
         config.init(device),
         opts,
-        |model, rng| {
-            let Batch { x0, labels } = draw(digits, opts.batch, rng, device);
-            let t = timesteps(opts.batch, rng);
-            let eps = gaussian(x0.dims(), rng, device);
-            let x_t = q_sample(&schedule, x0, eps, &t);
-            (
-                cross_entropy(model.forward(x_t, t_tensor(&t, device)), &labels),
-                opts.batch,
-            )
+        |rng| noise(draw(digits, opts.batch, rng), rng),
+        |model, part| {
+            let x_t = q_sample(&schedule, part.x0(device), part.eps(device), &part.t);
+            cross_entropy(model.forward(x_t, t_tensor(&part.t, device)), &part.labels)
         },
     )
 }
@@ -150,12 +159,11 @@ pub fn train_judge(
         Net::Judge.name(),
         config.init(device),
         opts,
-        |model, rng| {
-            let Batch { x0, labels } = draw(digits, opts.batch, rng, device);
-            let t = vec![0; opts.batch];
-            (
-                cross_entropy(model.forward(x0, t_tensor(&t, device)), &labels),
-                opts.batch,
+        |rng| draw(digits, opts.batch, rng),
+        |model, part| {
+            cross_entropy(
+                model.forward(part.x0(device), t_tensor(&part.t, device)),
+                &part.labels,
             )
         },
     )

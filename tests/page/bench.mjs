@@ -405,7 +405,12 @@ async function main() {
     "",
     `- Native peak resident memory of \`guided-ddpm bench\` (VmHWM, all batches and the training run): ${mbytes(native.peak_rss_bytes)}.`,
     `- WebAssembly linear memory after the benchmarks (it only grows, so this is its peak): ${memory}. GPU memory is not readable from a page.`,
-    ...native.train.map((t) => `- U-Net training on flex (forward, backward, AdamW, EMA), batch ${t.batch}: ${f(t.samples_per_s)} samples/s.`),
+    ...native.train.map((t) => {
+      const base = native.train.find((u) => u.batch === t.batch && u.shards === 1 && !u.tuned_allocator);
+      const ratio = base && base !== t ? ` (${(t.samples_per_s / base.samples_per_s).toFixed(2)}x the first row at this batch, same run)` : "";
+      const malloc = t.tuned_allocator ? "malloc tuned as the trainer tunes it" : "glibc's default malloc";
+      return `- U-Net training on flex (forward, backward, AdamW, EMA), batch ${t.batch} in ${t.shards} part(s) run at once, ${malloc}: ${f(t.samples_per_s)} samples/s${ratio}.`;
+    }),
     "",
     END,
   ].join("\n");
