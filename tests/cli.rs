@@ -100,6 +100,14 @@ fn bad_input_gets_one_line_and_exit_code_2() {
             "--ema-decay must be at least 0 and below 1, got 1",
         ),
         (
+            &["train", "unet", "--steps", "1", "--shards", "0"],
+            "--shards must be between 1 and the batch size (64), got 0",
+        ),
+        (
+            &["train", "unet", "--steps", "1", "--batch", "4", "--shards", "8"],
+            "--shards must be between 1 and the batch size (4), got 8",
+        ),
+        (
             &["eval", "--n-per-class", "0"],
             "--n-per-class must be from 1 to 750, got 0",
         ),
