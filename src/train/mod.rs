@@ -196,14 +196,16 @@ impl CheckpointFiles {
     }
 }
 
-/// Keeps freed memory in the process for reuse: glibc's malloc otherwise hands every buffer
-/// above its mmap threshold (a few MB; a training step allocates hundreds of activations and
-/// gradients of 1-25 MB) back to the kernel when freed, and the next step pays page faults and
-/// zeroing to get it back. Raises the mmap threshold to its largest value (32 MiB), the top
-/// padding to 256 MiB and the trim threshold to 4 GiB; the process then holds on to its peak
-/// heap. Measured by `guided-ddpm bench` beside `--train-shards`
-/// (docs/BENCHMARKS.md); changes no number a step computes. Returns whether mallopt reported
-/// all three settings taken (always false on other C libraries).
+/// Keeps freed memory in the process for reuse. By default glibc's malloc serves a buffer above
+/// its mmap threshold (128 KiB at first, raised toward 32 MiB as such buffers are freed) with
+/// fresh pages and returns them to the kernel when it is freed, and trims the heap's free top;
+/// a training step allocates and frees hundreds of activations and gradients of 1-25 MB, and
+/// the next step pays page faults and zeroing to get the memory back. This fixes the mmap
+/// threshold at 32 MiB (its documented limit on 64-bit), the top padding at 256 MiB and the
+/// trim threshold at i32::MAX bytes (2 GiB); the process then holds on to its peak heap.
+/// Measured by `guided-ddpm bench` (docs/BENCHMARKS.md); changes no number a step computes.
+/// Returns whether mallopt reported all three settings taken (always false on other C
+/// libraries).
 pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -213,8 +215,8 @@ pub fn tune_allocator() -> bool {
             (libc::M_TOP_PAD, 256 * MIB),
             (libc::M_TRIM_THRESHOLD, i32::MAX),
         ];
-        // SAFETY: mallopt only changes malloc's tuning parameters; it is thread-safe and
-        // every value is within the documented range of its parameter.
+        // SAFETY: mallopt only changes malloc's tuning parameters and is thread-safe; every
+        // value is within its parameter's documented range.
         settings
             .iter()
             .all(|&(param, value)| unsafe { libc::mallopt(param, value) } == 1)
