@@ -309,9 +309,7 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
     let opts = TrainOptions {
         steps: a.steps,
         batch: a.batch,
-        shards: a
-            .shards
-            .unwrap_or_else(|| rayon::current_num_threads().min(a.batch.max(1))),
+        shards: a.shards.unwrap_or_else(|| train::default_shards(a.batch)),
         lr: a.lr.unwrap_or(if a.net == Net::Unet { 4e-4 } else { 1e-3 }),
         warmup: a.warmup,
         ema_decay: a.ema_decay,

@@ -238,11 +238,11 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
     let tuned = crate::train::tune_allocator();
     for &batch in &opts.train_batches {
         for &asked in &opts.train_shards {
-            time(
-                batch,
-                if asked == 0 { threads } else { asked }.min(batch),
-                tuned,
-            )?;
+            let shards = match asked {
+                0 => crate::train::default_shards(batch),
+                n => n.min(batch),
+            };
+            time(batch, shards, tuned)?;
         }
     }
     let report = NativeReport {

@@ -115,6 +115,13 @@ pub struct RunState {
     pub last_loss: f64,
 }
 
+/// The trainer's default [`TrainOptions::shards`]: one part per thread of the pool the parts
+/// run on, and no more parts than rows (at least one, so a zero batch is refused by
+/// [`TrainOptions::validate`] for its batch, not its parts).
+pub fn default_shards(batch: usize) -> usize {
+    rayon::current_num_threads().min(batch.max(1))
+}
+
 /// One training batch drawn on the host, row by row: clean digits, labels, timesteps and the
 /// noise q_sample adds. [`fit`] splits it by rows into [`TrainOptions::shards`] parts.
 #[derive(Clone, Debug, Default, PartialEq)]
