@@ -133,6 +133,10 @@ struct TrainArgs {
     warmup: usize,
     #[arg(long, default_value_t = 0.999, allow_negative_numbers = true)]
     ema_decay: f64,
+    /// The U-Net's label dropout: the probability that a digit trains the unconditional
+    /// (null-class) model (default: 0.15).
+    #[arg(long, allow_negative_numbers = true)]
+    p_uncond: Option<f64>,
     /// Minutes between checkpoints.
     #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
     checkpoint_minutes: f64,
@@ -230,7 +234,7 @@ fn run(command: Command) -> Result<(), Error> {
                 .iter()
                 .map(|t| {
                     format!(
-                        "{:.1} samples/s at batch {} in {} part(s){}",
+                        "{:.1} samples/s at batch {} in {} part(s){}{}",
                         t.samples_per_s,
                         t.batch,
                         t.shards,
@@ -238,6 +242,11 @@ fn run(command: Command) -> Result<(), Error> {
                             ", tuned malloc"
                         } else {
                             ""
+                        },
+                        if t.own_conv_grads {
+                            ""
+                        } else {
+                            ", burn's conv backward"
                         }
                     )
                 })
@@ -313,12 +322,19 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
         lr: a.lr.unwrap_or(if a.net == Net::Unet { 4e-4 } else { 1e-3 }),
         warmup: a.warmup,
         ema_decay: a.ema_decay,
+        p_uncond: a.p_uncond.unwrap_or(train::P_UNCOND),
         checkpoint_every,
         seed: a.seed,
         dir: a.dir,
         resume: a.resume,
         quiet: false,
     };
+    if a.p_uncond.is_some() && a.net != Net::Unet {
+        return Err(Error::Setting(format!(
+            "--p-uncond is the U-Net's label dropout; the {} has none",
+            a.net.name()
+        )));
+    }
     opts.validate()?;
     train::tune_allocator();
     let (train_set, _) = data::load(&a.data)?.split();

@@ -108,6 +108,14 @@ fn bad_input_gets_one_line_and_exit_code_2() {
             "--shards must be between 1 and the batch size (4), got 8",
         ),
         (
+            &["train", "unet", "--steps", "1", "--p-uncond", "1.5"],
+            "--p-uncond must be a probability from 0 to 1, got 1.5",
+        ),
+        (
+            &["train", "classifier", "--steps", "1", "--p-uncond", "0.3"],
+            "--p-uncond is the U-Net's label dropout; the classifier has none",
+        ),
+        (
             &["eval", "--n-per-class", "0"],
             "--n-per-class must be from 1 to 750, got 0",
         ),

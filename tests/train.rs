@@ -20,6 +20,7 @@ fn opts(dir: &std::path::Path, steps: usize, resume: bool) -> TrainOptions {
         lr: 1e-2,
         warmup: 2,
         ema_decay: 0.9,
+        p_uncond: 0.15,
         checkpoint_every: Duration::from_secs(3600),
         seed: 3,
         dir: dir.to_path_buf(),

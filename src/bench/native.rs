@@ -47,8 +47,10 @@ pub struct BenchOptions {
     #[arg(long, value_delimiter = ',', default_value = "64")]
     pub train_batches: Vec<usize>,
     /// Parts each training batch is split into (`train --shards`), each timed in turn at every
-    /// batch size with malloc tuned as the trainer tunes it, after one untuned run in one part
-    /// per batch size; 0 stands for one per CPU thread, the trainer's default.
+    /// batch size with malloc tuned as the trainer tunes it and its own convolution gradients,
+    /// after one run in one part with glibc's malloc and burn's convolution backward and one in
+    /// the default parts with malloc tuned and burn's backward; 0 stands for one per CPU
+    /// thread, the trainer's default.
     #[arg(long, value_delimiter = ',', default_value = "1,0")]
     pub train_shards: Vec<usize>,
 }
@@ -60,8 +62,10 @@ pub struct NativeReport {
     pub threads: usize,
     pub steps: Vec<StepReport>,
     pub matmul: MatmulReport,
-    /// U-Net training throughput: one part with malloc untuned at each of `--train-batches`,
-    /// then each of `--train-shards` at each batch size with malloc tuned, in that order.
+    /// U-Net training throughput: one part with malloc untuned and burn's convolution backward
+    /// at each of `--train-batches`, then at each batch size with malloc tuned: one part per
+    /// thread with burn's convolution backward, and each of `--train-shards` with the
+    /// trainer's own, in that order.
     pub train: Vec<TrainReport>,
     /// Peak resident memory of the process (VmHWM), bytes; 0 where it cannot be read.
     pub peak_rss_bytes: u64,
@@ -74,6 +78,8 @@ pub struct TrainReport {
     pub shards: usize,
     /// Whether malloc was tuned as the trainer tunes it (`train::tune_allocator`).
     pub tuned_allocator: bool,
+    /// Whether the convolutions' gradients were the trainer's own (`nn::flex_conv`) or burn's.
+    pub own_conv_grads: bool,
     pub samples_per_s: f64,
 }
 
@@ -126,6 +132,7 @@ fn train_throughput(
         lr: 4e-4,
         warmup: 200,
         ema_decay: 0.999,
+        p_uncond: crate::train::P_UNCOND,
         checkpoint_every: Duration::from_secs(3600),
         seed: 0,
         dir: dir.clone(),
@@ -213,36 +220,43 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
         matmul.gflops,
         n = matmul.n
     );
-    // First each batch as the trainer ran before it split batches or tuned malloc (one part,
-    // glibc's defaults), then, with the allocator tuned for the rest of this process, each
-    // `--train-shards` setting.
+    // First each batch as the trainer ran before `1ed1d60` (one part, glibc's defaults, burn's
+    // convolution backward); then, with the allocator tuned for the rest of this process, as it
+    // ran from `1ed1d60` (one part per thread, burn's convolution backward), and each
+    // `--train-shards` setting with the trainer's own convolution gradients.
     let mut train = Vec::new();
-    let mut time = |batch: usize, shards: usize, tuned_allocator: bool| {
-        let samples_per_s = train_throughput(&opts.data, batch, shards, opts.train_steps)?;
+    let mut time = |batch: usize, shards: usize, tuned_allocator: bool, own_conv_grads: bool| {
+        crate::nn::flex_conv::use_own_grads(own_conv_grads);
+        let timed = train_throughput(&opts.data, batch, shards, opts.train_steps);
+        crate::nn::flex_conv::use_own_grads(true);
+        let samples_per_s = timed?;
         let malloc = if tuned_allocator { "tuned" } else { "default" };
+        let grad = if own_conv_grads { "own" } else { "burn's" };
         eprintln!(
-            "flex, U-Net training at batch {batch} in {shards} part(s), {malloc} malloc: \
-             {samples_per_s:.1} samples/s"
+            "flex, U-Net training at batch {batch} in {shards} part(s), {malloc} malloc, \
+             {grad} conv gradients: {samples_per_s:.1} samples/s"
         );
         train.push(TrainReport {
             batch,
             shards,
             tuned_allocator,
+            own_conv_grads,
             samples_per_s,
         });
         Ok::<(), Error>(())
     };
     for &batch in &opts.train_batches {
-        time(batch, 1, false)?;
+        time(batch, 1, false, false)?;
     }
     let tuned = crate::train::tune_allocator();
     for &batch in &opts.train_batches {
+        time(batch, crate::train::default_shards(batch), tuned, false)?;
         for &asked in &opts.train_shards {
             let shards = match asked {
                 0 => crate::train::default_shards(batch),
                 n => n.min(batch),
             };
-            time(batch, shards, tuned)?;
+            time(batch, shards, tuned, true)?;
         }
     }
     let report = NativeReport {

@@ -18,6 +18,15 @@ pub fn conv3x3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Con
         .init(device)
 }
 
+/// `conv.forward(x)`; on flex, with the weight gradient of [`super::flex_conv`] (the same
+/// forward value, a faster backward while training).
+pub fn conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(not(target_family = "wasm"))]
+    return super::flex_conv::conv2d(conv, x);
+    #[cfg(target_family = "wasm")]
+    conv.forward(x)
+}
+
 /// Multiply-accumulates of a convolution on an `h x w` input, and its output size. Only the
 /// products are counted (bias, norms and activations are memory-bound and left out).
 pub fn conv_macs(conv: &Conv2d, [h, w]: [usize; 2]) -> (u64, [usize; 2]) {
@@ -79,13 +88,11 @@ impl ResBlock {
     /// # Shapes
     /// - x: `[B, C_in, H, W]`, emb_act: `[B, E]`; output: `[B, C_out, H, W]`
     pub fn forward(&self, x: Tensor<4>, emb_act: Tensor<2>) -> Tensor<4> {
-        let h = self
-            .conv1
-            .forward(norm_act(&self.norm1, x.clone(), None, true));
+        let h = conv(&self.conv1, norm_act(&self.norm1, x.clone(), None, true));
         let ss = self.emb.forward(emb_act); // [B, 2 C_out]: scale, then shift
-        let h = self.conv2.forward(norm_act(&self.norm2, h, Some(ss), true));
+        let h = conv(&self.conv2, norm_act(&self.norm2, h, Some(ss), true));
         let skip = match &self.skip {
-            Some(conv) => conv.forward(x),
+            Some(c) => conv(c, x),
             None => x,
         };
         skip + h
@@ -164,7 +171,7 @@ impl Upsample {
     /// # Shapes
     /// - x: `[B, C_in, H, W]`; output: `[B, C_out, 2H, 2W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(upsample_nearest2x(x))
+        conv(&self.conv, upsample_nearest2x(x))
     }
 
     /// Multiply-accumulates on an `h x w` input (one sample); the convolution runs at 2h x 2w.
@@ -202,7 +209,7 @@ impl OutHead {
     /// # Shapes
     /// - x: `[B, C_in, H, W]`; output: `[B, C_out, H, W]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(norm_act(&self.norm, x, None, true))
+        conv(&self.conv, norm_act(&self.norm, x, None, true))
     }
 
     pub fn macs(&self, hw: [usize; 2]) -> u64 {

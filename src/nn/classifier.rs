@@ -9,7 +9,7 @@ use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
-use super::blocks::{conv3x3, linear_macs, pyramid_macs, ResBlock, GROUPS};
+use super::blocks::{conv, conv3x3, linear_macs, pyramid_macs, ResBlock, GROUPS};
 use super::embedding::TimeEmbedding;
 use super::fused::norm_act;
 use super::NUM_CLASSES;
@@ -96,9 +96,9 @@ impl Classifier {
     /// [`features`](Self::features) from x and the [`embedding`](Self::embedding) of its
     /// samples.
     pub fn features_embedded(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<2> {
-        let h = self.block0.forward(self.inc.forward(x), emb.clone());
-        let h = self.block1.forward(self.ds0.forward(h), emb.clone());
-        let h = self.block2.forward(self.ds1.forward(h), emb);
+        let h = self.block0.forward(conv(&self.inc, x), emb.clone());
+        let h = self.block1.forward(conv(&self.ds0, h), emb.clone());
+        let h = self.block2.forward(conv(&self.ds1, h), emb);
         let h = norm_act(&self.norm, h, None, true); // [B, c2, 7, 7]
         let [b, c, hh, ww] = h.dims();
         h.reshape([b, c, hh * ww]).mean_dim(2).reshape([b, c])

@@ -6,6 +6,8 @@
 pub mod blocks;
 pub mod classifier;
 pub mod embedding;
+#[cfg(not(target_family = "wasm"))]
+pub mod flex_conv;
 pub mod fused;
 pub mod unet;
 

@@ -8,7 +8,7 @@ use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::activation::silu;
 use burn::tensor::{Device, Int, Tensor};
 
-use super::blocks::{conv3x3, pyramid_macs, Attention, OutHead, ResBlock, Upsample};
+use super::blocks::{conv, conv3x3, pyramid_macs, Attention, OutHead, ResBlock, Upsample};
 use super::embedding::TimeEmbedding;
 use super::NUM_CLASSES;
 
@@ -137,11 +137,11 @@ impl UNet {
 
     /// The forward pass from x and the [`embedding`](Self::embedding) of its samples.
     pub fn forward_embedded(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = self.inc.forward(x);
+        let h = conv(&self.inc, x);
         let s0 = self.down0.forward(h, emb.clone()); // [B, c0, 28, 28]
-        let h = self.ds0.forward(s0.clone());
+        let h = conv(&self.ds0, s0.clone());
         let s1 = self.down1.forward(h, emb.clone()); // [B, c1, 14, 14]
-        let h = self.ds1.forward(s1.clone());
+        let h = conv(&self.ds1, s1.clone());
         let s2 = self.down2_attn.forward(self.down2.forward(h, emb.clone())); // [B, c2, 7, 7]
 
         let h = self.mid1.forward(s2.clone(), emb.clone());

@@ -23,7 +23,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 pub use export::{export, file_name, stage, Staged};
-pub use tasks::{cross_entropy, train_classifier, train_judge, train_unet, Net};
+pub use tasks::{cross_entropy, train_classifier, train_judge, train_unet, Net, P_UNCOND};
 
 use crate::Error;
 
@@ -47,6 +47,10 @@ pub struct TrainOptions {
     pub warmup: usize,
     /// EMA decay; the effective decay ramps up as min(decay, (1 + n) / (10 + n)).
     pub ema_decay: f64,
+    /// The U-Net's label dropout: the probability that a training digit's label is replaced
+    /// by the null class, which trains the unconditional model of classifier-free guidance
+    /// (Ho & Salimans 2022, Sec. 3.2). The other networks ignore it.
+    pub p_uncond: f64,
     /// Seconds between checkpoints.
     pub checkpoint_every: Duration,
     pub seed: u64,
@@ -95,6 +99,13 @@ impl TrainOptions {
                 "ema-decay",
                 "at least 0 and below 1",
                 self.ema_decay.to_string(),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.p_uncond) {
+            return bad(
+                "p-uncond",
+                "a probability from 0 to 1",
+                self.p_uncond.to_string(),
             );
         }
         if self.checkpoint_every.is_zero() {

@@ -36,9 +36,9 @@ impl Net {
     }
 }
 
-/// Probability of replacing the label with the null class (classifier-free guidance training,
-/// Ho & Salimans 2022, Sec. 3.2).
-const P_UNCOND: f64 = 0.15;
+/// The default [`TrainOptions::p_uncond`]: the probability of replacing the label with the null
+/// class (classifier-free guidance training, Ho & Salimans 2022, Sec. 3.2).
+pub const P_UNCOND: f64 = 0.15;
 /// Largest random shift, in pixels, applied to each training digit.
 const MAX_SHIFT: i32 = 2;
 
@@ -93,7 +93,7 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
 }
 
 /// L_simple = E ||eps - eps_theta(x_t, t, y)||^2 (DDPM Eq. 14), labels dropped to the null class
-/// with probability `P_UNCOND`.
+/// with probability `opts.p_uncond`.
 pub fn train_unet(
     config: &UNetConfig,
     digits: &Digits,
@@ -108,7 +108,7 @@ pub fn train_unet(
         |rng| {
             let mut batch = draw(digits, opts.batch, rng);
             for y in batch.labels.iter_mut() {
-                if rng.random_bool(P_UNCOND) {
+                if rng.random_bool(opts.p_uncond) {
                     *y = NULL_CLASS;
                 }
             }
