@@ -405,23 +405,15 @@ pub trait FlexConv: Backend {
         pad_w: usize,
     ) -> FloatTensor<Self>;
 
-    /// [`x_grad`] on this backend's tensors at stride 1, burn's `conv2d_x_backward` otherwise;
-    /// `x` gives the gradient's shape.
-    fn conv2d_flex_x_grad(
+    /// The gradient of `conv2d_flex` with respect to its weight where `of_weight`
+    /// ([`weight_grad`]), else its input ([`x_grad`] at stride 1, burn's `conv2d_x_backward`
+    /// at larger strides); `x` and `weight` give the shapes.
+    #[allow(clippy::too_many_arguments)] // the convolution's geometry, one number each
+    fn conv2d_flex_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
-        stride_h: usize,
-        stride_w: usize,
-        pad_h: usize,
-        pad_w: usize,
-    ) -> FloatTensor<Self>;
-
-    /// [`weight_grad`] on this backend's tensors; `weight` gives the gradient's shape.
-    fn conv2d_flex_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
+        of_weight: bool,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
@@ -456,40 +448,35 @@ impl FlexConv for Flex {
         Flex::conv2d(x, weight, Some(bias), options)
     }
 
-    fn conv2d_flex_x_grad(
+    fn conv2d_flex_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
+        of_weight: bool,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
         pad_w: usize,
     ) -> FloatTensor<Self> {
-        if [stride_h, stride_w] != [1, 1] {
-            let options = ConvOptions::new([stride_h, stride_w], [pad_h, pad_w], [1, 1], 1);
+        let (stride, pad) = ([stride_h, stride_w], [pad_h, pad_w]);
+        if !of_weight && stride != [1, 1] {
+            let options = ConvOptions::new(stride, pad, [1, 1], 1);
             return Flex::conv2d_x_backward(x, weight, output_grad, options);
         }
-        let shape = x.shape();
-        let g = geometry(&shape, &weight.shape(), [1, 1], [pad_h, pad_w]);
-        let (w, dy) = (weight.to_contiguous(), output_grad.to_contiguous());
-        let dx = x_grad(w.storage::<f32>(), dy.storage::<f32>(), &g);
-        Flex::float_from_data(TensorData::new(dx, shape), &Default::default())
-    }
-
-    fn conv2d_flex_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        stride_h: usize,
-        stride_w: usize,
-        pad_h: usize,
-        pad_w: usize,
-    ) -> FloatTensor<Self> {
-        let shape = weight.shape();
-        let g = geometry(&x.shape(), &shape, [stride_h, stride_w], [pad_h, pad_w]);
-        let (x, dy) = (x.to_contiguous(), output_grad.to_contiguous());
-        let dw = weight_grad(x.storage::<f32>(), dy.storage::<f32>(), &g);
-        Flex::float_from_data(TensorData::new(dw, shape), &Default::default())
+        let (x_shape, w_shape) = (x.shape(), weight.shape());
+        let g = geometry(&x_shape, &w_shape, stride, pad);
+        let dy = output_grad.to_contiguous();
+        let (grad, shape) = if of_weight {
+            let x = x.to_contiguous();
+            (
+                weight_grad(x.storage::<f32>(), dy.storage::<f32>(), &g),
+                w_shape,
+            )
+        } else {
+            let w = weight.to_contiguous();
+            (x_grad(w.storage::<f32>(), dy.storage::<f32>(), &g), x_shape)
+        };
+        Flex::float_from_data(TensorData::new(grad, shape), &Default::default())
     }
 }
 
@@ -523,22 +510,15 @@ impl<B: Backend + FlexConv, C: CheckpointStrategy> FlexConv for Autodiff<B, C> {
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
                 let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+                let of = |of_weight| {
+                    let (x, w, dy) = (x.clone(), weight.clone(), grad.clone());
+                    B::conv2d_flex_grad(x, w, dy, of_weight, sh, sw, ph, pw)
+                };
                 if let Some(node) = node_x {
-                    let dx = B::conv2d_flex_x_grad(
-                        x.clone(),
-                        weight.clone(),
-                        grad.clone(),
-                        sh,
-                        sw,
-                        ph,
-                        pw,
-                    );
-                    grads.register::<B>(node.id, dx);
+                    grads.register::<B>(node.id, of(false));
                 }
                 if let Some(node) = node_weight {
-                    let dw =
-                        B::conv2d_flex_weight_grad(x.clone(), weight, grad.clone(), sh, sw, ph, pw);
-                    grads.register::<B>(node.id, dw);
+                    grads.register::<B>(node.id, of(true));
                 }
                 if let Some(node) = node_bias {
                     grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
@@ -579,41 +559,22 @@ impl<B: Backend + FlexConv, C: CheckpointStrategy> FlexConv for Autodiff<B, C> {
         }
     }
 
-    fn conv2d_flex_x_grad(
+    fn conv2d_flex_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
+        of_weight: bool,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
         pad_w: usize,
     ) -> FloatTensor<Self> {
         // Not differentiated itself: the inner backend's value as a new leaf.
-        Self::from_inner(B::conv2d_flex_x_grad(
+        Self::from_inner(B::conv2d_flex_grad(
             Self::inner(x),
             Self::inner(weight),
             Self::inner(output_grad),
-            stride_h,
-            stride_w,
-            pad_h,
-            pad_w,
-        ))
-    }
-
-    fn conv2d_flex_weight_grad(
-        x: FloatTensor<Self>,
-        weight: FloatTensor<Self>,
-        output_grad: FloatTensor<Self>,
-        stride_h: usize,
-        stride_w: usize,
-        pad_h: usize,
-        pad_w: usize,
-    ) -> FloatTensor<Self> {
-        // Not differentiated itself: the inner backend's value as a new leaf.
-        Self::from_inner(B::conv2d_flex_weight_grad(
-            Self::inner(x),
-            Self::inner(weight),
-            Self::inner(output_grad),
+            of_weight,
             stride_h,
             stride_w,
             pad_h,
