@@ -1,8 +1,9 @@
 //! The convolutions' own weight gradient on flex (src/nn/flex_conv.rs) against burn's: the same
 //! forward value and the same gradients of the input, weight and bias, through autodiff, for
 //! the geometries the networks use (3x3 "same" at stride 1 and 2, 1x1) and an odd-sized one.
-//! Checked by hand: with every sample's output gradient taken from the first sample the weight
-//! check fails, and so does it with im2col's rows shifted by one.
+//! Checked by hand: the weight check fails with every image laid out as the batch's first
+//! (stride 1, `Padded::lay_out`), with every sample's output gradient taken from the first
+//! (stride 2, im2col) and with im2col's kernel taps transposed.
 #![cfg(not(target_family = "wasm"))]
 
 use burn::nn::conv::Conv2dConfig;

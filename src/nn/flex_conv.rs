@@ -13,13 +13,13 @@
 //! there (docs/BENCHMARKS.md). Here, at stride 1, each kernel tap `(i, j)` is one product
 //! `dW[:, :, i, j] = dY X_(i,j)^T` over every output position of the batch, where `X_(i,j)` is
 //! a shifted view of the zero-padded input ([`Padded`]: no im2col copy); at larger strides it is
-//! `dW = dY cols(X)^T` with im2col, a few samples at a time. The input gradient at stride 1 is
-//! the transposed product per tap, added into the padded input's gradient at the tap's shift
-//! ([`x_grad`]); at larger strides it stays burn's.
+//! `dW = dY cols(X)^T` with im2col, a few samples at a time.
 //!
-//! [`conv2d`] runs a `Conv2d` module's forward with these gradients where the tensor lives on
-//! flex (with or without autodiff); everywhere else (WebGPU, the wgpu feature) it is the
-//! module's own forward. The forward value and the bias gradient are burn's own ops, unchanged.
+//! [`conv2d`] runs a `Conv2d` module's forward with this weight gradient where the tensor lives
+//! on flex (with or without autodiff); everywhere else (WebGPU, the wgpu feature) it is the
+//! module's own forward. The forward value and the input and bias gradients are burn's own ops,
+//! unchanged. (The input gradient done the same way, per tap into the padded input's gradient,
+//! was no faster than burn's at batch 32 on one thread and slower at batch 1 on two: not kept.)
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -41,8 +41,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// `guided-ddpm bench` times training both ways in one process.
 static OWN_GRADS: AtomicBool = AtomicBool::new(true);
 
-/// Sets whether [`conv2d`] uses [`weight_grad`] and [`x_grad`] where they apply (true by
-/// default); with false every convolution is burn's own, forward and backward.
+/// Sets whether [`conv2d`] uses [`weight_grad`] where it applies (true by default); with false
+/// every convolution is burn's own, forward and backward.
 pub fn use_own_grads(on: bool) {
     OWN_GRADS.store(on, Ordering::Relaxed);
 }
@@ -118,42 +118,7 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     dw
 }
 
-/// `dL/dx` (`[N, Ci, H, W]`, row-major) of a stride-1 convolution with geometry `g`, from its
-/// weight `w` (`[Co, Ci, KH, KW]`) and output gradient `dy` (`[N, Co, P, Q]`):
-///
-/// ```text
-/// dL/dx[n, c, r, s] = sum_(o, i, j) W[o, c, i, j] * dy[n, o, r + pad - i, s + pad - j]
-/// ```
-///
-/// (terms outside `dy` are 0): per kernel tap, `W_tap^T dY` added into the padded input's
-/// gradient shifted by the tap.
-pub fn x_grad(w: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
-    assert_eq!(g.stride, [1, 1], "x_grad takes stride 1 only");
-    let [kh, kw] = g.kernel;
-    assert_eq!(
-        w.len(),
-        g.c_out * g.c_in * kh * kw,
-        "w does not match the geometry"
-    );
-    let pad = Padded::new(g);
-    let dyp = pad.lay_out(dy, g.c_out, g.out_hw(), [0, 0]);
-    let mut dxp = vec![0.0f32; g.c_in * pad.stride];
-    for i in 0..kh {
-        for j in 0..kw {
-            // dX shifted by the tap (Ci x K) += W_tap^T (Ci x Co) * dY (Co x K).
-            matmul(
-                (g.c_in, pad.len, g.c_out),
-                (&mut dxp, pad.offset(i, j), pad.stride, 1),
-                true,
-                (w, i * kw + j, kh * kw, g.c_in * kh * kw),
-                (&dyp, 0, pad.stride, 1),
-            );
-        }
-    }
-    pad.take_in(&dxp, g.c_in, g.in_hw, g.pad)
-}
-
-/// The layout the stride-1 gradients work in: each channel's images of the whole batch side by
+/// The layout the stride-1 weight gradient works in: each channel's images of the whole batch side by
 /// side, each zero-padded to `(H + 2 pad_h) x (W + 2 pad_w)`, then `slack` zeros. In it, a
 /// kernel tap `(i, j)` is a shift by `i * W' + j`: the output at `(p, q)` of image `n` reads the
 /// padded input at `n * plane + (p + i) * W' + (q + j)`, so one matrix product per tap covers
@@ -201,20 +166,6 @@ impl Padded {
             let base = ch * self.stride + n * self.plane + at[0] * self.width + at[1];
             for (r, row) in chan.chunks_exact(w).enumerate() {
                 out[base + r * self.width..][..w].copy_from_slice(row);
-            }
-        }
-        out
-    }
-
-    /// The inverse of [`Self::lay_out`]: the `[N, C, h, w]` images at `at` in each plane.
-    fn take_in(&self, laid: &[f32], c: usize, [h, w]: [usize; 2], at: [usize; 2]) -> Vec<f32> {
-        let n = self.len / self.plane;
-        let mut out = vec![0.0f32; n * c * h * w];
-        for (img, chan) in out.chunks_exact_mut(h * w).enumerate() {
-            let (n, ch) = (img / c, img % c);
-            let base = ch * self.stride + n * self.plane + at[0] * self.width + at[1];
-            for (r, row) in chan.chunks_exact_mut(w).enumerate() {
-                row.copy_from_slice(&laid[base + r * self.width..][..w]);
             }
         }
         out
@@ -350,8 +301,8 @@ fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32], k: usize, at: usize) {
     }
 }
 
-/// A `Conv2d` module's forward, with [`weight_grad`] and [`x_grad`] as its gradients where the
-/// input is on flex in f32 and the module has one group, dilation 1, a bias and symmetric
+/// A `Conv2d` module's forward, with [`weight_grad`] as its weight gradient where the input is
+/// on flex in f32 and the module has one group, dilation 1, a bias and symmetric
 /// explicit padding; otherwise `conv.forward(x)`.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let Some(pad) = applies(conv, &x) else {
@@ -405,15 +356,11 @@ pub trait FlexConv: Backend {
         pad_w: usize,
     ) -> FloatTensor<Self>;
 
-    /// The gradient of `conv2d_flex` with respect to its weight where `of_weight`
-    /// ([`weight_grad`]), else its input ([`x_grad`] at stride 1, burn's `conv2d_x_backward`
-    /// at larger strides); `x` and `weight` give the shapes.
-    #[allow(clippy::too_many_arguments)] // the convolution's geometry, one number each
-    fn conv2d_flex_grad(
+    /// [`weight_grad`] on this backend's tensors; `weight` gives the gradient's shape.
+    fn conv2d_flex_weight_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
-        of_weight: bool,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
@@ -448,35 +395,20 @@ impl FlexConv for Flex {
         Flex::conv2d(x, weight, Some(bias), options)
     }
 
-    fn conv2d_flex_grad(
+    fn conv2d_flex_weight_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
-        of_weight: bool,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
         pad_w: usize,
     ) -> FloatTensor<Self> {
-        let (stride, pad) = ([stride_h, stride_w], [pad_h, pad_w]);
-        if !of_weight && stride != [1, 1] {
-            let options = ConvOptions::new(stride, pad, [1, 1], 1);
-            return Flex::conv2d_x_backward(x, weight, output_grad, options);
-        }
-        let (x_shape, w_shape) = (x.shape(), weight.shape());
-        let g = geometry(&x_shape, &w_shape, stride, pad);
-        let dy = output_grad.to_contiguous();
-        let (grad, shape) = if of_weight {
-            let x = x.to_contiguous();
-            (
-                weight_grad(x.storage::<f32>(), dy.storage::<f32>(), &g),
-                w_shape,
-            )
-        } else {
-            let w = weight.to_contiguous();
-            (x_grad(w.storage::<f32>(), dy.storage::<f32>(), &g), x_shape)
-        };
-        Flex::float_from_data(TensorData::new(grad, shape), &Default::default())
+        let shape = weight.shape();
+        let g = geometry(&x.shape(), &shape, [stride_h, stride_w], [pad_h, pad_w]);
+        let (x, dy) = (x.to_contiguous(), output_grad.to_contiguous());
+        let dw = weight_grad(x.storage::<f32>(), dy.storage::<f32>(), &g);
+        Flex::float_from_data(TensorData::new(dw, shape), &Default::default())
     }
 }
 
@@ -510,15 +442,15 @@ impl<B: Backend + FlexConv, C: CheckpointStrategy> FlexConv for Autodiff<B, C> {
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
                 let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
-                let of = |of_weight| {
-                    let (x, w, dy) = (x.clone(), weight.clone(), grad.clone());
-                    B::conv2d_flex_grad(x, w, dy, of_weight, sh, sw, ph, pw)
-                };
                 if let Some(node) = node_x {
-                    grads.register::<B>(node.id, of(false));
+                    let options = ConvOptions::new([sh, sw], [ph, pw], [1, 1], 1);
+                    let dx = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options);
+                    grads.register::<B>(node.id, dx);
                 }
                 if let Some(node) = node_weight {
-                    grads.register::<B>(node.id, of(true));
+                    let dw =
+                        B::conv2d_flex_weight_grad(x.clone(), weight, grad.clone(), sh, sw, ph, pw);
+                    grads.register::<B>(node.id, dw);
                 }
                 if let Some(node) = node_bias {
                     grads.register::<B>(node.id, B::conv2d_bias_backward(x, bias, grad));
@@ -559,22 +491,20 @@ impl<B: Backend + FlexConv, C: CheckpointStrategy> FlexConv for Autodiff<B, C> {
         }
     }
 
-    fn conv2d_flex_grad(
+    fn conv2d_flex_weight_grad(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
-        of_weight: bool,
         stride_h: usize,
         stride_w: usize,
         pad_h: usize,
         pad_w: usize,
     ) -> FloatTensor<Self> {
         // Not differentiated itself: the inner backend's value as a new leaf.
-        Self::from_inner(B::conv2d_flex_grad(
+        Self::from_inner(B::conv2d_flex_weight_grad(
             Self::inner(x),
             Self::inner(weight),
             Self::inner(output_grad),
-            of_weight,
             stride_h,
             stride_w,
             pad_h,
