@@ -134,7 +134,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0.999, allow_negative_numbers = true)]
     ema_decay: f64,
     /// The U-Net's label dropout: the probability that a digit trains the unconditional
-    /// (null-class) model (default: 0.15).
+    /// (null-class) model (default: 0.3).
     #[arg(long, allow_negative_numbers = true)]
     p_uncond: Option<f64>,
     /// Minutes between checkpoints.
