@@ -243,7 +243,7 @@ fn run(command: Command) -> Result<(), Error> {
                         } else {
                             ""
                         },
-                        if t.own_conv_grads {
+                        if t.own_weight_grad {
                             ""
                         } else {
                             ", burn's conv backward"

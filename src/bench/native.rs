@@ -47,7 +47,7 @@ pub struct BenchOptions {
     #[arg(long, value_delimiter = ',', default_value = "64")]
     pub train_batches: Vec<usize>,
     /// Parts each training batch is split into (`train --shards`), each timed in turn at every
-    /// batch size with malloc tuned as the trainer tunes it and its own convolution gradients,
+    /// batch size with malloc tuned as the trainer tunes it and its own convolution weight gradient,
     /// after one run in one part with glibc's malloc and burn's convolution backward and one in
     /// the default parts with malloc tuned and burn's backward; 0 stands for one per CPU
     /// thread, the trainer's default.
@@ -65,7 +65,7 @@ pub struct NativeReport {
     /// U-Net training throughput: one part with malloc untuned and burn's convolution backward
     /// at each of `--train-batches`, then at each batch size with malloc tuned: one part per
     /// thread with burn's convolution backward, and each of `--train-shards` with the
-    /// trainer's own, in that order.
+    /// trainer's own weight gradient, in that order.
     pub train: Vec<TrainReport>,
     /// Peak resident memory of the process (VmHWM), bytes; 0 where it cannot be read.
     pub peak_rss_bytes: u64,
@@ -78,8 +78,9 @@ pub struct TrainReport {
     pub shards: usize,
     /// Whether malloc was tuned as the trainer tunes it (`train::tune_allocator`).
     pub tuned_allocator: bool,
-    /// Whether the convolutions' gradients were the trainer's own (`nn::flex_conv`) or burn's.
-    pub own_conv_grads: bool,
+    /// Whether the convolutions' weight gradient was the trainer's own (`nn::flex_conv`) or
+    /// burn's.
+    pub own_weight_grad: bool,
     pub samples_per_s: f64,
 }
 
@@ -223,24 +224,24 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
     // First each batch as the trainer ran before `1ed1d60` (one part, glibc's defaults, burn's
     // convolution backward); then, with the allocator tuned for the rest of this process, as it
     // ran from `1ed1d60` (one part per thread, burn's convolution backward), and each
-    // `--train-shards` setting with the trainer's own convolution gradients.
+    // `--train-shards` setting with the trainer's own convolution weight gradient.
     let mut train = Vec::new();
-    let mut time = |batch: usize, shards: usize, tuned_allocator: bool, own_conv_grads: bool| {
-        crate::nn::flex_conv::use_own_grads(own_conv_grads);
+    let mut time = |batch: usize, shards: usize, tuned_allocator: bool, own_weight_grad: bool| {
+        crate::nn::flex_conv::use_own_weight_grad(own_weight_grad);
         let timed = train_throughput(&opts.data, batch, shards, opts.train_steps);
-        crate::nn::flex_conv::use_own_grads(true);
+        crate::nn::flex_conv::use_own_weight_grad(true);
         let samples_per_s = timed?;
         let malloc = if tuned_allocator { "tuned" } else { "default" };
-        let grad = if own_conv_grads { "own" } else { "burn's" };
+        let grad = if own_weight_grad { "own" } else { "burn's" };
         eprintln!(
             "flex, U-Net training at batch {batch} in {shards} part(s), {malloc} malloc, \
-             {grad} conv gradients: {samples_per_s:.1} samples/s"
+             {grad} conv weight gradient: {samples_per_s:.1} samples/s"
         );
         train.push(TrainReport {
             batch,
             shards,
             tuned_allocator,
-            own_conv_grads,
+            own_weight_grad,
             samples_per_s,
         });
         Ok::<(), Error>(())

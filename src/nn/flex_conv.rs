@@ -1,4 +1,4 @@
-//! The convolutions' backward on flex (CPU) as a few wide matrix products.
+//! The convolutions' weight gradient on flex (CPU) as a few wide matrix products.
 //!
 //! For a convolution `y = conv(x, W) + b` with `W` of shape `[Co, Ci, KH, KW]`, stride `s` and
 //! padding `pad`, the weight gradient is
@@ -39,12 +39,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether [`conv2d`] takes its own path where it applies (the default), or burn's everywhere:
 /// `guided-ddpm bench` times training both ways in one process.
-static OWN_GRADS: AtomicBool = AtomicBool::new(true);
+static OWN_WEIGHT_GRAD: AtomicBool = AtomicBool::new(true);
 
 /// Sets whether [`conv2d`] uses [`weight_grad`] where it applies (true by default); with false
 /// every convolution is burn's own, forward and backward.
-pub fn use_own_grads(on: bool) {
-    OWN_GRADS.store(on, Ordering::Relaxed);
+pub fn use_own_weight_grad(on: bool) {
+    OWN_WEIGHT_GRAD.store(on, Ordering::Relaxed);
 }
 
 /// The largest im2col buffer, in floats (16 MB): the batch is taken a few samples at a time so
@@ -118,8 +118,8 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &Geometry) -> Vec<f32> {
     dw
 }
 
-/// The layout the stride-1 weight gradient works in: each channel's images of the whole batch side by
-/// side, each zero-padded to `(H + 2 pad_h) x (W + 2 pad_w)`, then `slack` zeros. In it, a
+/// The layout the stride-1 weight gradient works in: each channel's images of the whole batch
+/// side by side, each zero-padded to `(H + 2 pad_h) x (W + 2 pad_w)`, then `slack` zeros. In it, a
 /// kernel tap `(i, j)` is a shift by `i * W' + j`: the output at `(p, q)` of image `n` reads the
 /// padded input at `n * plane + (p + i) * W' + (q + j)`, so one matrix product per tap covers
 /// every output position of the batch at once. Output gradients laid out the same way (at the
@@ -323,16 +323,17 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     Tensor::from_dispatch(out)
 }
 
-/// The padding of `conv` where [`conv2d`]'s own path applies to it and `x`.
+/// The padding of `conv` where [`conv2d`]'s own path applies to it and `x` (the bias is
+/// checked there).
 fn applies(conv: &Conv2d, x: &Tensor<4>) -> Option<[usize; 2]> {
-    if !OWN_GRADS.load(Ordering::Relaxed) {
+    if !OWN_WEIGHT_GRAD.load(Ordering::Relaxed) {
         return None;
     }
     let on_flex = matches!(
         x.device().as_dispatch().clone().inner(),
         DispatchDevice::Flex(_)
     );
-    let simple = conv.groups == 1 && conv.dilation == [1, 1] && conv.bias.is_some();
+    let simple = conv.groups == 1 && conv.dilation == [1, 1];
     match conv.padding {
         PaddingConfig2d::Explicit(top, left, bottom, right)
             if on_flex && simple && x.dtype() == DType::F32 && top == bottom && left == right =>

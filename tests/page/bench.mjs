@@ -406,10 +406,10 @@ async function main() {
     `- Native peak resident memory of \`guided-ddpm bench\` (VmHWM, all batches and the training run): ${mbytes(native.peak_rss_bytes)}.`,
     `- WebAssembly linear memory after the benchmarks (it only grows, so this is its peak): ${memory}. GPU memory is not readable from a page.`,
     ...native.train.map((t) => {
-      const base = native.train.find((u) => u.batch === t.batch && u.shards === 1 && !u.tuned_allocator && !u.own_conv_grads);
+      const base = native.train.find((u) => u.batch === t.batch && u.shards === 1 && !u.tuned_allocator && !u.own_weight_grad);
       const ratio = base && base !== t ? ` (${(t.samples_per_s / base.samples_per_s).toFixed(2)}x the first row at this batch, same run)` : "";
       const malloc = t.tuned_allocator ? "malloc tuned as the trainer tunes it" : "glibc's default malloc";
-      const grad = t.own_conv_grads ? "the trainer's own convolution gradients" : "burn's convolution backward";
+      const grad = t.own_weight_grad ? "the trainer's own convolution weight gradient" : "burn's convolution backward";
       return `- U-Net training on flex (forward, backward, AdamW, EMA), batch ${t.batch} in ${t.shards} part(s) run at once, ${malloc}, ${grad}: ${f(t.samples_per_s)} samples/s${ratio}.`;
     }),
     "",
