@@ -305,6 +305,11 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
             r.frechet,
             r.frechet / floor
         );
+        let mix: Vec<String> = r.judged_share.iter().map(|s| format!("{s:.3}")).collect();
+        eprintln!(
+            "  {label}: judged share of each class 0-9: {}",
+            mix.join(" ")
+        );
         rows.push(Row {
             run: name.clone(),
             step: state.step,

@@ -49,6 +49,10 @@ pub struct SettingResult {
     pub recall: f64,
     #[serde(default)]
     pub ink: fidelity::Ink,
+    /// The share of the samples the judge assigns to each class, whatever was asked: for
+    /// unguided sampling, the model's own mix of digits (the held-out digits' is about 0.1 each).
+    #[serde(default)]
+    pub judged_share: Vec<f64>,
     pub seconds: f64,
 }
 
@@ -279,6 +283,7 @@ fn run_setting(
         vec![Vec::new(); NUM_CLASSES],
     );
     let mut total = vec![0usize; NUM_CLASSES];
+    let mut judged = [0usize; NUM_CLASSES];
     let mut pixels = Vec::new();
     for b in 0..batches {
         let classes: Vec<usize> = (0..NUM_CLASSES)
@@ -306,6 +311,7 @@ fn run_setting(
         for (i, (&c, &p)) in classes.iter().zip(&pred).enumerate() {
             correct[c] += (c == p) as usize;
             total[c] += 1;
+            judged[p] += 1;
             if b == 0 {
                 grid_rows[c].extend(grid::to_bytes(
                     &values[i * SIDE * SIDE..(i + 1) * SIDE * SIDE],
@@ -337,6 +343,10 @@ fn run_setting(
         precision,
         recall,
         ink: fidelity::ink(&pixels),
+        judged_share: judged
+            .iter()
+            .map(|&j| j as f64 / total.iter().sum::<usize>() as f64)
+            .collect(),
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((result, grid_rows.concat()))
