@@ -1,0 +1,134 @@
+//! The shipped weights' targets, checked against an evaluation report: where the default must
+//! sit on the accuracy/fidelity front, how good the unguided model must be on its own, and how
+//! little int8 may cost. `guided-ddpm eval` writes the checks into docs/EVAL.md.
+
+use super::{Report, SettingResult};
+use crate::guidance::{self, Guidance};
+
+/// The judged accuracy a setting needs to be a candidate for the default.
+pub const MIN_ACCURACY: f64 = 0.99;
+/// The default's FD at most this many times the real-vs-real FD at the same N.
+pub const DEFAULT_FD_RATIO: f64 = 1.5;
+/// The unguided model's FD at most this many times the real-vs-real FD at the same N.
+pub const UNGUIDED_FD_RATIO: f64 = 3.0;
+/// The default's precision and recall each within this of the real-vs-real values.
+pub const PR_TOLERANCE: f64 = 0.1;
+/// The default's mean ink within this share of the held-out digits' mean ink.
+pub const INK_TOLERANCE: f64 = 0.1;
+/// The default's judged accuracy with int8 weights within this many points of the float ones.
+pub const INT8_POINTS: f64 = 0.5;
+
+/// One target: what is measured, the value, the bound, and whether it is met.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub what: String,
+    pub measured: String,
+    pub bound: String,
+    pub met: bool,
+}
+
+/// The int8 row of `guidance` in `r`, if it was measured.
+pub fn int8_row<'a>(r: &'a Report, guidance: &Guidance) -> Option<&'a SettingResult> {
+    r.settings
+        .iter()
+        .find(|x| x.weights == "int8" && x.guidance == *guidance)
+}
+
+/// The setting the default should be: of the int8 settings judged at `MIN_ACCURACY` or more,
+/// the one with the lowest FD (the left end of the front in `accuracy-vs-fd.png`).
+pub fn front_pick(r: &Report) -> Option<&SettingResult> {
+    r.settings
+        .iter()
+        .filter(|x| x.weights == "int8" && x.accuracy >= MIN_ACCURACY)
+        .min_by(|a, b| a.frechet.total_cmp(&b.frechet))
+}
+
+/// Every target that `r` can decide, in the order EVAL.md lists them. A target whose rows are
+/// not measured yet is left out; the FD targets need the same-N floor (reports from before it
+/// was recorded lack it).
+pub fn checks(r: &Report) -> Vec<Check> {
+    let mut out = Vec::new();
+    let floor = r.real_vs_real_same_n_frechet;
+    let ratio = |fd: f64| fd / floor;
+    if let Some(d) = int8_row(r, &guidance::DEFAULT) {
+        out.push(Check {
+            what: format!("default ({}): judged accuracy", d.label),
+            measured: format!("{:.1}%", 100.0 * d.accuracy),
+            bound: format!(">= {:.0}%", 100.0 * MIN_ACCURACY),
+            met: d.accuracy >= MIN_ACCURACY,
+        });
+        if floor > 0.0 {
+            out.push(Check {
+                what: "default: FD / real-vs-real FD at the same N".into(),
+                measured: format!("{:.3} / {floor:.3} = {:.2}x", d.frechet, ratio(d.frechet)),
+                bound: format!("<= {DEFAULT_FD_RATIO}x"),
+                met: ratio(d.frechet) <= DEFAULT_FD_RATIO,
+            });
+        }
+        if d.has_fidelity() {
+            let [rp, rr] = r.real_vs_real_precision_recall;
+            for (name, v, real) in [("precision", d.precision, rp), ("recall", d.recall, rr)] {
+                out.push(Check {
+                    what: format!("default: {name} against real-vs-real"),
+                    measured: format!("{v:.3} against {real:.3}"),
+                    bound: format!("within {PR_TOLERANCE}"),
+                    met: (v - real).abs() <= PR_TOLERANCE,
+                });
+            }
+            let held = r.held_out_ink.mean;
+            let off = d.ink.mean / held - 1.0;
+            out.push(Check {
+                what: "default: mean ink against the held-out digits'".into(),
+                measured: format!("{:.3} against {held:.3} ({:+.0}%)", d.ink.mean, 100.0 * off),
+                bound: format!("within {:.0}%", 100.0 * INK_TOLERANCE),
+                met: off.abs() <= INK_TOLERANCE,
+            });
+        }
+        let float = r
+            .settings
+            .iter()
+            .find(|x| x.weights != "int8" && x.guidance == guidance::DEFAULT);
+        if let Some(f) = float {
+            let points = 100.0 * (d.accuracy - f.accuracy);
+            out.push(Check {
+                what: "default: int8 against float weights, judged accuracy".into(),
+                measured: format!(
+                    "{:.1}% against {:.1}% ({points:+.1} points; FD {:.3} against {:.3})",
+                    100.0 * d.accuracy,
+                    100.0 * f.accuracy,
+                    d.frechet,
+                    f.frechet
+                ),
+                bound: format!("within {INT8_POINTS} points"),
+                met: points.abs() < INT8_POINTS,
+            });
+        }
+    }
+    if let Some(pick) = front_pick(r) {
+        out.push(Check {
+            what: format!(
+                "default is the lowest FD judged at >= {:.0}%",
+                100.0 * MIN_ACCURACY
+            ),
+            measured: format!("lowest: {} (FD {:.3})", pick.label, pick.frechet),
+            bound: "the default".into(),
+            met: pick.guidance == guidance::DEFAULT,
+        });
+    }
+    if floor > 0.0 {
+        let none = Guidance {
+            mode: guidance::Mode::None,
+            scale: 0.0,
+            cfg_scale: 0.0,
+        };
+        if let Some(u) = int8_row(r, &none) {
+            out.push(Check {
+                what: "unguided: FD / real-vs-real FD at the same N".into(),
+                measured: format!("{:.3} / {floor:.3} = {:.2}x", u.frechet, ratio(u.frechet)),
+                bound: format!("<= {UNGUIDED_FD_RATIO}x"),
+                met: ratio(u.frechet) <= UNGUIDED_FD_RATIO,
+            });
+        }
+    }
+    out
+}

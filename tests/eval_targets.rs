@@ -1,0 +1,113 @@
+//! The targets EVAL.md checks, on a hand-made report.
+#![cfg(not(target_family = "wasm"))]
+
+use guided_ddpm::eval::fidelity::Ink;
+use guided_ddpm::eval::targets::{checks, front_pick};
+use guided_ddpm::eval::{Report, SettingResult};
+use guided_ddpm::guidance::{Guidance, Mode, DEFAULT};
+
+fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -> SettingResult {
+    SettingResult {
+        label: label.into(),
+        guidance,
+        weights: weights.into(),
+        n_per_class: 50,
+        steps: 100,
+        accuracy_per_class: vec![accuracy; 10],
+        accuracy,
+        frechet: fd,
+        precision: 0.90,
+        recall: 0.85,
+        ink: Ink {
+            mean: 0.139,
+            stroke: 0.14,
+        },
+        judged_share: vec![0.1; 10],
+        seconds: 1.0,
+    }
+}
+
+fn g(mode: Mode, scale: f64, cfg_scale: f64) -> Guidance {
+    Guidance {
+        mode,
+        scale,
+        cfg_scale,
+    }
+}
+
+fn report() -> Report {
+    Report {
+        real_vs_real_same_n_frechet: 0.1,
+        real_vs_real_precision_recall: [0.95, 0.90],
+        held_out_ink: Ink {
+            mean: 0.128,
+            stroke: 0.13,
+        },
+        settings: vec![
+            row("none", g(Mode::None, 0.0, 0.0), "int8", 0.1, 0.29),
+            // The lowest FD of all, but judged below 99%: not a candidate.
+            row("free w=0.1", g(Mode::Free, 0.0, 0.1), "int8", 0.98, 0.08),
+            row("free w=0.25", g(Mode::Free, 0.0, 0.25), "int8", 0.99, 0.12),
+            row("default", DEFAULT, "int8", 1.0, 0.14),
+            // Float rows never count for the front.
+            row("default (float)", DEFAULT, "float EMA", 0.996, 0.11),
+        ],
+        ..Report::default()
+    }
+}
+
+fn met(r: &Report, starts: &str) -> bool {
+    let found: Vec<_> = checks(r)
+        .into_iter()
+        .filter(|c| c.what.starts_with(starts))
+        .collect();
+    assert_eq!(found.len(), 1, "one check starts with {starts:?}");
+    found[0].met
+}
+
+#[test]
+fn the_front_pick_is_the_lowest_fd_judged_at_99_percent() {
+    let r = report();
+    assert_eq!(front_pick(&r).unwrap().label, "free w=0.25");
+    assert!(!met(&r, "default is the lowest FD"));
+    let mut r = report();
+    r.settings[2].frechet = 0.15;
+    assert_eq!(front_pick(&r).unwrap().label, "default");
+    assert!(met(&r, "default is the lowest FD"));
+}
+
+#[test]
+fn each_target_against_its_bound() {
+    let mut r = report();
+    // FD 0.14 against a floor of 0.1: 1.4x, under 1.5x; unguided 2.9x, under 3x.
+    assert!(met(&r, "default: FD"));
+    assert!(met(&r, "unguided: FD"));
+    // Ink 0.139 against 0.128 is +8.6%; precision 0.05 off, recall 0.05 off.
+    assert!(met(&r, "default: mean ink"));
+    assert!(met(&r, "default: precision"));
+    assert!(met(&r, "default: recall"));
+    // int8 100% against float 99.6%: 0.4 points.
+    assert!(met(&r, "default: int8"));
+    assert!(met(&r, "default (default): judged"));
+
+    r.real_vs_real_same_n_frechet = 0.09; // 1.56x and 3.2x
+    assert!(!met(&r, "default: FD"));
+    assert!(!met(&r, "unguided: FD"));
+    r.settings[3].ink.mean = 0.143; // +11.7%
+    assert!(!met(&r, "default: mean ink"));
+    r.settings[3].recall = 0.79; // 0.11 under 0.90
+    assert!(!met(&r, "default: recall"));
+    r.settings[4].accuracy = 0.994; // 0.6 points
+    assert!(!met(&r, "default: int8"));
+    r.settings[3].accuracy = 0.985;
+    assert!(!met(&r, "default (default): judged"));
+}
+
+#[test]
+fn fd_targets_wait_for_the_same_n_floor() {
+    let mut r = report();
+    r.real_vs_real_same_n_frechet = 0.0;
+    let whats: Vec<String> = checks(&r).into_iter().map(|c| c.what).collect();
+    assert!(whats.iter().all(|w| !w.contains("FD /")), "{whats:?}");
+    assert!(whats.iter().any(|w| w.starts_with("default: mean ink")));
+}
