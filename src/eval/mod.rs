@@ -104,12 +104,20 @@ pub fn settings() -> Vec<(String, Guidance, bool)> {
             false,
         ));
     }
-    for w in [0.25, 0.5, 1.0, 2.0] {
+    // w = 0 is the conditional model alone, (1 + w) eps(x, y) - w eps(x, null) at w = 0.
+    for w in [0.0, 0.25, 0.5, 1.0, 2.0] {
         out.push((format!("free w={w}"), g(Mode::Free, 0.0, w), false));
     }
     // Weak settings too: the strong ones over-ink (docs/EVAL.md), and the default is picked as
     // the lowest FD among the settings judged at >= 99% (issue 11).
-    for (s, w) in [(1.0, 0.25), (1.0, 0.5), (2.0, 0.5), (2.0, 1.0), (4.0, 1.0)] {
+    for (s, w) in [
+        (1.0, 0.0),
+        (1.0, 0.25),
+        (1.0, 0.5),
+        (2.0, 0.5),
+        (2.0, 1.0),
+        (4.0, 1.0),
+    ] {
         out.push((format!("both s={s} w={w}"), g(Mode::Both, s, w), false));
     }
     out
