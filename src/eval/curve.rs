@@ -23,6 +23,9 @@ pub const START: &str = "<!-- training:start -->";
 pub const END: &str = "<!-- training:end -->";
 /// The rows, in `--out`.
 pub const CSV: &str = "training-eval.csv";
+/// The curve's N per class: its default, and the only N its plot draws (FD depends on N, so
+/// rows at other N are in the table, not on the line).
+pub const CURVE_N: usize = 20;
 const HEADER: &str = "run,step,samples_seen,setting,n_per_class,steps,accuracy,frechet,floor,precision,recall,real_precision,real_recall,ink,held_ink,seconds";
 
 #[derive(clap::Args)]
@@ -40,7 +43,7 @@ pub struct CurveOptions {
     pub out: PathBuf,
     /// Samples per class and setting (FD at small N sits above the large-N floor, so each row
     /// carries the real-vs-real FD at its own N).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = CURVE_N)]
     pub n_per_class: usize,
     /// Reverse steps per sample.
     #[arg(long, default_value_t = 100)]
@@ -411,7 +414,7 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
          the float guidance classifier, DDPM, fixed seeds. FD at a small N sits above the \
          1,000-digit floor of the table above, so each row has the real-vs-real FD at its own N \
          (\"floor\") and the ratio. Real P / R: train digits against the held-out ones at the \
-         same N.\n\n"
+         same N. The plot draws the rows at {CURVE_N} per class only.\n\n"
     );
     s += "![training loss and FD against optimizer steps](training-curve.png)\n\n";
     s += "| run | step | samples seen | setting | N/class | judged acc. | FD | floor | FD / floor | precision | recall | real P / R | ink | held-out ink | time |\n";
@@ -458,8 +461,9 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
 /// unguided against optimizer steps, with each row's floor: run `name`'s rows joined by lines,
 /// other runs' (the shipped run's) as lone hollow squares.
 fn draw(losses: &[(usize, f64)], all: &[Row], name: &str) -> Canvas {
-    let rows: Vec<&Row> = all.iter().filter(|r| r.run == name).collect();
-    let others: Vec<&Row> = all.iter().filter(|r| r.run != name).collect();
+    let all: Vec<&Row> = all.iter().filter(|r| r.n_per_class == CURVE_N).collect();
+    let rows: Vec<&Row> = all.iter().copied().filter(|r| r.run == name).collect();
+    let others: Vec<&Row> = all.iter().copied().filter(|r| r.run != name).collect();
     let mut c = Canvas::new(960, 400);
     let loss = windowed(losses, 250);
     let loss_pts: Vec<(f64, f64)> = loss.iter().map(|&(s, l)| (s as f64, l)).collect();
@@ -496,7 +500,7 @@ fn draw(losses: &[(usize, f64)], all: &[Row], name: &str) -> Canvas {
     };
     right.draw_axes(
         &mut c,
-        "FD TO HELD-OUT",
+        &format!("FD TO HELD-OUT, {CURVE_N} PER CLASS"),
         "optimizer steps",
         "frechet distance",
     );
