@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::plot::{self, Axis, Canvas, Panel};
-use super::{first_per_class, frechet, run_setting, EvalOptions, RealDigits};
+use super::{first_per_class, run_setting, EvalOptions, RealDigits};
 use crate::data::Digits;
 use crate::guidance::Guidance;
 use crate::nn::{ClassifierConfig, UNetConfig};
@@ -276,11 +276,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
     let (train_set, held) = crate::data::load(&opts.data)?.split();
     write_real_grid(&held, opts)?;
     let real = RealDigits::judge(&judge_net, &train_set, &held, opts.n_per_class, &device);
-    let floor = frechet::between(
-        &real.same_n_feats,
-        &real.held_feats,
-        judge_net.feature_dim(),
-    );
+    let floor = real.same_n_frechet;
     eprintln!(
         "{name} at step {}: real-vs-real FD at {}/class {floor:.3}",
         state.step, opts.n_per_class

@@ -57,6 +57,20 @@ pub struct SettingResult {
     pub seconds: f64,
 }
 
+impl Report {
+    /// The real-vs-real FD at the settings' N, where the report has it.
+    pub fn same_n_floor(&self) -> Option<f64> {
+        (self.real_vs_real_same_n_frechet > 0.0).then_some(self.real_vs_real_same_n_frechet)
+    }
+
+    /// The int8 row of unguided sampling, if it was measured.
+    pub fn unguided(&self) -> Option<&SettingResult> {
+        self.settings
+            .iter()
+            .find(|x| x.weights == "int8" && x.guidance.mode == Mode::None)
+    }
+}
+
 impl SettingResult {
     /// Whether the row has the fidelity metrics (rows from before they existed do not).
     pub fn has_fidelity(&self) -> bool {
@@ -236,12 +250,15 @@ fn classifier_by_quartile(c: &Classifier, held: &Digits, device: &Device) -> Vec
 
 /// The real digits a setting's samples are set against, as the judge sees them: the held-out
 /// digits, and `n` train digits of each class (the first ones, as many as a setting samples)
-/// with their precision and recall against the held-out ones, what a perfect sampler would score.
+/// with their FD, precision and recall against the held-out ones, what a perfect sampler would
+/// score.
 pub(crate) struct RealDigits {
     /// The judge's accuracy on the held-out digits.
     pub held_accuracy: f64,
     pub held_feats: Vec<f32>,
-    pub same_n_feats: Vec<f32>,
+    /// FD of the `n` train digits of each class against the held-out ones: the floor a setting
+    /// sampling `n` per class is held to (FD falls as N grows).
+    pub same_n_frechet: f64,
     pub precision: f64,
     pub recall: f64,
     pub held_ink: fidelity::Ink,
@@ -265,8 +282,8 @@ impl RealDigits {
         let held_pixels: Vec<f32> = (0..held.len()).flat_map(|i| held.image(i)).collect();
         RealDigits {
             held_accuracy,
+            same_n_frechet: frechet::between(&same_n_feats, &held_feats, d),
             held_feats,
-            same_n_feats,
             precision,
             recall,
             held_ink: fidelity::ink(&held_pixels),
@@ -357,10 +374,10 @@ fn run_setting(
         precision,
         recall,
         ink: fidelity::ink(&pixels),
-        judged_share: judged
-            .iter()
-            .map(|&j| j as f64 / total.iter().sum::<usize>() as f64)
-            .collect(),
+        judged_share: {
+            let n = total.iter().sum::<usize>() as f64;
+            judged.iter().map(|&j| j as f64 / n).collect()
+        },
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((result, grid_rows.concat()))
@@ -446,7 +463,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let (_, train_feats) = judge_digits(&judge_net, &train_set, &train_idx, &device);
     let d = judge_net.feature_dim();
     report.real_vs_real_frechet = frechet::between(&train_feats, &real.held_feats, d);
-    report.real_vs_real_same_n_frechet = frechet::between(&real.same_n_feats, &real.held_feats, d);
+    report.real_vs_real_same_n_frechet = real.same_n_frechet;
     report.real_vs_real_precision_recall = [real.precision, real.recall];
     report.held_out_ink = real.held_ink;
     report.classifier_accuracy_by_t_quartile = classifier_by_quartile(&classifier, &held, &ad);
@@ -594,8 +611,8 @@ fn markdown(r: &Report, m: &Manifest) -> String {
         q.join(", ")
     );
     s += &format!("- Real-vs-real floor: Frechet distance of judge features, 1,000 train vs 1,000 held-out digits: {:.3}.\n", r.real_vs_real_frechet);
-    if r.real_vs_real_same_n_frechet > 0.0 {
-        s += &format!("- Real-vs-real FD at the table's N (train digits, as many per class as each setting samples, against the 1,000 held-out ones): {:.3}. FD falls as N grows, so a setting's FD is held to this floor (the \"FD / floor\" column and the targets below).\n", r.real_vs_real_same_n_frechet);
+    if let Some(floor) = r.same_n_floor() {
+        s += &format!("- Real-vs-real FD at the table's N (train digits, as many per class as each setting samples, against the 1,000 held-out ones): {floor:.3}. FD falls as N grows, so a setting's FD is held to this floor (the \"FD / floor\" column and the targets below).\n");
     }
     let [rp, rr] = r.real_vs_real_precision_recall;
     s += &format!("- Real-vs-real precision / recall (train digits, as many per class as each setting samples, against the held-out ones; k = {}): {rp:.3} / {rr:.3}. Held-out ink: mean {:.3}, stroke share {:.3}.\n\n", fidelity::K, r.held_out_ink.mean, r.held_out_ink.stroke);
@@ -624,11 +641,8 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             x.n_per_class,
             100.0 * x.accuracy,
             x.frechet,
-            if r.real_vs_real_same_n_frechet > 0.0 {
-                format!("{:.2}x", x.frechet / r.real_vs_real_same_n_frechet)
-            } else {
-                "–".into()
-            },
+            r.same_n_floor()
+                .map_or("–".into(), |floor| format!("{:.2}x", x.frechet / floor)),
             fid(x.precision),
             fid(x.recall),
             fid(x.ink.mean)
@@ -641,11 +655,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             .join(" | ");
         s += &format!(" | {:.0} s |\n", x.seconds);
     }
-    if let Some(u) = r
-        .settings
-        .iter()
-        .find(|x| x.guidance.mode == Mode::None && !x.judged_share.is_empty())
-    {
+    if let Some(u) = r.unguided().filter(|u| !u.judged_share.is_empty()) {
         let mix: Vec<String> = u
             .judged_share
             .iter()
@@ -688,11 +698,7 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
     let mut c = Canvas::new(760, 460);
     let rows: Vec<&SettingResult> = r.settings.iter().filter(|x| x.weights == "int8").collect();
     // The floor at the settings' own N where the report has it (FD falls as N grows).
-    let floor = if r.real_vs_real_same_n_frechet > 0.0 {
-        r.real_vs_real_same_n_frechet
-    } else {
-        r.real_vs_real_frechet
-    };
+    let floor = r.same_n_floor().unwrap_or(r.real_vs_real_frechet);
     let fds = rows.iter().map(|x| x.frechet).chain([floor]);
     let p = Panel {
         left: 80,

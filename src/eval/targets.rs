@@ -48,8 +48,7 @@ pub fn front_pick(r: &Report) -> Option<&SettingResult> {
 /// was recorded lack it).
 pub fn checks(r: &Report) -> Vec<Check> {
     let mut out = Vec::new();
-    let floor = r.real_vs_real_same_n_frechet;
-    let ratio = |fd: f64| fd / floor;
+    let floor = r.same_n_floor();
     if let Some(d) = int8_row(r, &guidance::DEFAULT) {
         out.push(Check {
             what: format!("default ({}): judged accuracy", d.label),
@@ -57,13 +56,8 @@ pub fn checks(r: &Report) -> Vec<Check> {
             bound: format!(">= {:.0}%", 100.0 * MIN_ACCURACY),
             met: d.accuracy >= MIN_ACCURACY,
         });
-        if floor > 0.0 {
-            out.push(Check {
-                what: "default: FD / real-vs-real FD at the same N".into(),
-                measured: format!("{:.3} / {floor:.3} = {:.2}x", d.frechet, ratio(d.frechet)),
-                bound: format!("<= {DEFAULT_FD_RATIO}x"),
-                met: ratio(d.frechet) <= DEFAULT_FD_RATIO,
-            });
+        if let Some(floor) = floor {
+            out.push(fd_check("default", d.frechet, floor, DEFAULT_FD_RATIO));
         }
         if d.has_fidelity() {
             let [rp, rr] = r.real_vs_real_precision_recall;
@@ -115,20 +109,19 @@ pub fn checks(r: &Report) -> Vec<Check> {
             met: pick.guidance == guidance::DEFAULT,
         });
     }
-    if floor > 0.0 {
-        let none = Guidance {
-            mode: guidance::Mode::None,
-            scale: 0.0,
-            cfg_scale: 0.0,
-        };
-        if let Some(u) = int8_row(r, &none) {
-            out.push(Check {
-                what: "unguided: FD / real-vs-real FD at the same N".into(),
-                measured: format!("{:.3} / {floor:.3} = {:.2}x", u.frechet, ratio(u.frechet)),
-                bound: format!("<= {UNGUIDED_FD_RATIO}x"),
-                met: ratio(u.frechet) <= UNGUIDED_FD_RATIO,
-            });
-        }
+    if let (Some(floor), Some(u)) = (floor, r.unguided()) {
+        out.push(fd_check("unguided", u.frechet, floor, UNGUIDED_FD_RATIO));
     }
     out
+}
+
+/// `who`'s FD held to at most `bound` times the same-N floor.
+fn fd_check(who: &str, fd: f64, floor: f64, bound: f64) -> Check {
+    let ratio = fd / floor;
+    Check {
+        what: format!("{who}: FD / real-vs-real FD at the same N"),
+        measured: format!("{fd:.3} / {floor:.3} = {ratio:.2}x"),
+        bound: format!("<= {bound}x"),
+        met: ratio <= bound,
+    }
 }
