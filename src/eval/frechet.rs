@@ -121,6 +121,38 @@ pub fn between(a: &[f32], b: &[f32], d: usize) -> f64 {
     distance(&m1, &s1, &m2, &s2)
 }
 
+/// FD against `reference` of `draws` subsets of `n` rows of `pool`, each drawn at random without
+/// replacement (seeded): what a sampler that draws real digits at random would score at N = n.
+/// An unconditional model is such a sampler at its best, and its class mix varies from draw to
+/// draw as theirs does (docs/EVAL.md). One distance per draw, in draw order.
+pub fn random_subsets(
+    pool: &[f32],
+    reference: &[f32],
+    d: usize,
+    n: usize,
+    draws: usize,
+    seed: u64,
+) -> Vec<f64> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let rows = pool.len() / d;
+    assert!(n <= rows, "{n} rows drawn from a pool of {rows}");
+    let (m2, s2) = fit(reference, d);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..rows).collect();
+    (0..draws)
+        .map(|_| {
+            order.shuffle(&mut rng);
+            let subset: Vec<f32> = order[..n]
+                .iter()
+                .flat_map(|&i| pool[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            let (m1, s1) = fit(&subset, d);
+            distance(&m1, &s1, &m2, &s2)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +176,31 @@ mod tests {
         // and against a scaled copy: Tr(S + 4S - 2 * 2S) = Tr(S) = 3.5
         let s4: Vec<f64> = s.iter().map(|x| 4.0 * x).collect();
         assert!((distance(&mu, &s, &mu, &s4) - 3.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn random_subsets_score_the_classes_they_happen_to_draw() {
+        // Two "classes" of one feature, at 0 and 10; the reference holds both twice: mean 5,
+        // variance 100 / 3. In 1-D, d^2 = (mu1 - mu2)^2 + (sd1 - sd2)^2.
+        let pool = [0.0, 0.0, 10.0, 10.0];
+        let reference = [0.0, 10.0, 0.0, 10.0];
+        let sd_ref = (100.0f64 / 3.0).sqrt();
+        // Two rows of one class: mean 0 or 10, variance 0.
+        let one_class = 25.0 + sd_ref * sd_ref;
+        // One row of each: mean 5, variance 50.
+        let both = (50.0f64.sqrt() - sd_ref).powi(2);
+        let draws = random_subsets(&pool, &reference, 1, 2, 20, 3);
+        assert_eq!(draws.len(), 20);
+        assert!(draws
+            .iter()
+            .all(|x| (x - one_class).abs() < 1e-9 || (x - both).abs() < 1e-9));
+        // Both kinds of draw happen (fixed seed), and the same seed draws the same subsets.
+        assert!(draws.iter().any(|x| (x - one_class).abs() < 1e-9));
+        assert!(draws.iter().any(|x| (x - both).abs() < 1e-9));
+        assert_eq!(draws, random_subsets(&pool, &reference, 1, 2, 20, 3));
+        // The whole pool is the reference's digits: distance 0 every time.
+        for x in random_subsets(&pool, &reference, 1, 4, 3, 3) {
+            assert!(x.abs() < 1e-9, "{x}");
+        }
     }
 }

@@ -63,6 +63,18 @@ impl Report {
         (self.real_vs_real_same_n_frechet > 0.0).then_some(self.real_vs_real_same_n_frechet)
     }
 
+    /// The unguided model's floor, where the report has it: the mean and the standard deviation
+    /// of the FDs of real digits drawn at random at the same N.
+    pub fn random_floor(&self) -> Option<(f64, f64)> {
+        let v = &self.real_vs_real_random_frechet;
+        (v.len() >= 2).then(|| {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            (mean, var.sqrt())
+        })
+    }
+
     /// The int8 row of unguided sampling, if it was measured.
     pub fn unguided(&self) -> Option<&SettingResult> {
         self.settings
@@ -93,6 +105,13 @@ pub struct Report {
     /// FD at a smaller N sits higher. 0 in reports from before it was recorded.
     #[serde(default)]
     pub real_vs_real_same_n_frechet: f64,
+    /// Frechet distance of judge features of `RANDOM_DRAWS` sets of train digits drawn at random
+    /// (as many in all as a setting samples, any class) vs the 1,000 held-out ones: the floor of
+    /// unguided sampling, whose class mix is its own and varies from draw to draw, where the
+    /// same-N floor above has exactly `n_per_class` of each class. Empty in reports from before
+    /// it was recorded.
+    #[serde(default)]
+    pub real_vs_real_random_frechet: Vec<f64>,
     /// Precision and recall of real train digits (`n_per_class` of each class, as many as a
     /// setting samples) against the held-out ones: what a perfect sampler would score.
     #[serde(default)]
@@ -102,6 +121,11 @@ pub struct Report {
     pub held_out_ink: fidelity::Ink,
     pub settings: Vec<SettingResult>,
 }
+
+/// How many random draws of real digits the unguided floor averages
+/// (`Report::real_vs_real_random_frechet`), and their seed.
+pub const RANDOM_DRAWS: usize = 20;
+const RANDOM_SEED: u64 = 7;
 
 /// The settings the table compares, in order: (label, guidance, float weights instead of int8).
 pub fn settings() -> Vec<(String, Guidance, bool)> {
@@ -464,6 +488,17 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let d = judge_net.feature_dim();
     report.real_vs_real_frechet = frechet::between(&train_feats, &real.held_feats, d);
     report.real_vs_real_same_n_frechet = real.same_n_frechet;
+    // The unguided floor's draws come from all the train digits.
+    let all_train: Vec<usize> = (0..train_set.len()).collect();
+    let (_, all_feats) = judge_digits(&judge_net, &train_set, &all_train, &device);
+    report.real_vs_real_random_frechet = frechet::random_subsets(
+        &all_feats,
+        &real.held_feats,
+        d,
+        NUM_CLASSES * opts.n_per_class,
+        RANDOM_DRAWS,
+        RANDOM_SEED,
+    );
     report.real_vs_real_precision_recall = [real.precision, real.recall];
     report.held_out_ink = real.held_ink;
     report.classifier_accuracy_by_t_quartile = classifier_by_quartile(&classifier, &held, &ad);
@@ -614,6 +649,13 @@ fn markdown(r: &Report, m: &Manifest) -> String {
     if let Some(floor) = r.same_n_floor() {
         s += &format!("- Real-vs-real FD at the table's N (train digits, as many per class as each setting samples, against the 1,000 held-out ones): {floor:.3}. FD falls as N grows, so a setting's FD is held to this floor (the \"FD / floor\" column and the targets below).\n");
     }
+    if let Some((mean, sd)) = r.random_floor() {
+        let v = &r.real_vs_real_random_frechet;
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+        s += &format!("- Real digits drawn at random, the unguided row's floor: {} draws of as many train digits as a setting samples, of any class, against the 1,000 held-out ones: FD {mean:.3} on average (sd {sd:.3}, from {lo:.3} to {hi:.3}). Unguided sampling cannot be asked for a number of each class: its mix of digits is its own and varies from run to run as these draws' does, and FD in judge features follows the mix of classes closely, so a perfect unconditional model would score about this, not the floor above.\n", v.len());
+    }
     let [rp, rr] = r.real_vs_real_precision_recall;
     s += &format!("- Real-vs-real precision / recall (train digits, as many per class as each setting samples, against the held-out ones; k = {}): {rp:.3} / {rr:.3}. Held-out ink: mean {:.3}, stroke share {:.3}.\n\n", fidelity::K, r.held_out_ink.mean, r.held_out_ink.stroke);
     s += "Samples: DDPM, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits); precision / recall = improved precision and recall (Kynkaanniemi et al. 2019) in judge features against the held-out digits; ink = mean darkness of the samples, (x + 1) / 2 per pixel, next to the held-out digits' above.\n\n";
@@ -641,8 +683,11 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             x.n_per_class,
             100.0 * x.accuracy,
             x.frechet,
-            r.same_n_floor()
-                .map_or("–".into(), |floor| format!("{:.2}x", x.frechet / floor)),
+            match (x.guidance.mode, r.random_floor(), r.same_n_floor()) {
+                (Mode::None, Some((floor, _)), _) => format!("{:.2}x*", x.frechet / floor),
+                (_, _, Some(floor)) => format!("{:.2}x", x.frechet / floor),
+                _ => "–".into(),
+            },
             fid(x.precision),
             fid(x.recall),
             fid(x.ink.mean)
@@ -654,6 +699,9 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             .collect::<Vec<_>>()
             .join(" | ");
         s += &format!(" | {:.0} s |\n", x.seconds);
+    }
+    if r.random_floor().is_some() && r.unguided().is_some() {
+        s += "\n\\* against the FD of real digits drawn at random (above), the unguided floor.\n";
     }
     if let Some(u) = r.unguided().filter(|u| !u.judged_share.is_empty()) {
         let mix: Vec<String> = u

@@ -9,7 +9,8 @@ use crate::guidance::{self, Guidance};
 pub const MIN_ACCURACY: f64 = 0.99;
 /// The default's FD at most this many times the real-vs-real FD at the same N.
 pub const DEFAULT_FD_RATIO: f64 = 1.5;
-/// The unguided model's FD at most this many times the real-vs-real FD at the same N.
+/// The unguided model's FD at most this many times the FD of real digits drawn at random at the
+/// same N (`Report::random_floor`: its class mix is its own, not `n_per_class` of each class).
 pub const UNGUIDED_FD_RATIO: f64 = 3.0;
 /// The default's precision and recall each within this of the real-vs-real values.
 pub const PR_TOLERANCE: f64 = 0.1;
@@ -44,8 +45,8 @@ pub fn front_pick(r: &Report) -> Option<&SettingResult> {
 }
 
 /// Every target that `r` can decide, in the order EVAL.md lists them. A target whose rows are
-/// not measured yet is left out; the FD targets need the same-N floor (reports from before it
-/// was recorded lack it).
+/// not measured yet is left out; the FD targets need their floors (reports from before these
+/// were recorded lack them).
 pub fn checks(r: &Report) -> Vec<Check> {
     let mut out = Vec::new();
     let floor = r.same_n_floor();
@@ -57,7 +58,12 @@ pub fn checks(r: &Report) -> Vec<Check> {
             met: d.accuracy >= MIN_ACCURACY,
         });
         if let Some(floor) = floor {
-            out.push(fd_check("default", d.frechet, floor, DEFAULT_FD_RATIO));
+            out.push(fd_check(
+                "default: FD / real-vs-real FD",
+                d.frechet,
+                floor,
+                DEFAULT_FD_RATIO,
+            ));
         }
         if d.has_fidelity() {
             let [rp, rr] = r.real_vs_real_precision_recall;
@@ -109,17 +115,22 @@ pub fn checks(r: &Report) -> Vec<Check> {
             met: pick.guidance == guidance::DEFAULT,
         });
     }
-    if let (Some(floor), Some(u)) = (floor, r.unguided()) {
-        out.push(fd_check("unguided", u.frechet, floor, UNGUIDED_FD_RATIO));
+    if let (Some((floor, _)), Some(u)) = (r.random_floor(), r.unguided()) {
+        out.push(fd_check(
+            "unguided: FD / FD of real digits drawn at random",
+            u.frechet,
+            floor,
+            UNGUIDED_FD_RATIO,
+        ));
     }
     out
 }
 
-/// `who`'s FD held to at most `bound` times the same-N floor.
-fn fd_check(who: &str, fd: f64, floor: f64, bound: f64) -> Check {
+/// `what`'s FD held to at most `bound` times `floor`.
+fn fd_check(what: &str, fd: f64, floor: f64, bound: f64) -> Check {
     let ratio = fd / floor;
     Check {
-        what: format!("{who}: FD / real-vs-real FD at the same N"),
+        what: format!("{what} at the same N"),
         measured: format!("{fd:.3} / {floor:.3} = {ratio:.2}x"),
         bound: format!("<= {bound}x"),
         met: ratio <= bound,
