@@ -81,6 +81,12 @@ fn int8_round_trip_stays_within_half_a_step_and_keeps_the_output() {
         quantized > 10,
         "convolution and linear weights are quantized"
     );
+    // The last layer (one output channel, so one scale for the whole tensor) stays f32; the
+    // first convolution (one input channel, 32 outputs) is int8.
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let dtype = |name: &str| st.tensor(name).unwrap().dtype();
+    assert_eq!(dtype("out.conv.weight"), safetensors::Dtype::F32);
+    assert_eq!(dtype("inc.weight"), safetensors::Dtype::I8);
     // The int8 network computes nearly the same eps.
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device) * 0.3;
     let run = |m: &guided_ddpm::nn::UNet| {

@@ -20,9 +20,14 @@ pub const FORMAT: &str = "guided-ddpm-int8-v1";
 
 /// The output-channel axis of a quantizable weight: `Some(axis)` for convolution and linear
 /// weights, `None` for tensors kept in f32.
-fn quant_axis(container: &str, field: &str, rank: usize) -> Option<usize> {
-    match (container, field, rank) {
-        ("Conv2d", "weight", 4) => Some(0),
+///
+/// A convolution with one output channel stays f32: there one scale would cover the whole
+/// tensor. That is the U-Net's last layer, which writes eps itself; int8 there made the digits'
+/// strokes bolder (mean ink 0.149 against 0.139 for the float weights, 40 unguided samples at
+/// step 26,089, same seeds; 0.140 with that layer alone kept f32), for 1 KB more.
+fn quant_axis(container: &str, field: &str, shape: &[usize]) -> Option<usize> {
+    match (container, field, shape.len()) {
+        ("Conv2d", "weight", 4) if shape[0] > 1 => Some(0),
         ("Linear", "weight", 2) => Some(1),
         _ => None,
     }
@@ -90,7 +95,7 @@ pub fn to_safetensors<M: Module>(module: &M) -> Result<Vec<u8>, Error> {
                 .expect("parameters read back as f32");
             let name = self.path.name();
             let (container, field) = self.path.owner();
-            match quant_axis(container, field, D) {
+            match quant_axis(container, field, &shape) {
                 Some(axis) => {
                     let q = quantize(&values, &shape, axis);
                     let bytes = q.values.iter().map(|&v| v as u8).collect();
