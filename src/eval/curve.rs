@@ -409,8 +409,13 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
          run; each row is one measurement on this machine, of the run's EMA U-Net (float) and \
          the float guidance classifier, DDPM, fixed seeds. FD at a small N sits above the \
          1,000-digit floor of the table above, so each row has the real-vs-real FD at its own N \
-         (\"floor\") and the ratio. Real P / R: train digits against the held-out ones at the \
-         same N. The plot draws the rows at {CURVE_N} per class only.\n\n"
+         (\"floor\") and the ratio. That floor has exactly N digits of each class; unguided \
+         rows (\"none\") draw their own mix of classes, and FD in judge features follows the \
+         mix: real digits drawn at random score far above it and vary widely from draw to draw \
+         (the unguided floor of the table above), so for those rows the ratio overstates the \
+         distance to real digits, and two of them differ by noise of that size. Real P / R: \
+         train digits against the held-out ones at the same N. The plot draws the rows at \
+         {CURVE_N} per class only.\n\n"
     );
     s += "![training loss and FD against optimizer steps](training-curve.png)\n\n";
     s += "| run | step | samples seen | setting | N/class | judged acc. | FD | floor | FD / floor | precision | recall | real P / R | ink | held-out ink | time |\n";
