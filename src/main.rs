@@ -67,7 +67,8 @@ struct SampleArgs {
     /// Guidance mode [default: the demo's default, see the README].
     #[arg(long, value_enum)]
     guidance: Option<Mode>,
-    /// Classifier guidance scale s [default: the demo's default].
+    /// Classifier guidance scale s [default: the demo's default; 4 where the default takes no
+    /// classifier gradient].
     #[arg(long, allow_negative_numbers = true)]
     scale: Option<f64>,
     /// Classifier-free guidance weight w [default: the demo's default].
@@ -361,9 +362,9 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
 
 fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
     let guidance = Guidance {
-        mode: a.guidance.unwrap_or(guidance::DEFAULT.mode),
-        scale: a.scale.unwrap_or(guidance::DEFAULT.scale),
-        cfg_scale: a.cfg_scale.unwrap_or(guidance::DEFAULT.cfg_scale),
+        mode: a.guidance.unwrap_or(guidance::STARTING.mode),
+        scale: a.scale.unwrap_or(guidance::STARTING.scale),
+        cfg_scale: a.cfg_scale.unwrap_or(guidance::STARTING.cfg_scale),
     };
     let per_sample = a.compare.map(|c| c.settings(guidance)).unwrap_or_default();
     let n = match a.compare {
@@ -462,9 +463,13 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
     bar.finish();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "{} samples of class {} in {:.1} s ({:.2} steps/s)",
+        "{} samples of class {} ({}) in {:.1} s ({:.2} steps/s)",
         n,
         a.class,
+        match a.compare {
+            Some(c) => format!("compare {c:?}").to_lowercase(),
+            None => guidance.label(),
+        },
         secs,
         run_steps as f64 / secs
     );

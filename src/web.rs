@@ -252,10 +252,11 @@ impl Demo {
         self.gpu
     }
 
-    /// The default guidance setting as JSON (`{"mode", "scale", "cfg_scale"}`), so the page and the
-    /// CLI share one default.
+    /// The guidance the page starts from as JSON (`{"mode", "scale", "cfg_scale"}`): the default
+    /// setting, with the classifier scale its other modes start from
+    /// ([`STARTING`](crate::guidance::STARTING)), so the page and the CLI share one default.
     pub fn default_guidance() -> String {
-        serde_json::to_string(&crate::guidance::DEFAULT).expect("guidance serializes")
+        serde_json::to_string(&crate::guidance::STARTING).expect("guidance serializes")
     }
 
     /// The settings of a comparison (`preset` "scales" or "modes", the latter at classifier scale

@@ -225,8 +225,9 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 }
 
 /// `sample --compare scales` with the shipped weights: five settings from the same noise in one
-/// row, each with its final p(class), which rises with s (to 0.02: from seed 0 at 25 steps s = 4
-/// gave 0.993 and s = 8 0.987); the push picture has a row per sample
+/// row, each with its final p(class), which rises with s (within 0.02; from seed 0 at 25 steps
+/// the weights of step 26,089 gave 0.000, 0.000, 0.896, 0.995, 0.998, and the first weights
+/// 0.993 at s = 4 and 0.987 at s = 8); the push picture has a row per sample
 /// and a column per pictured step. `--compare` with `--n` is refused.
 #[test]
 fn compare_draws_one_sample_per_setting_and_p_rises_with_s() {
@@ -373,4 +374,30 @@ fn init_and_mask_edit_an_image_and_keep_its_pixels() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `sample` without strengths runs the demo's default; a mode the user picks starts from the
+/// default's strengths, and from s = START_SCALE where the default takes no classifier gradient,
+/// so `--guidance classifier` alone steers (it was s = 0, unguided, before). Checked by hand:
+/// with the command line reading s from DEFAULT, the classifier run said "classifier s=0".
+#[test]
+fn sample_starts_from_the_default_and_a_picked_mode_steers() {
+    use guided_ddpm::guidance::{Guidance, Mode, DEFAULT, STARTING};
+    let png = std::env::temp_dir().join(format!("guided-ddpm-start-{}.png", std::process::id()));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["sample", "--class", "3", "--n", "1", "--steps", "2"];
+        args.extend_from_slice(&["--png", png.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let (code, err) = cli(&args);
+        assert_eq!(code, 0, "{err}");
+        err
+    };
+    assert!(run(&[]).contains(&format!("({})", DEFAULT.label())));
+    let classifier = Guidance {
+        mode: Mode::Classifier,
+        ..STARTING
+    };
+    const { assert!(STARTING.scale > 0.0) };
+    assert!(run(&["--guidance", "classifier"]).contains(&format!("({})", classifier.label())));
+    std::fs::remove_file(&png).ok();
 }

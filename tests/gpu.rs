@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::{Device, DeviceKind};
 use guided_ddpm::bench::native::block_on;
-use guided_ddpm::guidance::{Mode, DEFAULT};
+use guided_ddpm::guidance::{Guidance, Mode, DEFAULT};
 use guided_ddpm::nn::{Classifier, UNet};
 use guided_ddpm::replay::ReplayRun;
 use guided_ddpm::sampler::{FrameData, Method, SampleSettings, Sampler};
@@ -58,17 +58,20 @@ fn replayed_steps_on_a_native_gpu_match_the_plain_sampler_and_the_cpu() {
     let flex = Device::flex();
     let (unet, classifier) = nets(&device);
     let (cpu_unet, cpu_classifier) = nets(&flex);
-    let with = |mode| {
-        let mut g = DEFAULT;
-        g.mode = mode;
-        g
+    // `both` at s = 4, w = 1 runs every part of a step (both U-Net branches and the classifier
+    // gradient); the default is run too.
+    let both = Guidance {
+        mode: Mode::Both,
+        scale: 4.0,
+        cfg_scale: 1.0,
     };
+    let with = |mode| Guidance { mode, ..both };
     let (mut replay_worst, mut cpu_worst) = (0f32, 0f32);
     for (method, guidance, steps, run_steps, batch) in [
         (Method::Ddpm, DEFAULT, 100, 5, 2),
         (Method::Ddim, with(Mode::Classifier), 4, 4, 2),
-        (Method::Ddpm, DEFAULT, 100, 2, 16),
-        (Method::Ddpm, DEFAULT, 25, 3, 1),
+        (Method::Ddpm, both, 100, 2, 16),
+        (Method::Ddpm, both, 25, 3, 1),
         (Method::Ddim, with(Mode::None), 4, 4, 2),
         (Method::Ddpm, with(Mode::Classifier), 100, 3, 2),
     ] {

@@ -239,14 +239,21 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
     let mut worst = 0f32;
     // A run dropped half-way, a larger batch on the same device in between (which grows its
     // memory pages), then the recording of a new run must still hold.
+    // The default, and `both` at s = 4, w = 1, which runs every part of a step (both U-Net
+    // branches and the classifier gradient).
     let default = guided_ddpm::guidance::DEFAULT;
-    let modes = guided_ddpm::guidance::Compare::Modes.settings(default);
+    let both = Guidance {
+        mode: Mode::Both,
+        scale: 4.0,
+        cfg_scale: 1.0,
+    };
+    let modes = guided_ddpm::guidance::Compare::Modes.settings(both);
     for (method, guidance, steps, run_steps, batch, compare) in [
         (Method::Ddpm, default, 100, 5, 2, false),
         (Method::Ddim, settings(4).guidance, 4, 4, 2, false),
-        (Method::Ddpm, default, 100, 2, 16, false),
-        (Method::Ddpm, default, 25, 3, 1, false),
-        (Method::Ddpm, default, 25, 4, modes.len(), true),
+        (Method::Ddpm, both, 100, 2, 16, false),
+        (Method::Ddpm, both, 25, 3, 1, false),
+        (Method::Ddpm, both, 25, 4, modes.len(), true),
     ] {
         let mut s = settings(steps);
         s.classes = (0..batch).map(|i| i % 10).collect();

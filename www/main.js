@@ -52,8 +52,9 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // ---------- settings <-> URL ----------
 
-// Guidance defaults are replaced by the crate's own (guidance::DEFAULT) once the module loads.
-const DEFAULTS = { class: 7, mode: "both", s: 4, w: 1, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
+// Guidance defaults are replaced by the crate's own (guidance::STARTING: the default, with the
+// classifier scale its other modes start from) once the module loads.
+const DEFAULTS = { class: 7, mode: "free", s: 4, w: 0.5, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The settings in the address bar; a value out of range or not offered by the page is replaced by
 // the default, and `notices` says so, naming both (a shared link must not show another setting

