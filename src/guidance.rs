@@ -62,6 +62,15 @@ pub const DEFAULT: Guidance = Guidance {
     cfg_scale: 0.5,
 };
 
+/// A setting that runs every part of a guided step: both U-Net branches (classifier-free w = 1)
+/// and the classifier gradient (s = 4); the default until 2026-12-03. Tests that must exercise
+/// the whole step use it, whatever the default is.
+pub const FULL_STEP: Guidance = Guidance {
+    mode: Mode::Both,
+    scale: 4.0,
+    cfg_scale: 1.0,
+};
+
 /// The classifier scale s that the modes using the classifier start from when the default's own
 /// mode takes no gradient (its s is 0): the scale the classifier alone was first evaluated at
 /// (docs/EVAL.md), so choosing "classifier" or "both" steers from the start.

@@ -6,14 +6,7 @@ mod common;
 use burn::tensor::Device;
 use guided_ddpm::bench::native::block_on;
 use guided_ddpm::bench::{flops_per_step, matmul, steps, BenchSettings};
-use guided_ddpm::guidance::{Guidance, Mode};
-
-/// A setting that runs every part of a step: both U-Net branches and the classifier gradient.
-const BOTH: Guidance = Guidance {
-    mode: Mode::Both,
-    scale: 4.0,
-    cfg_scale: 1.0,
-};
+use guided_ddpm::guidance::{Guidance, Mode, FULL_STEP};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig};
 
 /// Multiply-accumulates per 28x28 sample of the shipped architectures, counted by hand from the
@@ -32,7 +25,7 @@ fn multiply_accumulates_match_an_independent_count() {
     assert_eq!(classifier.macs_per_sample(), CLASSIFIER_MACS);
     // Both: U-Net on 2B, classifier forward + input-gradient backward on B.
     assert_eq!(
-        flops_per_step(&unet, &classifier, BOTH, 16),
+        flops_per_step(&unet, &classifier, FULL_STEP, 16),
         2 * (UNET_MACS * 32 + CLASSIFIER_MACS * 32)
     );
     let none = Guidance {
@@ -51,7 +44,7 @@ fn a_timed_step_reports_every_phase_and_the_whole_run() {
     let (unet, classifier, device) = common::small_nets();
     let settings = BenchSettings {
         batch: 2,
-        guidance: BOTH,
+        guidance: FULL_STEP,
         phase_steps: 2,
         run_steps: 3,
     };
@@ -64,7 +57,7 @@ fn a_timed_step_reports_every_phase_and_the_whole_run() {
     assert!(r.run_ms_per_step > 0.0 && r.steps_per_s > 0.0);
     assert_eq!(
         r.flops_per_step,
-        flops_per_step(&unet, &classifier, BOTH, 2)
+        flops_per_step(&unet, &classifier, FULL_STEP, 2)
     );
     assert!((r.gflops - r.flops_per_step as f64 / (r.run_ms_per_step * 1e6)).abs() < 1e-9);
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::{Device, DeviceKind};
 use guided_ddpm::bench::native::block_on;
-use guided_ddpm::guidance::{Guidance, Mode, DEFAULT};
+use guided_ddpm::guidance::{Guidance, Mode, DEFAULT, FULL_STEP};
 use guided_ddpm::nn::{Classifier, UNet};
 use guided_ddpm::replay::ReplayRun;
 use guided_ddpm::sampler::{FrameData, Method, SampleSettings, Sampler};
@@ -58,13 +58,9 @@ fn replayed_steps_on_a_native_gpu_match_the_plain_sampler_and_the_cpu() {
     let flex = Device::flex();
     let (unet, classifier) = nets(&device);
     let (cpu_unet, cpu_classifier) = nets(&flex);
-    // `both` at s = 4, w = 1 runs every part of a step (both U-Net branches and the classifier
-    // gradient); the default is run too.
-    let both = Guidance {
-        mode: Mode::Both,
-        scale: 4.0,
-        cfg_scale: 1.0,
-    };
+    // FULL_STEP runs every part of a step (both U-Net branches and the classifier gradient);
+    // the default is run too.
+    let both = FULL_STEP;
     let with = |mode| Guidance { mode, ..both };
     let (mut replay_worst, mut cpu_worst) = (0f32, 0f32);
     for (method, guidance, steps, run_steps, batch) in [

@@ -239,14 +239,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
     let mut worst = 0f32;
     // A run dropped half-way, a larger batch on the same device in between (which grows its
     // memory pages), then the recording of a new run must still hold.
-    // The default, and `both` at s = 4, w = 1, which runs every part of a step (both U-Net
-    // branches and the classifier gradient).
+    // The default, and FULL_STEP, which runs every part of a step (both U-Net branches and the
+    // classifier gradient).
     let default = guided_ddpm::guidance::DEFAULT;
-    let both = Guidance {
-        mode: Mode::Both,
-        scale: 4.0,
-        cfg_scale: 1.0,
-    };
+    let both = guided_ddpm::guidance::FULL_STEP;
     let modes = guided_ddpm::guidance::Compare::Modes.settings(both);
     for (method, guidance, steps, run_steps, batch, compare) in [
         (Method::Ddpm, default, 100, 5, 2, false),

@@ -482,15 +482,17 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
 
     let real = RealDigits::judge(&judge_net, &train_set, &held, opts.n_per_class, &device);
     report.judge_held_out_accuracy = real.held_accuracy;
-    // 100 train digits of each class, the first ones, against the held-out set.
-    let train_idx = first_per_class(&train_set, 100);
-    let (_, train_feats) = judge_digits(&judge_net, &train_set, &train_idx, &device);
-    let d = judge_net.feature_dim();
-    report.real_vs_real_frechet = frechet::between(&train_feats, &real.held_feats, d);
-    report.real_vs_real_same_n_frechet = real.same_n_frechet;
-    // The unguided floor's draws come from all the train digits.
+    // Every train digit judged once: the unguided floor draws from all of them, the 1,000-digit
+    // floor takes the first 100 of each class.
     let all_train: Vec<usize> = (0..train_set.len()).collect();
     let (_, all_feats) = judge_digits(&judge_net, &train_set, &all_train, &device);
+    let d = judge_net.feature_dim();
+    let train_feats: Vec<f32> = first_per_class(&train_set, 100)
+        .iter()
+        .flat_map(|&i| all_feats[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    report.real_vs_real_frechet = frechet::between(&train_feats, &real.held_feats, d);
+    report.real_vs_real_same_n_frechet = real.same_n_frechet;
     report.real_vs_real_random_frechet = frechet::random_subsets(
         &all_feats,
         &real.held_feats,
