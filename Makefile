@@ -44,14 +44,18 @@ site: tools
 
 # ---- tests ----
 test: test-native test-wasm test-page
+	@echo "== every test passed at $$(date +%T)"
 
 test-native: data
+	@echo "== test-native from $$(date +%T)"
 	$(CARGO) test --release --locked
 
 test-wasm: tools browser
+	@echo "== test-wasm from $$(date +%T)"
 	$(CARGO) test $(WASM) --locked --test web
 
 test-page: site browser
+	@echo "== test-page from $$(date +%T)"
 	cd tests/page && npm ci --no-audit --no-fund && npm test
 
 # Not part of `make test`: the replayed step on a native GPU device (wgpu, WGSL, burn's fusion on),
