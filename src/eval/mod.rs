@@ -143,7 +143,7 @@ pub fn settings() -> Vec<(String, Guidance, bool)> {
         ));
     }
     // w = 0 is the conditional model alone, (1 + w) eps(x, y) - w eps(x, null) at w = 0.
-    for w in [0.0, 0.25, 0.5, 1.0, 2.0] {
+    for w in [0.0, 0.25, 0.375, 0.5, 1.0, 2.0] {
         out.push((format!("free w={w}"), g(Mode::Free, 0.0, w), false));
     }
     // Weak settings too: the strong ones over-ink (docs/EVAL.md), and the default is picked as
