@@ -163,7 +163,9 @@ pub fn settings() -> Vec<(String, Guidance, bool)> {
 
 #[derive(clap::Args)]
 pub struct EvalOptions {
-    /// Folder with the int8 weights to judge.
+    /// Folder with the int8 weights to judge. eval records its headline numbers in this
+    /// folder's manifest.json whatever `--out` is: a probe that must leave the shipped manifest
+    /// alone judges a copy (`export --out`).
     #[arg(long, default_value = "weights")]
     pub weights: PathBuf,
     /// Folder with the judge and the float EMA checkpoints.
