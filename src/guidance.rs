@@ -53,13 +53,14 @@ pub struct Guidance {
 
 /// The demo's default setting, picked on the accuracy/fidelity front of the evaluation
 /// (docs/EVAL.md, README): of the settings the judge read as the asked digit in at least 99% of
-/// 500 samples, classifier-free guidance at w = 0.5 drew the digits closest to real ones (the
+/// 500 samples, classifier-free guidance at w = 0.375 drew the digits closest to real ones (the
 /// lowest Frechet distance; `eval::targets::front_pick`). Its strengths are those of its mode
-/// (s is 0); [`STARTING`] gives the other modes a classifier scale.
+/// (s is 0); [`STARTING`] gives the other modes a classifier scale. The page's w slider moves in
+/// steps of 0.125 (www/index.html), so it can show this w.
 pub const DEFAULT: Guidance = Guidance {
     mode: Mode::Free,
     scale: 0.0,
-    cfg_scale: 0.5,
+    cfg_scale: 0.375,
 };
 
 /// A setting that runs every part of a guided step: both U-Net branches (classifier-free w = 1)

@@ -54,7 +54,7 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // Guidance defaults are replaced by the crate's own (guidance::STARTING: the default, with the
 // classifier scale its other modes start from) once the module loads.
-const DEFAULTS = { class: 7, mode: "free", s: 4, w: 0.5, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
+const DEFAULTS = { class: 7, mode: "free", s: 4, w: 0.375, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The settings in the address bar; a value out of range or not offered by the page is replaced by
 // the default, and `notices` says so, naming both (a shared link must not show another setting
@@ -145,7 +145,8 @@ function applySettings(s) {
 function syncSliders() {
   const mode = document.querySelector('input[name="mode"]:checked').value;
   $("scale-out").textContent = Number($("scale").value).toFixed(1);
-  $("cfg-out").textContent = Number($("cfg").value).toFixed(2);
+  // Steps of 0.125 (the default is 0.375): three decimals, so the label is the w that runs.
+  $("cfg-out").textContent = Number($("cfg").value).toFixed(3);
   $("strength-out").textContent = Number($("strength").value).toFixed(2);
   $("scale-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
   $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));

@@ -247,9 +247,12 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.equal(await b.page.locator("#strength").inputValue(), "0.5");
     assert.doesNotMatch(text, /mode=|s=4/, "valid values are not mentioned");
     assert.equal(await b.page.locator("#steps").inputValue(), "100");
-    // A clean URL shows no notice.
+    // A clean URL shows no notice, and w starts at the crate's default (guidance::DEFAULT,
+    // w = 0.375): the slider holds it exactly (a coarser step would move it to 0.5 unnoticed).
     await ready(b.page, "?class=3&steps=25");
     assert.ok(!(await b.page.locator("#notice").isVisible()));
+    assert.equal(await b.page.locator("#cfg").inputValue(), "0.375");
+    assert.equal(await b.page.locator("#cfg-out").textContent(), "0.375");
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
