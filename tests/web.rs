@@ -275,22 +275,20 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
                 read(f.x0).await.unwrap(),
                 read(f.log_p_target.exp()).await.unwrap(),
             );
-            // The default (free guidance) takes no classifier gradient: no shift to compare.
-            let uses_classifier = guidance.mode.uses_classifier();
-            assert_eq!(
-                f.push.is_some(),
-                uses_classifier,
-                "{method:?} batch {batch}"
-            );
+            // The default (free guidance) takes no classifier gradient: no shift, from either.
             let push = match f.push {
                 Some(push) => read(push).await.unwrap(),
                 None => Vec::new(),
             };
+            let push_len = match guidance.mode.uses_classifier() {
+                true => x_t.len(),
+                false => 0,
+            };
             assert_eq!(
-                (g.x_t.len(), g.x0.len(), g.p.len(), g.push.len()),
-                (x_t.len(), x0.len(), batch, push.len())
+                (g.x_t.len(), g.x0.len(), g.p.len(), g.push.len(), push.len()),
+                (x_t.len(), x0.len(), batch, push_len, push_len),
+                "{method:?} batch {batch}"
             );
-            assert_eq!(push.len(), if uses_classifier { x_t.len() } else { 0 });
             let mut here = 0f32;
             for (a, b) in [(&g.x_t, &x_t), (&g.x0, &x0), (&g.p, &p), (&g.push, &push)] {
                 for (a, b) in a.iter().zip(b.iter()) {
