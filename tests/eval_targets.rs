@@ -125,3 +125,31 @@ fn fd_targets_wait_for_their_floors() {
     let whats: Vec<String> = checks(&r).into_iter().map(|c| c.what).collect();
     assert!(whats.iter().all(|w| !w.contains("FD /")), "{whats:?}");
 }
+
+/// The ink check is held to the held-out digits' ink; the train digits' ink is shown beside it for
+/// scale, never as the bound, and only once a report records it.
+#[test]
+fn the_ink_check_shows_the_train_digits_but_holds_to_the_held_out_ones() {
+    let ink_check = |r: &Report| {
+        checks(r)
+            .into_iter()
+            .find(|c| c.what.starts_with("default: mean ink"))
+            .unwrap()
+    };
+    let mut r = report();
+    r.settings[3].ink.mean = 0.1412; // +10.3% against 0.128: shown to a tenth, not "+10%"
+    let c = ink_check(&r);
+    assert_eq!(c.measured, "0.141 against 0.128 (+10.3%)");
+    assert!(!c.met);
+    r.train_ink = Ink {
+        mean: 0.1323,
+        stroke: 0.134,
+    };
+    let c = ink_check(&r);
+    assert_eq!(
+        c.measured,
+        "0.141 against 0.128 (+10.3%); the train digits, classes weighted equally: 0.132 (+3.4%)"
+    );
+    // Within 10% of the train digits' ink, but the bound is the held-out digits'.
+    assert!(!c.met);
+}

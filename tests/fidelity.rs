@@ -1,7 +1,8 @@
 //! The evaluation's fidelity metrics on inputs small enough to check by hand.
 #![cfg(not(target_family = "wasm"))]
 
-use guided_ddpm::eval::fidelity::{ink, precision_recall, Ink};
+use guided_ddpm::data::Digits;
+use guided_ddpm::eval::fidelity::{balanced_ink, ink, precision_recall, Ink};
 
 #[test]
 fn precision_and_recall_on_a_line() {
@@ -44,4 +45,24 @@ fn ink_is_mean_darkness_and_stroke_share() {
             stroke: 0.0
         }
     );
+}
+
+/// Each class counts once, however many digits it has: three blank 0s and one all-stroke 1
+/// average to half ink (pooled, they would give a quarter).
+#[test]
+fn balanced_ink_weights_each_class_equally() {
+    let mut pixels = vec![0u8; 3 * 784];
+    pixels.extend([255u8; 784]);
+    let digits = Digits {
+        labels: vec![0, 0, 0, 1],
+        pixels,
+    };
+    assert_eq!(
+        balanced_ink(&digits),
+        Ink {
+            mean: 0.5,
+            stroke: 0.5
+        }
+    );
+    assert_eq!(balanced_ink(&Digits::default()), Ink::default());
 }

@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Digits;
+use crate::nn::NUM_CLASSES;
+
 /// Squared Euclidean distances between every row of `a` and every row of `b` (`d` features
 /// each), row-major `[rows(a), rows(b)]`.
 fn sq_distances(a: &[f32], b: &[f32], d: usize) -> Vec<f64> {
@@ -85,5 +88,25 @@ pub fn ink(pixels: &[f32]) -> Ink {
     Ink {
         mean: sum / n,
         stroke: stroke as f64 / n,
+    }
+}
+
+/// Ink statistics of `digits` with each class weighted equally: the mean of the classes' own
+/// statistics (classes with no digit left out), as a sampler asked for the same number of each
+/// class would draw them.
+pub fn balanced_ink(digits: &Digits) -> Ink {
+    let mut per_class: Vec<Vec<f32>> = vec![Vec::new(); NUM_CLASSES];
+    for (i, &l) in digits.labels.iter().enumerate() {
+        per_class[l as usize].extend(digits.image(i));
+    }
+    let inks: Vec<Ink> = per_class
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| ink(p))
+        .collect();
+    let n = inks.len().max(1) as f64;
+    Ink {
+        mean: inks.iter().map(|i| i.mean).sum::<f64>() / n,
+        stroke: inks.iter().map(|i| i.stroke).sum::<f64>() / n,
     }
 }

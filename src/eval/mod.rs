@@ -119,6 +119,15 @@ pub struct Report {
     /// Ink of the 1,000 held-out digits.
     #[serde(default)]
     pub held_out_ink: fidelity::Ink,
+    /// Ink of the real train digits that the same-N floors use (`n_per_class` of each class):
+    /// one draw of real digits at the settings' N. Zero in reports from before it was recorded.
+    #[serde(default)]
+    pub real_vs_real_ink: fidelity::Ink,
+    /// Ink of all the train digits, each class weighted equally as the guided settings sample
+    /// them: the ink the U-Net is trained to reproduce. Zero in reports from before it was
+    /// recorded.
+    #[serde(default)]
+    pub train_ink: fidelity::Ink,
     pub settings: Vec<SettingResult>,
 }
 
@@ -288,6 +297,10 @@ pub(crate) struct RealDigits {
     pub precision: f64,
     pub recall: f64,
     pub held_ink: fidelity::Ink,
+    /// Ink of the `n` train digits of each class.
+    pub same_n_ink: fidelity::Ink,
+    /// Ink of all train digits, classes weighted equally.
+    pub train_ink: fidelity::Ink,
 }
 
 impl RealDigits {
@@ -306,6 +319,7 @@ impl RealDigits {
         let (precision, recall) =
             fidelity::precision_recall(&held_feats, &same_n_feats, d, fidelity::K);
         let held_pixels: Vec<f32> = (0..held.len()).flat_map(|i| held.image(i)).collect();
+        let same_n_pixels: Vec<f32> = same_n.iter().flat_map(|&i| train.image(i)).collect();
         RealDigits {
             held_accuracy,
             same_n_frechet: frechet::between(&same_n_feats, &held_feats, d),
@@ -313,6 +327,8 @@ impl RealDigits {
             precision,
             recall,
             held_ink: fidelity::ink(&held_pixels),
+            same_n_ink: fidelity::ink(&same_n_pixels),
+            train_ink: fidelity::balanced_ink(train),
         }
     }
 }
@@ -505,6 +521,8 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     );
     report.real_vs_real_precision_recall = [real.precision, real.recall];
     report.held_out_ink = real.held_ink;
+    report.real_vs_real_ink = real.same_n_ink;
+    report.train_ink = real.train_ink;
     report.classifier_accuracy_by_t_quartile = classifier_by_quartile(&classifier, &held, &ad);
     eprintln!(
         "judge {:.2}% on held-out; classifier by t-quartile {:?}; real-vs-real FD {:.3}",
@@ -661,7 +679,13 @@ fn markdown(r: &Report, m: &Manifest) -> String {
         s += &format!("- Real digits drawn at random, the unguided row's floor: {} draws of as many train digits as a setting samples, of any class, against the 1,000 held-out ones: FD {mean:.3} on average (sd {sd:.3}, from {lo:.3} to {hi:.3}). Unguided sampling cannot be asked for a number of each class: its mix of digits is its own and varies from run to run as these draws' does, and FD in judge features follows the mix of classes closely, so a perfect unconditional model would score about this, not the floor above.\n", v.len());
     }
     let [rp, rr] = r.real_vs_real_precision_recall;
-    s += &format!("- Real-vs-real precision / recall (train digits, as many per class as each setting samples, against the held-out ones; k = {}): {rp:.3} / {rr:.3}. Held-out ink: mean {:.3}, stroke share {:.3}.\n\n", fidelity::K, r.held_out_ink.mean, r.held_out_ink.stroke);
+    s += &format!("- Real-vs-real precision / recall (train digits, as many per class as each setting samples, against the held-out ones; k = {}): {rp:.3} / {rr:.3}. Held-out ink: mean {:.3}, stroke share {:.3}.\n", fidelity::K, r.held_out_ink.mean, r.held_out_ink.stroke);
+    let (ri, t) = (r.real_vs_real_ink, r.train_ink);
+    if ri.mean > 0.0 && t.mean > 0.0 {
+        let off = |x: f64| 100.0 * (x / r.held_out_ink.mean - 1.0);
+        s += &format!("- Real-vs-real ink: the same train digits, mean {:.3} ({:+.1}% against the held-out digits'), stroke share {:.3}; all the train digits, each class weighted equally as the settings sample them, mean {:.3} ({:+.1}%), stroke share {:.3}. The U-Net is trained on the latter, so a sampler that drew the training digits exactly would score about that.\n", ri.mean, off(ri.mean), ri.stroke, t.mean, off(t.mean), t.stroke);
+    }
+    s += "\n";
     s += "Samples: DDPM, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits); precision / recall = improved precision and recall (Kynkaanniemi et al. 2019) in judge features against the held-out digits; ink = mean darkness of the samples, (x + 1) / 2 per pixel, next to the held-out digits' above.\n\n";
     s += "| setting | weights | steps | N/class | judged acc. | FD | FD / floor | precision | recall | ink | ";
     s += &(0..NUM_CLASSES)

@@ -77,9 +77,19 @@ pub fn checks(r: &Report) -> Vec<Check> {
             }
             let held = r.held_out_ink.mean;
             let off = d.ink.mean / held - 1.0;
+            let mut measured =
+                format!("{:.3} against {held:.3} ({:+.1}%)", d.ink.mean, 100.0 * off);
+            // The ink of the digits the U-Net learns from, for scale (not the bound).
+            let real = r.train_ink.mean;
+            if real > 0.0 {
+                measured += &format!(
+                    "; the train digits, classes weighted equally: {real:.3} ({:+.1}%)",
+                    100.0 * (real / held - 1.0)
+                );
+            }
             out.push(Check {
                 what: "default: mean ink against the held-out digits'".into(),
-                measured: format!("{:.3} against {held:.3} ({:+.0}%)", d.ink.mean, 100.0 * off),
+                measured,
                 bound: format!("within {:.0}%", 100.0 * INK_TOLERANCE),
                 met: off.abs() <= INK_TOLERANCE,
             });
