@@ -280,9 +280,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
                 Some(push) => read(push).await.unwrap(),
                 None => Vec::new(),
             };
-            let push_len = match guidance.mode.uses_classifier() {
-                true => x_t.len(),
-                false => 0,
+            let push_len = if guidance.mode.uses_classifier() {
+                x_t.len()
+            } else {
+                0
             };
             assert_eq!(
                 (g.x_t.len(), g.x0.len(), g.p.len(), g.push.len(), push.len()),
