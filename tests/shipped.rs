@@ -9,7 +9,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use guided_ddpm::diffusion::{gaussian, q_sample};
 use guided_ddpm::nn::{t_tensor, Classifier};
 use guided_ddpm::schedule::{BetaSchedule, Schedule, T};
-use guided_ddpm::train::{load_ema, read_state, CheckpointFiles};
+use guided_ddpm::train::{load_ema, read_state, weight_files, CheckpointFiles};
+use guided_ddpm::weights::manifest::sha256_hex;
 use guided_ddpm::weights::{self, Manifest};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -65,16 +66,23 @@ fn the_shipped_weights_are_the_int8_image_of_the_committed_checkpoints() {
         );
     }
     let device = Device::flex();
-    assert_int8_image(
-        &load_ema(m.unet.config.init(&device), dir, "unet").unwrap(),
-        &unet,
-        "unet",
-    );
-    assert_int8_image(
-        &load_ema(m.classifier.config.init(&device), dir, "classifier").unwrap(),
-        &classifier,
-        "classifier",
-    );
+    let float_unet = load_ema(m.unet.config.init(&device), dir, "unet").unwrap();
+    let float_classifier = load_ema(m.classifier.config.init(&device), dir, "classifier").unwrap();
+    assert_int8_image(&float_unet, &unet, "unet");
+    assert_int8_image(&float_classifier, &classifier, "classifier");
+    // Byte for byte what `export` writes from them now, layers kept f32 included.
+    let (ub, cb) = weight_files(&float_unet, &float_classifier).unwrap();
+    let files = [
+        ("unet", &ub, &m.unet.file, &m.unet.sha256),
+        ("classifier", &cb, &m.classifier.file, &m.classifier.sha256),
+    ];
+    for (net, bytes, file, sha256) in files {
+        assert_eq!(
+            &sha256_hex(bytes),
+            sha256,
+            "weights/{file} is not what `guided-ddpm export` writes from checkpoints/{net} now: run it"
+        );
+    }
 }
 
 /// Accuracy on q_sample(x0, t) of the held-out digits, t uniform over 0..T, fixed seed.

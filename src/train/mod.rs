@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-pub use export::{export, file_name, stage, Staged};
+pub use export::{export, file_name, stage, weight_files, Staged};
 pub use tasks::{cross_entropy, train_classifier, train_judge, train_unet, Net, P_UNCOND};
 
 use crate::Error;

@@ -3,7 +3,8 @@
 //! A tensor is named by its module path (`down0.conv1.weight`). Convolution and linear weights are
 //! stored as I8 with a companion F32 tensor `<name>.scale` of one scale per output channel: axis 0
 //! for a rank-4 convolution weight `[out, in, kh, kw]`, axis 1 for a rank-2 linear weight
-//! `[in, out]`. Everything else (biases, norms, embeddings) is stored as F32.
+//! `[in, out]`. Everything else (biases, norms, embeddings), and the weights a network names as
+//! too sensitive for int8 (`UNet::F32_WEIGHTS`), is stored as F32.
 
 use std::collections::HashMap;
 
@@ -72,15 +73,17 @@ pub struct Stored {
     pub values: Vec<f32>,
 }
 
-/// Serializes every float parameter of `module`, quantizing convolution and linear weights.
+/// Serializes every float parameter of `module`, quantizing convolution and linear weights
+/// except those named in `keep_f32` (dotted module paths, as `up0.skip.weight`).
 ///
 /// Reads parameters back synchronously: native only (in wasm every sync readback panics).
-pub fn to_safetensors<M: Module>(module: &M) -> Result<Vec<u8>, Error> {
-    struct Collect {
+pub fn to_safetensors<M: Module>(module: &M, keep_f32: &[&str]) -> Result<Vec<u8>, Error> {
+    struct Collect<'a> {
         path: Path,
+        keep_f32: &'a [&'a str],
         out: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
     }
-    impl ModuleVisitor for Collect {
+    impl ModuleVisitor for Collect<'_> {
         fn enter_module(&mut self, name: &str, container_type: &str) {
             self.path.enter(name, container_type);
         }
@@ -95,7 +98,9 @@ pub fn to_safetensors<M: Module>(module: &M) -> Result<Vec<u8>, Error> {
                 .expect("parameters read back as f32");
             let name = self.path.name();
             let (container, field) = self.path.owner();
-            match quant_axis(container, field, &shape) {
+            let axis = quant_axis(container, field, &shape)
+                .filter(|_| !self.keep_f32.contains(&name.as_str()));
+            match axis {
                 Some(axis) => {
                     let q = quantize(&values, &shape, axis);
                     let bytes = q.values.iter().map(|&v| v as u8).collect();
@@ -113,9 +118,16 @@ pub fn to_safetensors<M: Module>(module: &M) -> Result<Vec<u8>, Error> {
     }
     let mut c = Collect {
         path: Path::default(),
+        keep_f32,
         out: Vec::new(),
     };
     module.visit(&mut c);
+    // A name that matches nothing (a renamed layer) would silently quantize what it meant to keep.
+    if let Some(missing) = keep_f32.iter().find(|k| !c.out.iter().any(|o| o.0 == **k)) {
+        return Err(Error::Weights(format!(
+            "{missing} is to be kept f32 but is not a parameter of the network"
+        )));
+    }
     let views = c
         .out
         .iter()
