@@ -753,7 +753,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             );
         }
     }
-    s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor at the same N grey):\n\n![judged accuracy against FD](accuracy-vs-fd.png)\n";
+    s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor at the same N grey). Left, every setting; right, zoomed, those judged at 95% or more, with the 99% bar the default is picked above:\n\n![judged accuracy against FD](accuracy-vs-fd.png)\n";
     s += "\nOne row per class (0 at the top), the first ten samples of each:\n\n";
     for x in &r.settings {
         s += &format!(
@@ -766,67 +766,160 @@ fn markdown(r: &Report, m: &Manifest) -> String {
     s
 }
 
-/// Judged accuracy against FD of each int8 setting of `r`: a point per setting with its label,
-/// the default (`guidance::DEFAULT`) in red, the real-vs-real FD (at the same N where the report
-/// has it) as a vertical grey line.
+/// Judged accuracy against FD of each int8 setting of `r`, in two panels: every setting (left)
+/// and, zoomed, those judged at `ZOOM_FROM` % or more (right), where the default is picked
+/// (`targets::front_pick`: the lowest FD at >= 99%). A point per setting with its label, the
+/// default (`guidance::DEFAULT`) in red, the real-vs-real FD (at the same N where the report has
+/// it) as a vertical grey line, the 99% bar as a horizontal one; the left panel outlines the
+/// region the right one shows and labels only the points outside it.
 fn sweep_plot(r: &Report) -> plot::Canvas {
     use plot::{Axis, Canvas, Panel};
-    let mut c = Canvas::new(760, 460);
+    const ZOOM_FROM: f64 = 95.0;
+    let mut c = Canvas::new(1000, 420);
     let rows: Vec<&SettingResult> = r.settings.iter().filter(|x| x.weights == "int8").collect();
     // The floor at the settings' own N where the report has it (FD falls as N grows).
     let floor = r.same_n_floor().unwrap_or(r.real_vs_real_frechet);
-    let fds = rows.iter().map(|x| x.frechet).chain([floor]);
-    let p = Panel {
+    let zoomed: Vec<&SettingResult> = rows
+        .iter()
+        .copied()
+        .filter(|x| 100.0 * x.accuracy >= ZOOM_FROM)
+        .collect();
+    let all = Panel {
         left: 80,
-        top: 40,
-        width: 640,
-        height: 360,
-        x: Axis::covering(fds, true),
+        top: 50,
+        width: 390,
+        height: 330,
+        x: Axis::covering(rows.iter().map(|x| x.frechet).chain([floor]), true),
         y: Axis {
             lo: 0.0,
             hi: 105.0,
             log: false,
         },
     };
-    p.draw_axes(
+    let zoom = Panel {
+        left: 580,
+        top: 50,
+        width: 390,
+        height: 330,
+        x: Axis::covering(zoomed.iter().map(|x| x.frechet).chain([floor]), true),
+        y: Axis {
+            lo: ZOOM_FROM - 0.5,
+            hi: 100.5,
+            log: false,
+        },
+    };
+    let x_title = "frechet distance to held-out digits (log)";
+    all.draw_axes(&mut c, "ALL SETTINGS", x_title, "judged accuracy %");
+    zoom.draw_axes(
         &mut c,
-        "JUDGED ACCURACY AGAINST FD",
-        "frechet distance to held-out digits (log)",
+        &format!("JUDGED AT {ZOOM_FROM}% OR MORE"),
+        x_title,
         "judged accuracy %",
     );
-    let (floor_x, _) = p.at(floor, 0.0);
-    c.line((floor_x, p.top), (floor_x, p.top + p.height), plot::GREY, 1);
+    for p in [&all, &zoom] {
+        let (floor_x, _) = p.at(floor, 0.0);
+        if (p.left..=p.left + p.width).contains(&floor_x) {
+            c.line((floor_x, p.top), (floor_x, p.top + p.height), plot::GREY, 1);
+            c.text(
+                floor_x + 4,
+                p.top + p.height - 12,
+                "REAL VS REAL",
+                plot::GREY,
+                1,
+            );
+        }
+    }
+    let (_, bar_y) = zoom.at(zoom.x.lo, 99.0);
+    for x in (zoom.left..zoom.left + zoom.width).step_by(6) {
+        c.line((x, bar_y), (x + 2, bar_y), plot::GREY, 1);
+    }
     c.text(
-        floor_x + 4,
-        p.top + p.height - 12,
-        "REAL VS REAL",
+        zoom.left + zoom.width - 4 - plot::text_width("99%", 1) as i64,
+        bar_y + 4,
+        "99%",
         plot::GREY,
         1,
     );
-    for x in rows {
-        let default = x.guidance == crate::guidance::DEFAULT;
-        let colour = if default { plot::RED } else { plot::BLUE };
-        p.marker(
-            &mut c,
-            x.frechet,
-            100.0 * x.accuracy,
-            colour,
-            if default { 9 } else { 6 },
+    if !zoomed.is_empty() {
+        let (x0, y0) = all.at(zoom.x.lo, zoom.y.hi);
+        let (x1, y1) = all.at(zoom.x.hi, zoom.y.lo);
+        let (x0, x1) = (x0.max(all.left), x1.min(all.left + all.width));
+        for (a, b) in [
+            ((x0, y0), (x1, y0)),
+            ((x1, y0), (x1, y1)),
+            ((x1, y1), (x0, y1)),
+            ((x0, y1), (x0, y0)),
+        ] {
+            c.line(a, b, plot::GREY, 1);
+        }
+    } else {
+        c.text(
+            zoom.left + 10,
+            zoom.top + zoom.height / 2,
+            &format!("NO SETTING IS JUDGED AT {ZOOM_FROM}% OR MORE"),
+            plot::GREY,
+            1,
         );
-        let (px, py) = p.at(x.frechet, 100.0 * x.accuracy);
-        let label = if default {
-            format!("{} (default)", x.label)
-        } else {
-            x.label.clone()
+    }
+    let is_default = |x: &SettingResult| x.guidance == crate::guidance::DEFAULT;
+    // The default's label first, then the rest from the lowest FD up: the labels placed first
+    // get the places beside their points.
+    let mut order = rows.clone();
+    order.sort_by(|a, b| {
+        is_default(b)
+            .cmp(&is_default(a))
+            .then(a.frechet.total_cmp(&b.frechet))
+    });
+    let zoomed_in = |x: &SettingResult| 100.0 * x.accuracy >= ZOOM_FROM;
+    for (p, in_zoom) in [(&all, false), (&zoom, true)] {
+        // Left: every point, labelled outside the zoomed region; right: the zoomed points.
+        let shown: Vec<&SettingResult> = order
+            .iter()
+            .copied()
+            .filter(|x| !in_zoom || zoomed_in(x))
+            .collect();
+        let to_label: Vec<&SettingResult> = shown
+            .iter()
+            .copied()
+            .filter(|x| in_zoom || !zoomed_in(x))
+            .collect();
+        let texts: Vec<String> = to_label
+            .iter()
+            .map(|x| match is_default(x) {
+                true => format!("{} (default)", x.label),
+                false => x.label.clone(),
+            })
+            .collect();
+        let points: Vec<(i64, i64)> = to_label
+            .iter()
+            .map(|x| p.at(x.frechet, 100.0 * x.accuracy))
+            .collect();
+        let widths: Vec<i64> = texts
+            .iter()
+            .map(|t| plot::text_width(t, 1) as i64)
+            .collect();
+        let bounds = plot::Rect {
+            x0: p.left + 2,
+            y0: p.top + 2,
+            x1: p.left + p.width - 2,
+            y1: p.top + p.height - 2,
         };
-        // Labels go left of the points near the right edge, else right.
-        let w = plot::text_width(&label, 1) as i64;
-        let lx = if px + 8 + w > p.left + p.width {
-            px - 8 - w
-        } else {
-            px + 8
-        };
-        c.text(lx, py - 3, &label, colour, 1);
+        let at = plot::place_labels(&points, &widths, 9, bounds);
+        let colour = |x: &SettingResult| if is_default(x) { plot::RED } else { plot::BLUE };
+        for (((x, text), &point), (&label_at, &w)) in to_label
+            .iter()
+            .zip(&texts)
+            .zip(&points)
+            .zip(at.iter().zip(&widths))
+        {
+            plot::label_leader(&mut c, point, label_at, w, plot::GREY);
+            c.text(label_at.0, label_at.1, text, colour(x), 1);
+        }
+        // Markers last, over the leaders; the default's last of all.
+        for x in shown.iter().rev() {
+            let size = if is_default(x) { 9 } else { 6 };
+            p.marker(&mut c, x.frechet, 100.0 * x.accuracy, colour(x), size);
+        }
     }
     c
 }

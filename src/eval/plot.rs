@@ -210,41 +210,55 @@ impl Axis {
 
     /// Tick values inside the axis: 1, 2 and 5 times powers of ten, at least about `n` of them on
     /// a linear axis; on a log axis each power of ten, with 2 and 5 when the axis spans at most
-    /// three decades.
+    /// three decades, and where that gives fewer than three ticks (an axis narrower than a
+    /// factor of about 2.5), the linear axis's round numbers instead.
     pub fn ticks(&self, n: usize) -> Vec<f64> {
         if self.log {
-            let (a, b) = (
-                self.lo.log10().floor() as i32,
-                self.hi.log10().ceil() as i32,
-            );
-            let steps: &[f64] = if b - a <= 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
-            (a..=b)
-                .flat_map(|e| steps.iter().map(move |m| m * 10f64.powi(e)))
-                .filter(|v| *v >= self.lo && *v <= self.hi)
-                .collect()
-        } else {
-            let raw = (self.hi - self.lo) / n.max(1) as f64;
-            let mag = 10f64.powf(raw.log10().floor());
-            let step = [1.0, 2.0, 5.0, 10.0]
-                .iter()
-                .map(|m| m * mag)
-                .find(|s| *s >= raw / 1.5)
-                .unwrap_or(10.0 * mag);
-            let first = (self.lo / step).ceil() as i64;
-            let last = (self.hi / step).floor() as i64;
-            (first..=last).map(|i| i as f64 * step).collect()
+            let decades = self.log_ticks();
+            if decades.len() >= 3 {
+                return decades;
+            }
+            let linear = Axis {
+                log: false,
+                ..*self
+            };
+            return linear.ticks(n);
         }
+        let raw = (self.hi - self.lo) / n.max(1) as f64;
+        let mag = 10f64.powf(raw.log10().floor());
+        let step = [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|m| m * mag)
+            .find(|s| *s >= raw / 1.5)
+            .unwrap_or(10.0 * mag);
+        let first = (self.lo / step).ceil() as i64;
+        let last = (self.hi / step).floor() as i64;
+        (first..=last).map(|i| i as f64 * step).collect()
+    }
+
+    fn log_ticks(&self) -> Vec<f64> {
+        let (a, b) = (
+            self.lo.log10().floor() as i32,
+            self.hi.log10().ceil() as i32,
+        );
+        let steps: &[f64] = if b - a <= 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+        (a..=b)
+            .flat_map(|e| steps.iter().map(move |m| m * 10f64.powi(e)))
+            .filter(|v| *v >= self.lo && *v <= self.hi)
+            .collect()
     }
 }
 
-/// A tick label: no more digits than the value needs (0.05, 2, 12000).
+/// A tick label: no more digits than the value needs (0.05, 0.12, 2, 12000; at most 4 decimals).
 pub fn tick_label(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    let decimals = (-(v.abs().log10().floor()) as i64).clamp(0, 4) as usize;
-    let s = format!("{v:.decimals$}");
-    s
+    let from = (-(v.abs().log10().floor()) as i64).clamp(0, 4) as usize;
+    (from..=4)
+        .map(|d| format!("{v:.d$}"))
+        .find(|s| (s.parse::<f64>().unwrap_or(f64::NAN) - v).abs() <= 1e-9 * v.abs())
+        .unwrap_or_else(|| format!("{v:.4}"))
 }
 
 /// A panel of a canvas: its plot area in pixels and the two axes.
@@ -349,6 +363,95 @@ impl Panel {
     }
 }
 
+/// A rectangle of pixels, edges included.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rect {
+    pub x0: i64,
+    pub y0: i64,
+    pub x1: i64,
+    pub y1: i64,
+}
+
+impl Rect {
+    pub fn overlaps(&self, o: &Rect) -> bool {
+        self.x0 <= o.x1 && o.x0 <= self.x1 && self.y0 <= o.y1 && o.y0 <= self.y1
+    }
+
+    pub fn inside(&self, o: &Rect) -> bool {
+        self.x0 >= o.x0 && self.x1 <= o.x1 && self.y0 >= o.y0 && self.y1 <= o.y1
+    }
+}
+
+/// Height of a line of text at scale 1.
+pub const TEXT_HEIGHT: i64 = 7;
+
+/// Where the label of each point goes (the top-left corner of its text at scale 1), so that
+/// no label overlaps another label or any point's marker (a square of side `marker`) and each
+/// stays inside `bounds`. Labels are placed in the order given, each at the first free place
+/// of: right of its point, left of it, then right and left moved up or down in steps of 10
+/// pixels, up to 90 (`label_leader` draws the line that then ties label to point); so put
+/// the labels that matter most first. A label with no free place goes right of its point.
+pub fn place_labels(
+    points: &[(i64, i64)],
+    widths: &[i64],
+    marker: i64,
+    bounds: Rect,
+) -> Vec<(i64, i64)> {
+    let gap = marker / 2 + 4;
+    let mut taken: Vec<Rect> = points
+        .iter()
+        .map(|&(x, y)| Rect {
+            x0: x - marker / 2 - 1,
+            y0: y - marker / 2 - 1,
+            x1: x + marker / 2 + 1,
+            y1: y + marker / 2 + 1,
+        })
+        .collect();
+    let mut out = Vec::with_capacity(points.len());
+    for (&(px, py), &w) in points.iter().zip(widths) {
+        let rect = |x: i64, y: i64| Rect {
+            x0: x - 1,
+            y0: y - 1,
+            x1: x + w,
+            y1: y + TEXT_HEIGHT,
+        };
+        let right = px + gap;
+        let left = px - gap - w;
+        let top = py - TEXT_HEIGHT / 2;
+        let candidates = std::iter::once(0)
+            .chain((1..=9).flat_map(|k| [-10 * k, 10 * k]))
+            .flat_map(|dy| [(right, top + dy), (left, top + dy)]);
+        let mut chosen = (right, top);
+        for (x, y) in candidates {
+            let r = rect(x, y);
+            if r.inside(&bounds) && !taken.iter().any(|t| t.overlaps(&r)) {
+                chosen = (x, y);
+                break;
+            }
+        }
+        taken.push(rect(chosen.0, chosen.1));
+        out.push(chosen);
+    }
+    out
+}
+
+/// A thin line from a point to its label when `place_labels` moved the label off the point's
+/// row: to the label's nearer end, at the text's middle height.
+pub fn label_leader(
+    c: &mut Canvas,
+    (px, py): (i64, i64),
+    (lx, ly): (i64, i64),
+    width: i64,
+    colour: Rgb,
+) {
+    let mid = ly + TEXT_HEIGHT / 2;
+    if (mid - py).abs() <= TEXT_HEIGHT / 2 {
+        return;
+    }
+    let end = if lx > px { lx - 2 } else { lx + width + 1 };
+    c.line((px, py), (end, mid), colour, 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +482,21 @@ mod tests {
         };
         assert!((a.frac(1.0) - 0.5).abs() < 1e-12);
         assert_eq!(a.ticks(5), vec![0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]);
+        // Narrower than 0.1..0.25: round numbers as on a linear axis, still placed by log.
+        let narrow = Axis {
+            lo: 0.075,
+            hi: 0.17,
+            log: true,
+        };
+        let got = narrow.ticks(5);
+        let want = [0.08, 0.1, 0.12, 0.14, 0.16];
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12),
+            "{got:?}"
+        );
+        let labels: Vec<String> = got.iter().map(|v| tick_label(*v)).collect();
+        assert_eq!(labels, ["0.08", "0.1", "0.12", "0.14", "0.16"]);
         let wide = Axis::covering([0.01, 100.0], true);
         assert!(wide.lo < 0.01 && wide.hi > 100.0);
         assert_eq!(
@@ -403,5 +521,59 @@ mod tests {
         assert!(dark
             .iter()
             .all(|&(x, y)| (2..=4).contains(&x) && (1..=7).contains(&y)));
+    }
+
+    #[test]
+    fn labels_of_a_cluster_of_points_neither_overlap_nor_cover_a_point() {
+        // Six points within a few pixels of each other, as the settings near the front sit.
+        let points = [
+            (200, 100),
+            (203, 101),
+            (206, 99),
+            (201, 104),
+            (209, 102),
+            (205, 96),
+        ];
+        let widths = [131, 65, 59, 83, 83, 77];
+        let bounds = Rect {
+            x0: 0,
+            y0: 0,
+            x1: 400,
+            y1: 300,
+        };
+        let at = place_labels(&points, &widths, 6, bounds);
+        let rects: Vec<Rect> = at
+            .iter()
+            .zip(widths)
+            .map(|(&(x, y), w)| Rect {
+                x0: x,
+                y0: y,
+                x1: x + w - 1,
+                y1: y + TEXT_HEIGHT - 1,
+            })
+            .collect();
+        for (i, a) in rects.iter().enumerate() {
+            assert!(a.inside(&bounds), "label {i} at {a:?}");
+            for b in &rects[i + 1..] {
+                assert!(!a.overlaps(b), "{a:?} and {b:?} overlap: {at:?}");
+            }
+            for &(x, y) in &points {
+                let m = Rect {
+                    x0: x - 3,
+                    y0: y - 3,
+                    x1: x + 3,
+                    y1: y + 3,
+                };
+                assert!(!a.overlaps(&m), "{a:?} covers the point at ({x}, {y})");
+            }
+        }
+        // The first label keeps its point's row: left of it, since the other points sit right.
+        assert_eq!(at[0], (200 - 7 - 131, 100 - 3));
+        // A lone point's label goes right of it.
+        let lone = place_labels(&[(100, 50)], &[60], 6, bounds);
+        assert_eq!(lone[0], (100 + 7, 50 - 3));
+        // Near the right edge a label goes left of its point.
+        let edge = place_labels(&[(390, 50)], &[60], 6, bounds);
+        assert_eq!(edge[0], (390 - 7 - 60, 50 - 3));
     }
 }
