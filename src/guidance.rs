@@ -53,10 +53,11 @@ pub struct Guidance {
 
 /// The demo's default setting, picked on the accuracy/fidelity front of the evaluation
 /// (docs/EVAL.md, README): of the settings the judge read as the asked digit in at least 99% of
-/// 500 samples, classifier-free guidance at w = 0.375 drew the digits closest to real ones (the
-/// lowest Frechet distance; `eval::targets::front_pick`). Its strengths are those of its mode
-/// (s is 0); [`STARTING`] gives the other modes a classifier scale. The page's w slider moves in
-/// steps of 0.125 (www/index.html), so it can show this w.
+/// 500 samples and that meet the default's other targets (FD, precision, recall, ink within 10%
+/// of real digits'), classifier-free guidance at w = 0.375 drew the digits closest to real ones
+/// (the lowest Frechet distance; `eval::targets::front_pick`). Its strengths are those of its
+/// mode (s is 0); [`STARTING`] gives the other modes a classifier scale. The page's w slider
+/// moves in steps of 0.125 (www/index.html), so it can show this w.
 pub const DEFAULT: Guidance = Guidance {
     mode: Mode::Free,
     scale: 0.0,

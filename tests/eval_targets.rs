@@ -78,6 +78,41 @@ fn the_front_pick_is_the_lowest_fd_judged_at_99_percent() {
     assert!(met(&r, "default is the lowest FD"));
 }
 
+/// A setting of lower FD that misses another of the default's targets (here, too much ink) is
+/// not the pick, and the check says which and why.
+#[test]
+fn the_front_pick_meets_the_default_s_other_targets_too() {
+    let mut r = report();
+    r.settings[2].frechet = 0.15; // the default is the pick, as above
+    let mut bold = row("both s=1 w=0", g(Mode::Both, 1.0, 0.0), "int8", 0.998, 0.13);
+    bold.ink.mean = 0.1436; // +12.2% against 0.128
+    r.settings.push(bold);
+    assert_eq!(front_pick(&r).unwrap().label, "default");
+    assert!(met(&r, "default is the lowest FD"));
+    let c = checks(&r)
+        .into_iter()
+        .find(|c| c.what.starts_with("default is the lowest FD"))
+        .unwrap();
+    assert_eq!(
+        c.measured,
+        "lowest: default (FD 0.140); lower FD but outside a target: both s=1 w=0 (FD 0.130; \
+         mean ink against the held-out digits': 0.144 against 0.128 (+12.2%))"
+    );
+    // Within the ink bound it is the pick, and the default no longer meets the check.
+    r.settings.last_mut().unwrap().ink.mean = 0.139;
+    assert_eq!(front_pick(&r).unwrap().label, "both s=1 w=0");
+    assert!(!met(&r, "default is the lowest FD"));
+    // And so is a precision or recall too far from the real digits'.
+    r.settings.last_mut().unwrap().recall = 0.79;
+    assert_eq!(front_pick(&r).unwrap().label, "default");
+    // With none meeting them, the check says so.
+    for x in &mut r.settings {
+        x.accuracy = 0.9;
+    }
+    assert!(front_pick(&r).is_none());
+    assert!(!met(&r, "default is the lowest FD"));
+}
+
 #[test]
 fn each_target_against_its_bound() {
     let mut r = report();

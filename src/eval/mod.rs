@@ -156,7 +156,7 @@ pub fn settings() -> Vec<(String, Guidance, bool)> {
         out.push((format!("free w={w}"), g(Mode::Free, 0.0, w), false));
     }
     // Weak settings too: the strong ones over-ink (docs/EVAL.md), and the default is picked as
-    // the lowest FD among the settings judged at >= 99% (issue 11).
+    // the lowest FD among the settings judged at >= 99% that meet its other targets (issue 11).
     for (s, w) in [
         (1.0, 0.0),
         (1.0, 0.25),
@@ -768,10 +768,11 @@ fn markdown(r: &Report, m: &Manifest) -> String {
 
 /// Judged accuracy against FD of each int8 setting of `r`, in two panels: every setting (left)
 /// and, zoomed, those judged at `ZOOM_FROM` % or more (right), where the default is picked
-/// (`targets::front_pick`: the lowest FD at >= 99%). A point per setting with its label, the
-/// default (`guidance::DEFAULT`) in red, the real-vs-real FD (at the same N where the report has
-/// it) as a vertical grey line, the 99% bar as a horizontal one; the left panel outlines the
-/// region the right one shows and labels only the points outside it.
+/// (`targets::front_pick`: the lowest FD at >= 99% within the default's other targets). A point
+/// per setting with its label, the default (`guidance::DEFAULT`) in red, the real-vs-real FD (at
+/// the same N where the report has it) as a vertical grey line, the 99% bar as a horizontal
+/// one; the left panel outlines the region the right one shows and labels only the points
+/// outside it.
 fn sweep_plot(r: &Report) -> plot::Canvas {
     use plot::{Axis, Canvas, Panel};
     const ZOOM_FROM: f64 = 95.0;
