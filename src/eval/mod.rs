@@ -753,7 +753,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             );
         }
     }
-    s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor at the same N grey). Left, every setting; right, zoomed, those judged at 95% or more, with the 99% bar the default is picked above:\n\n![judged accuracy against FD](accuracy-vs-fd.png)\n";
+    s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor at the same N grey). Left, every setting; right, zoomed, those judged at 95% or more, with the 99% bar the default is picked above. A hollow marker is a setting judged at 99% or more that misses another of the default's targets (\"Targets\" above), so the rule passes it by:\n\n![judged accuracy against FD](accuracy-vs-fd.png)\n";
     s += "\nOne row per class (0 at the top), the first ten samples of each:\n\n";
     for x in &r.settings {
         s += &format!(
@@ -776,7 +776,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
 fn sweep_plot(r: &Report) -> plot::Canvas {
     use plot::{Axis, Canvas, Panel};
     const ZOOM_FROM: f64 = 95.0;
-    let mut c = Canvas::new(1000, 420);
+    let mut c = Canvas::new(1000, 430);
     let rows: Vec<&SettingResult> = r.settings.iter().filter(|x| x.weights == "int8").collect();
     // The floor at the settings' own N where the report has it (FD falls as N grows).
     let floor = r.same_n_floor().unwrap_or(r.real_vs_real_frechet);
@@ -863,6 +863,9 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
         );
     }
     let is_default = |x: &SettingResult| x.guidance == crate::guidance::DEFAULT;
+    let ruled_out = |x: &SettingResult| {
+        x.accuracy >= targets::MIN_ACCURACY && !targets::row_checks(r, x).iter().all(|c| c.met)
+    };
     // The default's label first, then the rest from the lowest FD up: the labels placed first
     // get the places beside their points.
     let mut order = rows.clone();
@@ -916,11 +919,27 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
             plot::label_leader(&mut c, point, label_at, w, plot::GREY);
             c.text(label_at.0, label_at.1, text, colour(x), 1);
         }
-        // Markers last, over the leaders; the default's last of all.
+        // Markers last, over the leaders; the default's last of all. A setting judged at >= 99%
+        // that misses another of the default's targets is drawn hollow: the rule passes it by.
         for x in shown.iter().rev() {
             let size = if is_default(x) { 9 } else { 6 };
             p.marker(&mut c, x.frechet, 100.0 * x.accuracy, colour(x), size);
+            if ruled_out(x) {
+                p.marker(&mut c, x.frechet, 100.0 * x.accuracy, plot::WHITE, size - 4);
+            }
         }
+    }
+    if rows.iter().any(|x| ruled_out(x)) {
+        let (lx, ly) = (all.left, all.top + all.height + 36);
+        c.fill(lx, ly, lx + 5, ly + 5, plot::BLUE);
+        c.fill(lx + 2, ly + 2, lx + 3, ly + 3, plot::WHITE);
+        c.text(
+            lx + 12,
+            ly - 1,
+            "HOLLOW: JUDGED >= 99% BUT MISSES ANOTHER DEFAULT TARGET (INK, P/R, FD)",
+            plot::BLACK,
+            1,
+        );
     }
     c
 }
