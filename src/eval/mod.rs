@@ -780,11 +780,8 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
     let rows: Vec<&SettingResult> = r.settings.iter().filter(|x| x.weights == "int8").collect();
     // The floor at the settings' own N where the report has it (FD falls as N grows).
     let floor = r.same_n_floor().unwrap_or(r.real_vs_real_frechet);
-    let zoomed: Vec<&SettingResult> = rows
-        .iter()
-        .copied()
-        .filter(|x| 100.0 * x.accuracy >= ZOOM_FROM)
-        .collect();
+    let zoomed_in = |x: &SettingResult| 100.0 * x.accuracy >= ZOOM_FROM;
+    let zoomed: Vec<&SettingResult> = rows.iter().copied().filter(|x| zoomed_in(x)).collect();
     let all = Panel {
         left: 80,
         top: 50,
@@ -864,7 +861,7 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
     }
     let is_default = |x: &SettingResult| x.guidance == crate::guidance::DEFAULT;
     let ruled_out = |x: &SettingResult| {
-        x.accuracy >= targets::MIN_ACCURACY && !targets::row_checks(r, x).iter().all(|c| c.met)
+        x.accuracy >= targets::MIN_ACCURACY && !targets::meets_row_targets(r, x)
     };
     // The default's label first, then the rest from the lowest FD up: the labels placed first
     // get the places beside their points.
@@ -874,7 +871,6 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
             .cmp(&is_default(a))
             .then(a.frechet.total_cmp(&b.frechet))
     });
-    let zoomed_in = |x: &SettingResult| 100.0 * x.accuracy >= ZOOM_FROM;
     for (p, in_zoom) in [(&all, false), (&zoom, true)] {
         // Left: every point, labelled outside the zoomed region; right: the zoomed points.
         let shown: Vec<&SettingResult> = order

@@ -41,7 +41,12 @@ pub fn int8_row<'a>(r: &'a Report, guidance: &Guidance) -> Option<&'a SettingRes
 /// bar keeps guidance from being too weak to draw the asked digit; the ink bound keeps it from
 /// winning by bold, prototypical strokes, which FD in judge features does not always punish.
 pub fn front_pick(r: &Report) -> Option<&SettingResult> {
-    lowest_fd(r, |x| row_checks(r, x).iter().all(|c| c.met))
+    lowest_fd(r, |x| meets_row_targets(r, x))
+}
+
+/// Whether `x` meets every target of `row_checks`: a candidate for the default.
+pub fn meets_row_targets(r: &Report, x: &SettingResult) -> bool {
+    row_checks(r, x).iter().all(|c| c.met)
 }
 
 /// The int8 setting of lowest FD among those `keep` accepts.
