@@ -1,10 +1,11 @@
 //! `guided-ddpm curve`: how a training run's U-Net improves with steps. Samples its latest EMA
 //! checkpoint (float) at the default guidance and unguided, judges the samples as `eval` does,
 //! and adds one row per setting to `docs/training-eval.csv` (keyed by run, step, setting, N and
-//! sampling steps, so a rerun at the same step replaces its rows). From that file and the run's
-//! loss log it draws `docs/training-curve.png` (loss and FD against optimizer steps) and writes
-//! the "Training progress" section of `docs/EVAL.md`, which `eval` keeps when it rewrites the
-//! file.
+//! sampling steps, so a rerun at the same step replaces its rows). A row names its setting by
+//! its label ("free w=0.375"), never as "default": the default changes as the front moves, and
+//! a row must say what it measured. From that file and the run's loss log it draws
+//! `docs/training-curve.png` (loss and FD against optimizer steps) and writes the "Training
+//! progress" section of `docs/EVAL.md`, which `eval` keeps when it rewrites the file.
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use burn::tensor::Device;
 use super::plot::{self, Axis, Canvas, Panel};
 use super::{first_per_class, run_setting, EvalOptions, RealDigits};
 use crate::data::Digits;
-use crate::guidance::Guidance;
+use crate::guidance::{Guidance, DEFAULT};
 use crate::nn::{ClassifierConfig, UNetConfig};
 use crate::{grid, Error};
 
@@ -176,7 +177,8 @@ fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
 
 /// The settings a checkpoint is judged at: each label of `asked` ("default" for the demo's
 /// default, or one of `eval`'s labels, e.g. "none" or "both s=2 w=0.5"), by default the demo's
-/// default and unguided; an unknown label is an error that lists the known ones.
+/// default and unguided; "default" comes back as the default's own label. An unknown label is
+/// an error that lists the known ones.
 fn settings(asked: &[String]) -> Result<Vec<(String, Guidance)>, Error> {
     let known = super::settings();
     let defaults = ["default".to_string(), "none".to_string()];
@@ -188,7 +190,7 @@ fn settings(asked: &[String]) -> Result<Vec<(String, Guidance)>, Error> {
     asked
         .iter()
         .map(|label| match label.as_str() {
-            "default" => Ok((label.clone(), crate::guidance::DEFAULT)),
+            "default" => Ok((DEFAULT.label(), DEFAULT)),
             _ => match known.iter().find(|(l, _, _)| l == label) {
                 Some((l, g, _)) => Ok((l.clone(), *g)),
                 None => {
@@ -294,7 +296,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
             "float EMA",
             &device,
         )?;
-        if label == "default" {
+        if guidance == DEFAULT {
             let (w, h, px) = grid::layout(&grid_rows, 10);
             grid::write_png(&opts.out.join(samples_png(&name)), w, h, &px, 2)?;
         }
@@ -414,8 +416,12 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
          mix: real digits drawn at random score far above it and vary widely from draw to draw \
          (the unguided floor of the table above), so for those rows the ratio overstates the \
          distance to real digits, and two of them differ by noise of that size. Real P / R: \
-         train digits against the held-out ones at the same N. The plot draws the rows at \
-         {CURVE_N} per class only.\n\n"
+         train digits against the held-out ones at the same N. Each row names the setting it \
+         measured (the demo's default has changed as the front moved, so no row says \
+         \"default\"). The plot draws the rows at {CURVE_N} per class only: a line for the \
+         default ({}, marked so in the legend), for unguided, and for each other setting \
+         measured at two steps or more.\n\n",
+        DEFAULT.label()
     );
     s += "![training loss and FD against optimizer steps](training-curve.png)\n\n";
     s += "| run | step | samples seen | setting | N/class | judged acc. | FD | floor | FD / floor | precision | recall | real P / R | ink | held-out ink | time |\n";
@@ -441,8 +447,11 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
             r.seconds
         );
     }
-    if rows.iter().any(|r| r.run == name && r.setting == "default") {
-        s += "\nThe default's samples at the latest measured step (one row per class), beside held-out digits:\n\n";
+    if rows
+        .iter()
+        .any(|r| r.run == name && r.setting == DEFAULT.label())
+    {
+        s += &format!("\nThe default's ({}) samples at its latest measured step (one row per class), beside held-out digits:\n\n", DEFAULT.label());
         s += "| samples, latest checkpoint | real held-out digits |\n|---|---|\n";
         s += &format!(
             "| ![samples of the latest checkpoint]({}) | ![held-out digits](real-held-out.png) |\n",
@@ -458,14 +467,51 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
     s
 }
 
-/// Two panels: the training loss of run `name` (per-250-step means) and the FD of the default and
-/// unguided against optimizer steps, with each row's floor: run `name`'s rows joined by lines,
-/// other runs' (the shipped run's) as lone hollow squares.
+/// The settings the FD panel draws as lines, with their colours: the demo's default (red) and
+/// unguided (orange) wherever they were measured, then every other setting of run `name`
+/// measured at two steps or more at [`CURVE_N`] (a former default, say), in label order. A
+/// setting measured at one step only stays in the table.
+pub fn curve_settings(rows: &[&Row], name: &str) -> Vec<(String, plot::Rgb)> {
+    let steps = |label: &str| {
+        let mut s: Vec<usize> = rows
+            .iter()
+            .filter(|r| r.run == name && r.n_per_class == CURVE_N && r.setting == label)
+            .map(|r| r.step)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s.len()
+    };
+    let mut out = vec![
+        (DEFAULT.label(), plot::RED),
+        ("none".to_string(), plot::ORANGE),
+    ];
+    let mut rest: Vec<String> = rows
+        .iter()
+        .map(|r| r.setting.clone())
+        .filter(|l| !out.iter().any(|(o, _)| o == l) && steps(l) >= 2)
+        .collect();
+    rest.sort();
+    rest.dedup();
+    let palette = [plot::BLUE, plot::GREEN, plot::PURPLE];
+    out.extend(
+        rest.into_iter()
+            .enumerate()
+            .map(|(i, l)| (l, palette[i % palette.len()])),
+    );
+    out
+}
+
+/// Two panels: the training loss of run `name` (per-250-step means) and the FD against optimizer
+/// steps of each of [`curve_settings`], with each step's floor: run `name`'s rows joined by
+/// lines, other runs' (the first weights' folder, recipe branches) as lone hollow squares.
 fn draw(losses: &[(usize, f64)], all: &[Row], name: &str) -> Canvas {
     let all: Vec<&Row> = all.iter().filter(|r| r.n_per_class == CURVE_N).collect();
     let rows: Vec<&Row> = all.iter().copied().filter(|r| r.run == name).collect();
     let others: Vec<&Row> = all.iter().copied().filter(|r| r.run != name).collect();
-    let mut c = Canvas::new(960, 400);
+    let series = curve_settings(&rows, name);
+    let drawn = |r: &Row| series.iter().any(|(l, _)| *l == r.setting);
+    let mut c = Canvas::new(960, 440);
     let loss = windowed(losses, 250);
     let loss_pts: Vec<(f64, f64)> = loss.iter().map(|&(s, l)| (s as f64, l)).collect();
     let max_step = loss_pts.last().map_or(1.0, |p| p.0);
@@ -494,7 +540,7 @@ fn draw(losses: &[(usize, f64)], all: &[Row], name: &str) -> Canvas {
         x,
         y: Axis::covering(
             all.iter()
-                .filter(|r| r.setting == "default" || r.setting == "none")
+                .filter(|r| drawn(r))
                 .flat_map(|r| [r.frechet, r.floor]),
             true,
         ),
@@ -505,43 +551,47 @@ fn draw(losses: &[(usize, f64)], all: &[Row], name: &str) -> Canvas {
         "optimizer steps",
         "frechet distance",
     );
-    for (i, (label, colour)) in [("default", plot::RED), ("none", plot::ORANGE)]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, (label, colour)) in series.iter().enumerate() {
         let pts: Vec<(f64, f64)> = rows
             .iter()
-            .filter(|r| r.setting == label)
+            .filter(|r| r.setting == *label)
             .map(|r| (r.step as f64, r.frechet))
             .collect();
-        right.polyline(&mut c, &pts, colour, 2);
+        right.polyline(&mut c, &pts, *colour, 2);
         for &(s, f) in &pts {
-            right.marker(&mut c, s, f, colour, 6);
+            right.marker(&mut c, s, f, *colour, 6);
         }
-        for r in others.iter().filter(|r| r.setting == label) {
-            right.marker(&mut c, r.step as f64, r.frechet, colour, 9);
+        for r in others.iter().filter(|r| r.setting == *label) {
+            right.marker(&mut c, r.step as f64, r.frechet, *colour, 9);
             right.marker(&mut c, r.step as f64, r.frechet, plot::WHITE, 5);
         }
-        right.legend(&mut c, i, label, colour);
+        let text = if *label == DEFAULT.label() {
+            format!("{label} (default)")
+        } else {
+            label.clone()
+        };
+        right.legend(&mut c, i % 2, i / 2, &text, *colour);
     }
-    let floor: Vec<(f64, f64)> = rows
+    let mut floor: Vec<(f64, f64)> = rows
         .iter()
-        .filter(|r| r.setting == "default")
+        .filter(|r| drawn(r))
         .map(|r| (r.step as f64, r.floor))
         .collect();
+    floor.dedup_by(|a, b| a.0 == b.0);
     right.polyline(&mut c, &floor, plot::GREY, 1);
     for &(s, f) in &floor {
         right.marker(&mut c, s, f, plot::GREY, 4);
     }
-    right.legend(&mut c, 2, "real vs real", plot::GREY);
+    let n = series.len();
+    right.legend(&mut c, n % 2, n / 2, "real vs real", plot::GREY);
     if !others.is_empty() {
-        let y = right.top + right.height + 52;
+        let y = right.top + right.height + 38 + (n / 2 + 1) as i64 * 14 + 6;
         c.fill(right.left, y, right.left + 8, y + 8, plot::BLACK);
         c.fill(right.left + 2, y + 2, right.left + 6, y + 6, plot::WHITE);
         c.text(
             right.left + 16,
             y + 1,
-            "hollow: other runs (the shipped one)",
+            "hollow: other runs (first weights, recipe branches)",
             plot::BLACK,
             1,
         );
@@ -579,7 +629,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("curve-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(CSV);
-        let rows = vec![row(100, "default"), row(100, "none")];
+        let rows = vec![row(100, "both s=4 w=1"), row(100, "none")];
         write_rows(&path, &rows).unwrap();
         assert_eq!(read_rows(&path).unwrap(), rows);
         std::fs::write(&path, format!("{HEADER}\nnot,a,row\n")).unwrap();
@@ -587,6 +637,40 @@ mod tests {
         assert!(err.contains("line 2"), "{err}");
         assert!(read_rows(&dir.join("missing.csv")).unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rows_name_the_default_by_its_setting() {
+        let asked = settings(&["default".to_string(), "none".to_string()]).unwrap();
+        assert_eq!(asked[0], (DEFAULT.label(), DEFAULT));
+        assert_ne!(asked[0].0, "default");
+        assert_eq!(asked[1].0, "none");
+        assert!(settings(&["nonsense".to_string()]).is_err());
+    }
+
+    #[test]
+    fn the_curve_draws_the_default_unguided_and_settings_measured_twice() {
+        let default = DEFAULT.label();
+        let mut rows = vec![
+            row(100, "both s=4 w=1"),
+            row(200, "both s=4 w=1"),
+            row(100, "none"),
+            row(200, "none"),
+            row(200, "both s=1 w=0"),
+            row(300, &default),
+        ];
+        // The same setting twice at one step (N = 50 and 20) is one step, not two.
+        let mut other_n = row(200, "both s=1 w=0");
+        other_n.n_per_class = 50;
+        rows.push(other_n);
+        let mut other_run = row(300, "both s=1 w=0");
+        other_run.run = "checkpoints".into();
+        rows.push(other_run);
+        let refs: Vec<&Row> = rows.iter().collect();
+        let series = curve_settings(&refs, "checkpoints/run");
+        let labels: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, [default.as_str(), "none", "both s=4 w=1"]);
+        assert_eq!(series[0].1, plot::RED);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub const BLUE: Rgb = [31, 100, 180];
 pub const ORANGE: Rgb = [230, 120, 20];
 pub const RED: Rgb = [200, 30, 30];
 pub const GREEN: Rgb = [40, 150, 60];
+pub const PURPLE: Rgb = [120, 60, 160];
 
 /// Pixel rows of each glyph, top first; bit 4 is the leftmost column.
 fn glyph(c: char) -> [u8; 7] {
@@ -355,11 +356,11 @@ impl Panel {
         );
     }
 
-    /// A legend entry (a short line and its text) below the panel's axis title, the `row`-th
-    /// from the left (outside the plot, so it never hides a point).
-    pub fn legend(&self, c: &mut Canvas, row: usize, text: &str, colour: Rgb) {
-        let x = self.left + row as i64 * 120;
-        let y = self.top + self.height + 38;
+    /// A legend entry (a short line and its text) below the panel's axis title, in column `col`
+    /// (180 px wide) of line `line` (outside the plot, so it never hides a point).
+    pub fn legend(&self, c: &mut Canvas, col: usize, line: usize, text: &str, colour: Rgb) {
+        let x = self.left + col as i64 * 180;
+        let y = self.top + self.height + 38 + line as i64 * 14;
         c.fill(x, y + 2, x + 16, y + 4, colour);
         c.text(x + 22, y, text, BLACK, 1);
     }
