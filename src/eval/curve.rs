@@ -177,8 +177,9 @@ fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
 
 /// The settings a checkpoint is judged at: each label of `asked` ("default" for the demo's
 /// default, or one of `eval`'s labels, e.g. "none" or "both s=2 w=0.5"), by default the demo's
-/// default and unguided; "default" comes back as the default's own label. An unknown label is
-/// an error that lists the known ones.
+/// default and unguided; "default" comes back as the default's own label, and a setting asked
+/// twice (as "default" and by its label, say) is judged once. An unknown label is an error that
+/// lists the known ones.
 fn settings(asked: &[String]) -> Result<Vec<(String, Guidance)>, Error> {
     let known = super::settings();
     let defaults = ["default".to_string(), "none".to_string()];
@@ -187,22 +188,26 @@ fn settings(asked: &[String]) -> Result<Vec<(String, Guidance)>, Error> {
     } else {
         asked
     };
-    asked
-        .iter()
-        .map(|label| match label.as_str() {
-            "default" => Ok((DEFAULT.label(), DEFAULT)),
+    let mut out: Vec<(String, Guidance)> = Vec::new();
+    for label in asked {
+        let setting = match label.as_str() {
+            "default" => (DEFAULT.label(), DEFAULT),
             _ => match known.iter().find(|(l, _, _)| l == label) {
-                Some((l, g, _)) => Ok((l.clone(), *g)),
+                Some((l, g, _)) => (l.clone(), *g),
                 None => {
                     let names: Vec<&str> = known.iter().map(|(l, _, _)| l.as_str()).collect();
-                    Err(Error::Setting(format!(
+                    return Err(Error::Setting(format!(
                         "--setting {label:?} is neither \"default\" nor one of eval's settings: {}",
                         names.join(", ")
-                    )))
+                    )));
                 }
             },
-        })
-        .collect()
+        };
+        if !out.iter().any(|(l, _)| *l == setting.0) {
+            out.push(setting);
+        }
+    }
+    Ok(out)
 }
 
 /// The grid of a run's default samples at its latest measured step, in `--out`.
@@ -646,6 +651,9 @@ mod tests {
         assert_ne!(asked[0].0, "default");
         assert_eq!(asked[1].0, "none");
         assert!(settings(&["nonsense".to_string()]).is_err());
+        // The default asked as "default" and by its label is one setting, judged once.
+        let twice = settings(&["default".to_string(), DEFAULT.label(), "none".to_string()]);
+        assert_eq!(twice.unwrap().len(), 2);
     }
 
     #[test]
