@@ -590,9 +590,8 @@ fn draw(losses: &[(usize, f64)], all: &[Row], name: &str) -> Canvas {
     let n = series.len();
     right.legend(&mut c, n % 2, n / 2, "real vs real", plot::GREY);
     if !others.is_empty() {
-        let y = right.top + right.height + 38 + (n / 2 + 1) as i64 * 14 + 6;
-        c.fill(right.left, y, right.left + 8, y + 8, plot::BLACK);
-        c.fill(right.left + 2, y + 2, right.left + 6, y + 6, plot::WHITE);
+        let y = right.legend_y(n / 2 + 1) + 6;
+        c.hollow_square(right.left, y, 8, plot::BLACK);
         c.text(
             right.left + 16,
             y + 1,

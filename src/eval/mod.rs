@@ -927,8 +927,7 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
     }
     if rows.iter().any(|x| ruled_out(x)) {
         let (lx, ly) = (all.left, all.top + all.height + 36);
-        c.fill(lx, ly, lx + 5, ly + 5, plot::BLUE);
-        c.fill(lx + 2, ly + 2, lx + 3, ly + 3, plot::WHITE);
+        c.hollow_square(lx, ly, 5, plot::BLUE);
         c.text(
             lx + 12,
             ly - 1,

@@ -110,6 +110,13 @@ impl Canvas {
         }
     }
 
+    /// A square of `colour` with corner (x, y) and side `size` + 1, white inside but for a
+    /// 2-pixel rim: a key's swatch for hollow markers.
+    pub fn hollow_square(&mut self, x: i64, y: i64, size: i64, colour: Rgb) {
+        self.fill(x, y, x + size, y + size, colour);
+        self.fill(x + 2, y + 2, x + size - 2, y + size - 2, WHITE);
+    }
+
     /// A line `width` pixels thick (Bresenham's, with a square pen).
     pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb, width: i64) {
         let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
@@ -360,9 +367,14 @@ impl Panel {
     /// (180 px wide) of line `line` (outside the plot, so it never hides a point).
     pub fn legend(&self, c: &mut Canvas, col: usize, line: usize, text: &str, colour: Rgb) {
         let x = self.left + col as i64 * 180;
-        let y = self.top + self.height + 38 + line as i64 * 14;
+        let y = self.legend_y(line);
         c.fill(x, y + 2, x + 16, y + 4, colour);
         c.text(x + 22, y, text, BLACK, 1);
+    }
+
+    /// The top of legend line `line` under the panel.
+    pub fn legend_y(&self, line: usize) -> i64 {
+        self.top + self.height + 38 + line as i64 * 14
     }
 }
 
