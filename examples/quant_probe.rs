@@ -16,12 +16,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use guided_ddpm::diffusion::{gaussian, predict_x0, q_sample, StepCoefs};
+use guided_ddpm::diffusion::{predict_x0, q_sample, StepCoefs};
 use guided_ddpm::eval::fidelity::ink;
 use guided_ddpm::guidance::{cfg_mix, DEFAULT};
 use guided_ddpm::nn::{label_tensor, t_tensor, UNet, UNetConfig, NULL_CLASS, NUM_CLASSES};
-use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+use guided_ddpm::noise::gaussian;
+use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::{BetaSchedule, Schedule};
+use guided_ddpm::settings::{Method, SampleSettings};
 use guided_ddpm::weights::store::{self, Stored};
 use rand::SeedableRng;
 

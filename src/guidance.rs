@@ -6,12 +6,12 @@
 //! - Classifier-free guidance (Ho & Salimans 2022, Eq. 6): [`cfg_mix`].
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::diffusion::Coef;
 use crate::nn::embedding::sinusoidal;
-use crate::nn::{one_hot, Classifier};
+use crate::nn::{dense, one_hot, Classifier};
 use crate::Error;
 
 /// Which guidance the sampler applies.
@@ -41,7 +41,7 @@ impl Mode {
     }
 }
 
-/// A guidance setting: the mode and its two strengths.
+/// A guidance setting: the mode, its two strengths, and where the classifier's gradient acts.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Guidance {
     pub mode: Mode,
@@ -49,6 +49,13 @@ pub struct Guidance {
     pub scale: f64,
     /// Classifier-free weight w.
     pub cfg_scale: f64,
+    /// A guidance interval (Kynkaanniemi et al. 2024, "Applying Guidance in a Limited Interval
+    /// Improves Sample and Distribution Quality in Diffusion Models"): the classifier's gradient
+    /// acts only at the steps whose original timestep t lies in `[lo, hi]` (inclusive), and the
+    /// other steps take s = 0 (their backward pass is skipped where steps run eagerly); `None`
+    /// guides at every step. Classifier-free mixing is not limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[usize; 2]>,
 }
 
 /// The demo's default setting, picked on the accuracy/fidelity front of the evaluation
@@ -58,20 +65,12 @@ pub struct Guidance {
 /// (the lowest Frechet distance; `eval::targets::front_pick`). Its strengths are those of its
 /// mode (s is 0); [`STARTING`] gives the other modes a classifier scale. The page's w slider
 /// moves in steps of 0.125 (www/index.html), so it can show this w.
-pub const DEFAULT: Guidance = Guidance {
-    mode: Mode::Free,
-    scale: 0.0,
-    cfg_scale: 0.375,
-};
+pub const DEFAULT: Guidance = Guidance::new(Mode::Free, 0.0, 0.375);
 
 /// A setting that runs every part of a guided step: both U-Net branches (classifier-free w = 1)
 /// and the classifier gradient (s = 4); the default until 2026-12-03. Tests that must exercise
 /// the whole step use it, whatever the default is.
-pub const FULL_STEP: Guidance = Guidance {
-    mode: Mode::Both,
-    scale: 4.0,
-    cfg_scale: 1.0,
-};
+pub const FULL_STEP: Guidance = Guidance::new(Mode::Both, 4.0, 1.0);
 
 /// The classifier scale s that the modes using the classifier start from when the default's own
 /// mode takes no gradient (its s is 0): the scale the classifier alone was first evaluated at
@@ -108,15 +107,16 @@ pub enum Compare {
 impl Compare {
     /// The settings compared, in the order they are shown; `at` gives s and w for `Modes`.
     pub fn settings(self, at: Guidance) -> Vec<Guidance> {
+        // Compared settings share one interval (a batched step has one): the modes take the given
+        // setting's, the classifier's scales guide at every step as they always have.
         let g = |mode, scale, cfg_scale| Guidance {
-            mode,
-            scale,
-            cfg_scale,
+            interval: at.interval,
+            ..Guidance::new(mode, scale, cfg_scale)
         };
         match self {
             Compare::Scales => COMPARE_SCALES
                 .iter()
-                .map(|&s| g(Mode::Classifier, s, 0.0))
+                .map(|&s| Guidance::new(Mode::Classifier, s, 0.0))
                 .collect(),
             Compare::Modes => vec![
                 g(Mode::None, 0.0, 0.0),
@@ -129,18 +129,56 @@ impl Compare {
 }
 
 impl Guidance {
-    /// A short label of the setting: "none", "classifier s=4", "free w=1", "both s=4 w=1".
+    /// A setting that guides at every step.
+    pub const fn new(mode: Mode, scale: f64, cfg_scale: f64) -> Guidance {
+        Guidance {
+            mode,
+            scale,
+            cfg_scale,
+            interval: None,
+        }
+    }
+
+    /// A short label of the setting: "none", "classifier s=4", "free w=1", "both s=4 w=1",
+    /// "both s=1 w=0 t=250-749" (with an interval; only where the classifier is used).
     pub fn label(&self) -> String {
-        match self.mode {
+        let base = match self.mode {
             Mode::None => "none".into(),
             Mode::Classifier => format!("classifier s={}", self.scale),
             Mode::Free => format!("free w={}", self.cfg_scale),
             Mode::Both => format!("both s={} w={}", self.scale, self.cfg_scale),
+        };
+        match (self.interval, self.mode.uses_classifier()) {
+            (Some([lo, hi]), true) => format!("{base} t={lo}-{hi}"),
+            _ => base,
         }
     }
 
-    /// Rejects negative or non-finite strengths.
+    /// The classifier scale at original timestep `t`: s inside the interval, 0 outside it, and
+    /// 0 wherever the mode takes no classifier gradient.
+    pub fn scale_at(&self, t: usize) -> f64 {
+        match (self.mode.uses_classifier(), self.interval) {
+            (false, _) => 0.0,
+            (true, Some([lo, hi])) if t < lo || t > hi => 0.0,
+            (true, _) => self.scale,
+        }
+    }
+
+    /// Whether the classifier's gradient acts at original timestep `t`.
+    pub fn guides_at(&self, t: usize) -> bool {
+        self.mode.uses_classifier() && self.interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&t))
+    }
+
+    /// Rejects negative or non-finite strengths and an empty or out-of-range interval.
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some([lo, hi]) = self.interval {
+            if lo > hi || hi >= crate::schedule::T {
+                return Err(Error::Setting(format!(
+                    "the guidance interval must be two timesteps lo <= hi below {}, got {lo}-{hi}",
+                    crate::schedule::T
+                )));
+            }
+        }
         for (name, v) in [
             ("classifier scale", self.scale),
             ("classifier-free scale", self.cfg_scale),
@@ -153,6 +191,20 @@ impl Guidance {
         }
         Ok(())
     }
+}
+
+/// Reads a guidance interval as the command line and the page's URL write it: `LO-HI`
+/// (original timesteps, inclusive) or `all` (`None`, every step); the range is checked by
+/// [`Guidance::validate`].
+pub fn parse_interval(text: &str) -> Result<Option<[usize; 2]>, String> {
+    if text == "all" {
+        return Ok(None);
+    }
+    let bad =
+        || format!("the guidance interval must be LO-HI (timesteps 0-999) or all, got {text:?}");
+    let (lo, hi) = text.split_once('-').ok_or_else(bad)?;
+    let n = |v: &str| v.trim().parse::<usize>().map_err(|_| bad());
+    Ok(Some([n(lo)?, n(hi)?]))
 }
 
 /// log p_phi(y | x_t, t) and its gradient with respect to x_t, by autodiff through the
@@ -233,21 +285,6 @@ pub fn classifier_grad_with(
     }
 }
 
-/// With burn's fusion on, `x` laid out afresh as a dense `[B, C, H, W]` tensor (the same
-/// values); without it, `x` unchanged. burn 0.22.1's fusion computes the fused update wrongly
-/// (x0 off by 2) when a tensor it reads is a channels-last view, which is likely the layout of
-/// what leaves a network here (the U-Net's eps, the classifier's gradient; inferred from
-/// `tests/gpu.rs`, docs/BENCHMARKS.md); the update reads this copy. Builds without fusion do not
-/// need the copy, so they skip it.
-pub fn dense(x: Tensor<4>) -> Tensor<4> {
-    if cfg!(feature = "fusion") {
-        let [b, c, h, w] = x.dims();
-        x.reshape([b, c * h * w]).reshape([b, c, h, w])
-    } else {
-        x
-    }
-}
-
 /// log p_phi(y | x_t, t) without a gradient.
 pub fn classifier_log_prob(
     classifier: &Classifier,
@@ -300,4 +337,114 @@ pub fn condition_score(eps: Tensor<4>, shift: Tensor<4>) -> Tensor<4> {
 /// eps~ = (1 + w) eps(x, y) - w eps(x, null) (Ho & Salimans 2022, Eq. 6).
 pub fn cfg_mix(eps_cond: Tensor<4>, eps_uncond: Tensor<4>, w: f64) -> Tensor<4> {
     eps_cond * (1.0 + w) - eps_uncond * w
+}
+
+/// A run's guidance as its steps apply it: one setting for the whole batch, with scalar factors
+/// (the arithmetic of every single-setting run), or one setting per sample, with `[B, 1, 1, 1]`
+/// factors, so that samples under different settings share one batched step and each gets what
+/// a run of its own setting computes (to float rounding: s is applied to the gradient before
+/// the schedule's factor rather than folded into it).
+#[allow(clippy::large_enum_variant)] // one per run
+pub(crate) enum BatchGuidance {
+    Same(Guidance),
+    PerSample {
+        /// The guidance interval every sample shares ([`SampleSettings::validate`](crate::settings::SampleSettings::validate)).
+        interval: Option<[usize; 2]>,
+        /// Whether any sample mixes classifier-free, so the conditional branch runs.
+        free: bool,
+        /// Whether any sample uses the classifier gradient.
+        classifier: bool,
+        /// eps~ = cond * eps(x, y) - uncond * eps(x, null): (1 + w, w) for a sample that mixes
+        /// classifier-free (Ho & Salimans 2022, Eq. 6), (0, -1) for one that does not, which
+        /// leaves it eps(x, null) exactly.
+        cond: Tensor<4>,
+        uncond: Tensor<4>,
+        /// The classifier scale s of each sample, 0 where its mode does not use the classifier.
+        scale: Tensor<4>,
+    },
+}
+
+impl BatchGuidance {
+    /// The guidance of a run whose samples take `all` (one setting each, in batch order).
+    pub(crate) fn new(all: &[Guidance], device: &Device) -> Self {
+        if all.iter().all(|g| *g == all[0]) {
+            return Self::Same(all[0]);
+        }
+        let factor = |f: fn(&Guidance) -> f64| {
+            let v: Vec<f32> = all.iter().map(|g| f(g) as f32).collect();
+            let b = v.len();
+            Tensor::from_data(TensorData::new(v, [b, 1, 1, 1]), device)
+        };
+        Self::PerSample {
+            interval: all[0].interval,
+            free: all.iter().any(|g| g.mode.uses_free()),
+            classifier: all.iter().any(|g| g.mode.uses_classifier()),
+            cond: factor(|g| match g.mode.uses_free() {
+                true => 1.0 + g.cfg_scale,
+                false => 0.0,
+            }),
+            uncond: factor(|g| match g.mode.uses_free() {
+                true => g.cfg_scale,
+                false => -1.0,
+            }),
+            scale: factor(|g| match g.mode.uses_classifier() {
+                true => g.scale,
+                false => 0.0,
+            }),
+        }
+    }
+
+    /// Whether the U-Net runs its conditional branch beside the unconditional one.
+    pub(crate) fn uses_free(&self) -> bool {
+        match self {
+            Self::Same(g) => g.mode.uses_free(),
+            Self::PerSample { free, .. } => *free,
+        }
+    }
+
+    /// Whether the classifier's gradient is taken.
+    pub(crate) fn uses_classifier(&self) -> bool {
+        match self {
+            Self::Same(g) => g.mode.uses_classifier(),
+            Self::PerSample { classifier, .. } => *classifier,
+        }
+    }
+
+    /// The scale [`StepCoefs::at`](crate::diffusion::StepCoefs::at) folds into the guidance factor of the step at original
+    /// timestep `t`: s for one setting, 1 when [`scale_grad`](Self::scale_grad) applies s per
+    /// sample; 0 outside the guidance interval.
+    pub(crate) fn coef_scale_at(&self, t: usize) -> f64 {
+        match self {
+            Self::Same(g) => g.scale_at(t),
+            Self::PerSample { interval, .. } => {
+                match interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&t)) {
+                    true => 1.0,
+                    false => 0.0,
+                }
+            }
+        }
+    }
+
+    /// Whether the classifier's gradient acts at original timestep `t` for some sample.
+    pub(crate) fn guides_at(&self, t: usize) -> bool {
+        self.uses_classifier() && self.coef_scale_at(t) != 0.0
+    }
+
+    /// The classifier-free mix of the conditional and unconditional eps.
+    pub(crate) fn mix(&self, eps_cond: Tensor<4>, eps_uncond: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Same(g) => cfg_mix(eps_cond, eps_uncond, g.cfg_scale),
+            Self::PerSample { cond, uncond, .. } => {
+                eps_cond * cond.clone() - eps_uncond * uncond.clone()
+            }
+        }
+    }
+
+    /// The gradient times each sample's s, where s varies per sample.
+    pub(crate) fn scale_grad(&self, grad: Tensor<4>) -> Tensor<4> {
+        match self {
+            Self::Same(_) => grad,
+            Self::PerSample { scale, .. } => grad * scale.clone(),
+        }
+    }
 }

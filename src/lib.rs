@@ -5,6 +5,7 @@
 //! ```text
 //! weights/*.safetensors (int8 + f32 scales) --weights--> UNet + Classifier (nn)
 //! schedule (f64 betas, abar, posterior)     --diffusion--> one reverse step from eps
+//! settings (the request) + noise (seeded)
 //! guidance (classifier gradient, CFG mix)   --sampler--> the loop over t, frames to an observer
 //!                                           --replay--> the same step recorded once, replayed
 //!                                                       at every t on WebGPU
@@ -18,12 +19,15 @@ pub mod bench;
 #[cfg(target_family = "wasm")]
 pub mod ctors;
 pub mod diffusion;
+pub mod frame;
 pub mod grid;
 pub mod guidance;
 pub mod nn;
+pub mod noise;
 pub mod replay;
 pub mod sampler;
 pub mod schedule;
+pub mod settings;
 #[cfg(target_family = "wasm")]
 pub mod web;
 pub mod weights;

@@ -9,8 +9,9 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use guided_ddpm::guidance::{self, Compare, Guidance, Mode};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig, SIDE};
-use guided_ddpm::sampler::{Edit, Method, SampleSettings, Sampler};
+use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::BetaSchedule;
+use guided_ddpm::settings::{Edit, Method, SampleSettings};
 use guided_ddpm::train::{self, Net, TrainOptions};
 use guided_ddpm::{bench, eval, grid, npz, weights};
 use guided_ddpm::{data, Error};
@@ -38,6 +39,10 @@ enum Command {
     Sample(SampleArgs),
     /// Judge the shipped weights per guidance setting; writes docs/EVAL.md (resumable).
     Eval(eval::EvalOptions),
+    /// How well the guidance classifier reads noisy held-out digits per t, beside what the noise
+    /// leaves knowable (a kernel Bayes classifier, the U-Net as a classifier); writes
+    /// docs/knowable.json and its section of docs/EVAL.md (resumable).
+    Knowable(eval::knowable::KnowableOptions),
     /// Judge a training run's latest checkpoint (default guidance and unguided) and add it to
     /// the run's FD-against-steps curve: docs/training-eval.csv, docs/training-curve.png and the
     /// "Training progress" section of docs/EVAL.md.
@@ -74,6 +79,10 @@ struct SampleArgs {
     /// Classifier-free guidance weight w [default: the demo's default].
     #[arg(long, allow_negative_numbers = true)]
     cfg_scale: Option<f64>,
+    /// Where the classifier's gradient acts: `LO-HI` (original timesteps, inclusive; e.g.
+    /// 250-749, a guidance interval) or `all` [default: the demo's default].
+    #[arg(long, value_parser = guidance::parse_interval)]
+    interval: Option<Option<[usize; 2]>>,
     /// Reverse steps (1-1000), respaced from the 1000 training steps.
     #[arg(long, default_value_t = 100)]
     steps: usize,
@@ -275,6 +284,11 @@ fn run(command: Command) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Knowable(opts) => {
+            eval::knowable::run(&opts)?;
+            eval::run(&eval::EvalOptions::report_only(&opts.out))?;
+            Ok(())
+        }
         Command::Curve(opts) => {
             for r in eval::curve::run(&opts)? {
                 println!(
@@ -365,13 +379,14 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         mode: a.guidance.unwrap_or(guidance::STARTING.mode),
         scale: a.scale.unwrap_or(guidance::STARTING.scale),
         cfg_scale: a.cfg_scale.unwrap_or(guidance::STARTING.cfg_scale),
+        interval: a.interval.unwrap_or(guidance::STARTING.interval),
     };
     let per_sample = a.compare.map(|c| c.settings(guidance)).unwrap_or_default();
     let n = match a.compare {
         Some(_) => per_sample.len(),
         None => a.n,
     };
-    guided_ddpm::sampler::check_batch(n)?; // before `vec![class; n]` allocates
+    guided_ddpm::settings::check_batch(n)?; // before `vec![class; n]` allocates
     let mut settings = SampleSettings {
         classes: vec![a.class; n],
         guidance,

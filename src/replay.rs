@@ -39,15 +39,15 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_backend::{Backend, BackendGraph};
 use burn_dispatch::Dispatch;
 
-use crate::diffusion::{NoiseStreams, StepCoefs, STEP_COEFS};
-use crate::guidance::classifier_embedding;
+use crate::diffusion::{StepCoefs, STEP_COEFS};
+use crate::frame::{frame_len, pack_frame, StepOut};
+use crate::guidance::{classifier_embedding, BatchGuidance};
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
-use crate::sampler::{
-    classifier_term, frame_len, guided_eps, pack_frame, unet_labels, update, BatchGuidance, Method,
-    SampleSettings, StepOut,
-};
+use crate::noise::NoiseStreams;
+use crate::sampler::{classifier_term, guided_eps, unet_labels, update};
 use crate::schedule::Schedule;
+use crate::settings::{Method, SampleSettings};
 use crate::Error;
 
 /// How the steps of a run are executed. One per run, so the replay variant's size is no cost.
@@ -130,9 +130,12 @@ impl ReplayRun {
         }
         let noise = Tensor::from_data(TensorData::new(noise, [s, n]), device);
 
-        let guidance = BatchGuidance::new(&settings, device);
+        let guidance = BatchGuidance::new(&settings.per_sample_guidance(), device);
         let coefs: Vec<f32> = (0..s)
-            .flat_map(|k| StepCoefs::at(&schedule, k, guidance.coef_scale(), ddim).row())
+            .flat_map(|k| {
+                let scale = guidance.coef_scale_at(schedule.timesteps[k]);
+                StepCoefs::at(&schedule, k, scale, ddim).row()
+            })
             .collect();
         let coefs = Tensor::from_data(TensorData::new(coefs, [s, STEP_COEFS]), device);
         // Every (step, row) pair as one batch, row-major over steps, so that reshaping each
@@ -340,6 +343,7 @@ impl ReplayRun {
             let class = classifier_term(
                 &self.classifier,
                 g,
+                g.uses_classifier(),
                 x.clone(),
                 emb_classifier,
                 self.onehot.clone(),

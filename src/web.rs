@@ -12,10 +12,12 @@ use burn::module::Module;
 use burn::tensor::Device;
 use wasm_bindgen::prelude::*;
 
+use crate::frame::{Frame, FrameData};
 use crate::grid::{signed_rgba, to_bytes, PUSH_SCALE};
 use crate::nn::{Classifier, UNet};
 use crate::replay::ReplayRun;
-use crate::sampler::{Frame, FrameData, Method, SampleSettings, Sampler};
+use crate::sampler::Sampler;
+use crate::settings::{Method, SampleSettings};
 use crate::weights::{self, Manifest};
 use crate::Error;
 
@@ -252,7 +254,8 @@ impl Demo {
         self.gpu
     }
 
-    /// The guidance the page starts from as JSON (`{"mode", "scale", "cfg_scale"}`): the default
+    /// The guidance the page starts from as JSON (`{"mode", "scale", "cfg_scale"}`, and
+    /// `"interval": [lo, hi]` where the classifier acts at some steps only): the default
     /// setting, with the classifier scale its other modes start from
     /// ([`STARTING`](crate::guidance::STARTING)), so the page and the CLI share one default.
     pub fn default_guidance() -> String {
@@ -260,16 +263,23 @@ impl Demo {
     }
 
     /// The settings of a comparison (`preset` "scales" or "modes", the latter at classifier scale
-    /// `scale` and classifier-free weight `cfg_scale`) as JSON, `[{"mode", "scale", "cfg_scale",
-    /// "label"}, ...]` in the order shown: the page and `sample --compare` share one definition
+    /// `scale`, classifier-free weight `cfg_scale` and the classifier's `interval`, "all" or
+    /// "LO-HI") as JSON, `[{"mode", "scale", "cfg_scale", "interval", "label"}, ...]` in the
+    /// order shown: the page and `sample --compare` share one definition
     /// ([`Compare::settings`](crate::guidance::Compare::settings)).
-    pub fn compare_settings(preset: &str, scale: f64, cfg_scale: f64) -> Result<String, JsError> {
-        use crate::guidance::{Compare, Guidance};
+    pub fn compare_settings(
+        preset: &str,
+        scale: f64,
+        cfg_scale: f64,
+        interval: &str,
+    ) -> Result<String, JsError> {
+        use crate::guidance::{parse_interval, Compare, Guidance};
         let compare: Compare = serde_json::from_value(serde_json::Value::from(preset))
             .map_err(|_| JsError::new(&format!("there is no comparison named {preset:?}")))?;
         let at = Guidance {
             scale,
             cfg_scale,
+            interval: parse_interval(interval).map_err(|e| JsError::new(&e))?,
             ..crate::guidance::DEFAULT
         };
         let list: Vec<serde_json::Value> = compare

@@ -28,11 +28,7 @@ fn multiply_accumulates_match_an_independent_count() {
         flops_per_step(&unet, &classifier, FULL_STEP, 16),
         2 * (UNET_MACS * 32 + CLASSIFIER_MACS * 32)
     );
-    let none = Guidance {
-        mode: Mode::None,
-        scale: 0.0,
-        cfg_scale: 0.0,
-    };
+    let none = Guidance::new(Mode::None, 0.0, 0.0);
     assert_eq!(
         flops_per_step(&unet, &classifier, none, 1),
         2 * (UNET_MACS + CLASSIFIER_MACS)

@@ -1,10 +1,9 @@
 //! The forward and reverse process on tensors, checked against their definitions.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use guided_ddpm::diffusion::{
-    ancestral_sample, ddim_step, gaussian, p_mean, q_sample, NoiseStreams, StepCoefs,
-};
+use guided_ddpm::diffusion::{ancestral_sample, ddim_step, p_mean, q_sample, StepCoefs};
 use guided_ddpm::guidance::{condition_mean, guidance_shift};
+use guided_ddpm::noise::{gaussian, NoiseStreams};
 use guided_ddpm::schedule::{BetaSchedule, Schedule};
 use rand::rngs::StdRng;
 use rand::SeedableRng;

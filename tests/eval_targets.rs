@@ -28,11 +28,7 @@ fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -
 }
 
 fn g(mode: Mode, scale: f64, cfg_scale: f64) -> Guidance {
-    Guidance {
-        mode,
-        scale,
-        cfg_scale,
-    }
+    Guidance::new(mode, scale, cfg_scale)
 }
 
 fn report() -> Report {
@@ -187,4 +183,38 @@ fn the_ink_check_shows_the_train_digits_but_holds_to_the_held_out_ones() {
     );
     // Within 10% of the train digits' ink, but the bound is the held-out digits'.
     assert!(!c.met);
+}
+
+/// This is a classifier-guidance demo: a setting that takes the classifier's gradient and meets
+/// every row target is the pick over a classifier-free one of lower FD, and the classifier check
+/// holds the default's FD to the best classifier-free setting's plus one standard deviation of FD
+/// between draws of real digits.
+#[test]
+fn the_front_pick_takes_the_classifier_gradient_where_one_meets_the_targets() {
+    use guided_ddpm::eval::targets::{best_without_classifier, classifier_check};
+    let mut r = report();
+    r.settings[2].frechet = 0.15; // free w=0.25 out of the way: the pick is "default" as before
+    let classifier_free_pick = front_pick(&r).unwrap().label.clone();
+    let mut guided = row("both s=0.5 w=0", g(Mode::Both, 0.5, 0.0), "int8", 0.995, 0.145);
+    r.settings.push(guided.clone());
+    // Its FD 0.145 is above the classifier-free settings' lowest, yet it is the pick.
+    assert_eq!(front_pick(&r).unwrap().label, "both s=0.5 w=0");
+    let free = best_without_classifier(&r).unwrap().clone();
+    assert_eq!(free.label, classifier_free_pick);
+    // Held to the best classifier-free FD (0.14 or 0.15 here) plus the spread of real draws.
+    r.real_vs_real_same_n_draws = vec![0.100, 0.102, 0.104]; // sd 0.002
+    let best_free = free.frechet;
+    guided.frechet = best_free + 0.0015;
+    let c = classifier_check(&r, &guided);
+    assert!(c.met, "{c:?}");
+    guided.frechet = best_free + 0.0025;
+    assert!(!classifier_check(&r, &guided).met);
+    // A classifier-free default never meets it, however low its FD.
+    let mut plain = free.clone();
+    plain.frechet = 0.01;
+    assert!(!classifier_check(&r, &plain).met);
+    // Too much ink: no classifier setting meets the targets, and the pick falls back to the
+    // lowest FD of those that do.
+    r.settings.last_mut().unwrap().ink.mean = 0.15;
+    assert_eq!(front_pick(&r).unwrap().label, classifier_free_pick);
 }

@@ -9,11 +9,13 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::{Device, DeviceKind};
 use guided_ddpm::bench::native::block_on;
+use guided_ddpm::frame::FrameData;
 use guided_ddpm::guidance::{Guidance, Mode, DEFAULT, FULL_STEP};
 use guided_ddpm::nn::{Classifier, UNet};
 use guided_ddpm::replay::ReplayRun;
-use guided_ddpm::sampler::{FrameData, Method, SampleSettings, Sampler};
+use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::BetaSchedule;
+use guided_ddpm::settings::{Method, SampleSettings};
 
 fn nets(device: &Device) -> (UNet, Classifier) {
     let (_, unet, classifier) =
@@ -24,7 +26,7 @@ fn nets(device: &Device) -> (UNet, Classifier) {
     )
 }
 
-fn frame(f: guided_ddpm::sampler::Frame) -> FrameData {
+fn frame(f: guided_ddpm::frame::Frame) -> FrameData {
     block_on(f.into_out().read()).unwrap()
 }
 

@@ -7,10 +7,12 @@ use std::ops::ControlFlow;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use guided_ddpm::bench::native::block_on;
+use guided_ddpm::frame::Frame;
 use guided_ddpm::guidance::{Guidance, Mode};
 use guided_ddpm::nn::{label_tensor, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig};
-use guided_ddpm::sampler::{Frame, Method, SampleSettings, Sampler};
+use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::BetaSchedule;
+use guided_ddpm::settings::{Method, SampleSettings};
 
 use common::small_nets as nets;
 
@@ -27,9 +29,8 @@ fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings
     SampleSettings {
         classes: vec![1, 7],
         guidance: Guidance {
-            mode,
-            scale,
             cfg_scale: 1.5,
+            ..Guidance::new(mode, scale, 0.0)
         },
         steps: 6,
         method,
@@ -93,6 +94,67 @@ fn classifier_scale_zero_equals_the_unguided_run_exactly() {
             frames(&n, settings(Mode::None, 0.0, method, 9))
         );
     }
+}
+
+/// A guidance interval (Kynkaanniemi et al. 2024) switches the classifier's gradient on at the
+/// steps whose timestep lies in it and off elsewhere: an interval that holds no step of the run
+/// is the unguided run exactly, one that holds every step is the run without an interval
+/// exactly, and one that holds some steps is neither; its frames push only inside it, the
+/// table-driven run agrees, and a comparison's settings must share one interval.
+#[test]
+fn a_guidance_interval_guides_exactly_the_steps_inside_it() {
+    use guided_ddpm::replay::ReplayRun;
+    let n = nets();
+    // 6 steps respaced from 1000: timesteps 0, 200, 400, 599, 799, 999 (schedule::spaced_timesteps).
+    let timesteps = guided_ddpm::schedule::spaced_timesteps(6);
+    assert_eq!(timesteps, vec![0, 200, 400, 599, 799, 999]);
+    let within = |interval, method| {
+        let mut s = settings(Mode::Classifier, 50.0, method, 9);
+        s.guidance.interval = interval;
+        s
+    };
+    for method in [Method::Ddpm, Method::Ddim] {
+        let unguided = frames(&n, settings(Mode::None, 0.0, method, 9));
+        let full = frames(&n, settings(Mode::Classifier, 50.0, method, 9));
+        assert_eq!(frames(&n, within(Some([450, 550]), method)), unguided);
+        assert_eq!(frames(&n, within(Some([0, 999]), method)), full);
+        let part = frames(&n, within(Some([300, 700]), method));
+        assert_ne!(part, unguided, "{method:?}");
+        assert_ne!(part, full, "{method:?}");
+        // Before the interval (t 999 and 799) the run is the unguided one; inside it, it is not.
+        assert_eq!(part[..2], unguided[..2], "{method:?}");
+        assert_ne!(part[2], unguided[2], "{method:?}");
+    }
+    // The push is zero outside the interval and not inside it (t 599 and 400 are steps 3 and 4).
+    let mut run = start(&n, within(Some([300, 700]), Method::Ddpm));
+    let mut pushed = Vec::new();
+    while let Some(f) = run.step() {
+        let push = block_on(f.read()).unwrap().push;
+        pushed.push(push.iter().any(|&v| v != 0.0));
+    }
+    assert_eq!(pushed, [false, false, true, true, false, false]);
+    // The table-driven run reads s = 0 outside the interval from its table.
+    let s = within(Some([300, 700]), Method::Ddpm);
+    let want = frames(&n, s.clone());
+    let (unet, classifier, device) = n.clone();
+    let mut run = ReplayRun::new(unet, classifier, s, &device).unwrap();
+    let mut got = Vec::new();
+    while let Some(out) = run.step().unwrap() {
+        got.push(block_on(out.read()).unwrap().x_t);
+    }
+    for (g, w) in got.iter().zip(&want) {
+        let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst <= 1e-6, "{worst}");
+    }
+    // Compared settings share one interval.
+    let mut s = compare_settings(Method::Ddpm);
+    s.per_sample[0].interval = Some([300, 700]);
+    let (unet, classifier, device) = n.clone();
+    let err = Sampler::new(unet, classifier, s, &device).err().unwrap();
+    assert!(
+        err.to_string().contains("share one guidance interval"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -195,11 +257,7 @@ fn bad_settings_are_rejected_with_a_sentence() {
         ),
         (
             SampleSettings {
-                per_sample: vec![Guidance {
-                    mode: Mode::Classifier,
-                    scale: 1.0,
-                    cfg_scale: 0.0,
-                }],
+                per_sample: vec![Guidance::new(Mode::Classifier, 1.0, 0.0)],
                 ..settings(Mode::None, 0.0, Method::Ddpm, 0)
             },
             "one setting per sample: 1 settings for 2 samples",
@@ -208,11 +266,7 @@ fn bad_settings_are_rejected_with_a_sentence() {
             SampleSettings {
                 per_sample: vec![
                     settings(Mode::None, 0.0, Method::Ddpm, 0).guidance,
-                    Guidance {
-                        mode: Mode::Free,
-                        scale: 0.0,
-                        cfg_scale: f64::NAN,
-                    },
+                    Guidance::new(Mode::Free, 0.0, f64::NAN),
                 ],
                 ..settings(Mode::None, 0.0, Method::Ddpm, 0)
             },
@@ -340,11 +394,7 @@ fn a_batch_split_in_parts_gives_the_same_images_as_the_whole() {
 
 /// The settings a comparison runs: every mode, two of them at two scales, on one class.
 fn compare_settings(method: Method) -> SampleSettings {
-    let g = |mode, scale, cfg_scale| Guidance {
-        mode,
-        scale,
-        cfg_scale,
-    };
+    let g = Guidance::new;
     let per_sample = vec![
         g(Mode::None, 0.0, 0.0),
         g(Mode::Classifier, 2.0, 0.0),
@@ -495,7 +545,7 @@ fn bar_image() -> Vec<f32> {
 
 fn edit_settings(strength: f64, mask: Option<Vec<f32>>) -> SampleSettings {
     SampleSettings {
-        edit: Some(guided_ddpm::sampler::Edit {
+        edit: Some(guided_ddpm::settings::Edit {
             image: bar_image(),
             strength,
             mask,

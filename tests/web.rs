@@ -8,12 +8,13 @@ use std::cell::RefCell;
 use burn::module::Module;
 use burn::tensor::Device;
 use guided_ddpm::ctors;
+use guided_ddpm::frame::read;
 use guided_ddpm::guidance::{Guidance, Mode};
 use guided_ddpm::nn::{Classifier, UNet};
 use guided_ddpm::replay::ReplayRun;
-use guided_ddpm::sampler::read;
-use guided_ddpm::sampler::{Method, SampleSettings, Sampler};
+use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::BetaSchedule;
+use guided_ddpm::settings::{Method, SampleSettings};
 use guided_ddpm::web::{webgpu, Demo};
 use guided_ddpm::weights::{self, Manifest};
 use wasm_bindgen::JsValue;
@@ -80,11 +81,7 @@ async fn gpu() -> Device {
 fn settings(steps: usize) -> SampleSettings {
     SampleSettings {
         classes: vec![3, 8],
-        guidance: Guidance {
-            mode: Mode::Classifier,
-            scale: 4.0,
-            cfg_scale: 0.0,
-        },
+        guidance: Guidance::new(Mode::Classifier, 4.0, 0.0),
         steps,
         method: Method::Ddpm,
         seed: 17,

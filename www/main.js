@@ -54,7 +54,7 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // Guidance defaults are replaced by the crate's own (guidance::STARTING: the default, with the
 // classifier scale its other modes start from) once the module loads.
-const DEFAULTS = { class: 7, mode: "free", s: 4, w: 0.375, steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
+const DEFAULTS = { class: 7, mode: "free", s: 4, w: 0.375, interval: "all", steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The settings in the address bar; a value out of range or not offered by the page is replaced by
 // the default, and `notices` says so, naming both (a shared link must not show another setting
@@ -77,6 +77,9 @@ function readUrl(notices = []) {
     mode: get("mode", oneOf(["classifier", "free", "both", "none"])),
     s: get("s", num(0, 10), Number),
     w: get("w", num(0, 5), Number),
+    // A link made before the page offered intervals names a mode but no interval: its classifier
+    // acted at every step, so it still does.
+    interval: q.has("mode") && !q.has("interval") ? "all" : get("interval", oneOf(intervalChoices())),
     steps: get("steps", oneOf([25, 50, 100, 250, 1000]), Number),
     sampler: get("sampler", oneOf(["ddpm", "ddim"])),
     seed: get("seed", int(0, 4294967295), Number),
@@ -87,12 +90,24 @@ function readUrl(notices = []) {
   };
 }
 
+// Where the classifier's gradient acts, as the page's menu offers it: "all" (every step) or
+// "LO-HI" (original timesteps, inclusive), the crate's `guidance::parse_interval` text.
+function intervalChoices() {
+  return Array.from($("interval").options, (o) => o.value);
+}
+
+// The guidance interval as the crate's settings hold it: null for every step, else [lo, hi].
+function intervalOf(choice) {
+  return choice === "all" ? null : choice.split("-").map(Number);
+}
+
 function currentSettings() {
   return {
     class: Number(document.querySelector('#classes [aria-checked="true"]').dataset.digit),
     mode: document.querySelector('input[name="mode"]:checked').value,
     s: Number($("scale").value),
     w: Number($("cfg").value),
+    interval: $("interval").value,
     steps: Number($("steps").value),
     sampler: $("method").value,
     seed: Number($("seed").value),
@@ -131,6 +146,7 @@ function applySettings(s) {
   document.querySelector(`input[name="mode"][value="${s.mode}"]`).checked = true;
   $("scale").value = s.s;
   $("cfg").value = s.w;
+  $("interval").value = s.interval;
   $("steps").value = String(s.steps);
   $("method").value = s.sampler;
   $("seed").value = s.seed;
@@ -149,6 +165,7 @@ function syncSliders() {
   $("cfg-out").textContent = Number($("cfg").value).toFixed(3);
   $("strength-out").textContent = Number($("strength").value).toFixed(2);
   $("scale-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
+  $("interval-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
   $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));
 }
 
@@ -372,7 +389,7 @@ async function generate({ compare = false, edit = null } = {}) {
   let perSample = [];
   if (compare) {
     try {
-      perSample = await state.primary.call("compare", s.compare, s.s, s.w);
+      perSample = await state.primary.call("compare", s.compare, s.s, s.w, s.interval);
     } catch (e) {
       fail(`The comparison could not be set up: ${messageOf(e)}`);
       return;
@@ -381,7 +398,7 @@ async function generate({ compare = false, edit = null } = {}) {
   const n = compare ? perSample.length : s.n;
   const settings = {
     classes: Array(n).fill(s.class),
-    guidance: { mode: s.mode, scale: s.s, cfg_scale: s.w },
+    guidance: { mode: s.mode, scale: s.s, cfg_scale: s.w, interval: intervalOf(s.interval) },
     steps: s.steps,
     method: s.sampler,
     seed: s.seed,
@@ -407,7 +424,7 @@ async function generate({ compare = false, edit = null } = {}) {
     ...settings,
     classes: settings.classes.slice(p.first, p.first + p.count),
     ...(compare
-      ? { per_sample: perSample.slice(p.first, p.first + p.count).map(({ mode, scale, cfg_scale }) => ({ mode, scale, cfg_scale })), same_noise: true, first_image: 0 }
+      ? { per_sample: perSample.slice(p.first, p.first + p.count).map(({ mode, scale, cfg_scale, interval }) => ({ mode, scale, cfg_scale, interval })), same_noise: true, first_image: 0 }
       : { first_image: p.first }),
   });
   const current = () => state.run === run;
@@ -592,7 +609,7 @@ async function chooseDevice(adapter, asked) {
 
 async function main() {
   applySettings(readUrl());
-  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
+  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
   for (const id of ["steps", "method", "batch", "seed", "preset"]) $(id).addEventListener("change", writeUrl);
   for (const el of document.querySelectorAll('input[name="view"]')) el.addEventListener("change", () => { redraw(); writeUrl(); });
   $("random-seed").addEventListener("click", () => {
@@ -633,7 +650,7 @@ async function main() {
   state.pushScale = Number(started.pushScale.toPrecision(3)); // an f32 (0.0199999...) as written: 0.02
   legend();
   const g = started.defaultGuidance;
-  Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale });
+  Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale, interval: g.interval ? g.interval.join("-") : "all" });
   const notices = [];
   applySettings(readUrl(notices));
   if (notices.length) {

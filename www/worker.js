@@ -265,8 +265,9 @@ const CALLS = {
     await init({ module_or_path: new URL("guided-ddpm_bg.wasm", self.location.href) });
     return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), pushScale: wasm.Demo.push_scale(), constructorRuns: wasm.constructor_runs() };
   },
-  // The guidance settings of a comparison ("scales" or "modes" at s and w), each with its label.
-  compare: (preset, s, w) => JSON.parse(wasm.Demo.compare_settings(preset, s, w)),
+  // The guidance settings of a comparison ("scales" or "modes" at s, w and the classifier's
+  // interval), each with its label.
+  compare: (preset, s, w, interval) => JSON.parse(wasm.Demo.compare_settings(preset, s, w, interval)),
   adapter,
   weights: loadWeights,
   // The files another worker loaded, for a worker that helps split a batch.

@@ -11,10 +11,12 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
+use crate::frame::read;
 use crate::guidance::Guidance;
 use crate::nn::{Classifier, UNet};
-use crate::sampler::{read, Method, SampleSettings, Sampler};
+use crate::sampler::Sampler;
 use crate::schedule::BetaSchedule;
+use crate::settings::{Method, SampleSettings};
 use crate::Error;
 
 /// What to measure.

@@ -160,7 +160,7 @@ impl BenchOptions {
             return bad("--batches needs at least one batch size".into());
         }
         for &b in &self.batches {
-            crate::sampler::check_batch(b)?;
+            crate::settings::check_batch(b)?;
         }
         if self.phase_steps == 0 || self.run_steps == 0 || self.run_steps > crate::schedule::T {
             return bad(format!(

@@ -153,6 +153,53 @@ pub fn random_subsets(
         .collect()
 }
 
+/// Frechet distances of `draws` sets of `n_per_class` rows of each class (`labels`, one per row
+/// of `pool`), drawn at random without replacement within each class, against `reference`: how
+/// far FD moves from one draw of real digits to another at the N a setting samples, the size of
+/// a setting's own run-to-run spread where its samples were as varied as real digits.
+pub fn stratified_subsets(
+    pool: &[f32],
+    labels: &[u8],
+    reference: &[f32],
+    d: usize,
+    n_per_class: usize,
+    draws: usize,
+    seed: u64,
+) -> Vec<f64> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    assert_eq!(pool.len() / d, labels.len(), "one label per row");
+    let (m2, s2) = fit(reference, d);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
+    let mut by_class: Vec<Vec<usize>> = (0..classes)
+        .map(|c| {
+            (0..labels.len())
+                .filter(|&i| labels[i] as usize == c)
+                .collect()
+        })
+        .collect();
+    (0..draws)
+        .map(|_| {
+            let subset: Vec<f32> = by_class
+                .iter_mut()
+                .flat_map(|rows| {
+                    assert!(
+                        n_per_class <= rows.len(),
+                        "{n_per_class} drawn from {}",
+                        rows.len()
+                    );
+                    rows.shuffle(&mut rng);
+                    rows[..n_per_class].to_vec()
+                })
+                .flat_map(|i| pool[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            let (m1, s1) = fit(&subset, d);
+            distance(&m1, &s1, &m2, &s2)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

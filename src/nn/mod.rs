@@ -67,3 +67,18 @@ pub fn one_hot(y: &[usize], device: &Device) -> Tensor<2> {
     }
     Tensor::from_data(TensorData::new(v, [y.len(), NUM_CLASSES]), device)
 }
+
+/// With burn's fusion on, `x` laid out afresh as a dense `[B, C, H, W]` tensor (the same
+/// values); without it, `x` unchanged. burn 0.22.1's fusion computes the fused update wrongly
+/// (x0 off by 2) when a tensor it reads is a channels-last view, which is likely the layout of
+/// what leaves a network here (the U-Net's eps, the classifier's gradient; inferred from
+/// `tests/gpu.rs`, docs/BENCHMARKS.md); the update reads this copy. Builds without fusion do not
+/// need the copy, so they skip it.
+pub fn dense(x: Tensor<4>) -> Tensor<4> {
+    if cfg!(feature = "fusion") {
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c * h * w]).reshape([b, c, h, w])
+    } else {
+        x
+    }
+}

@@ -103,6 +103,7 @@ pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
             "unet": run(Net::Unet)?,
             "classifier": run(Net::Classifier)?,
             "git_commit": commit,
+            "evaluation": { "report": "docs/EVAL.md" },
         }),
     };
     Ok(Staged {

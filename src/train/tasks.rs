@@ -7,11 +7,12 @@ use rand::Rng;
 
 use super::{fit, Drawn, RunState, TrainOptions};
 use crate::data::Digits;
-use crate::diffusion::{gaussian_values, q_sample};
+use crate::diffusion::q_sample;
 use crate::nn::{
     label_tensor, one_hot, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig, NULL_CLASS,
     SIDE,
 };
+use crate::noise::gaussian_values;
 use crate::schedule::{BetaSchedule, Schedule, T};
 use crate::Error;
 
