@@ -154,6 +154,39 @@ impl Guidance {
         }
     }
 
+    /// Reads a setting from its [`label`](Self::label) ("both s=1 w=0 t=250-749"), so that a
+    /// setting no list names can be asked for by the words the reports use.
+    pub fn from_label(label: &str) -> Result<Guidance, Error> {
+        let bad = || {
+            Error::Setting(format!(
+                "{label:?} is not a guidance setting like \"both s=1 w=0 t=250-749\""
+            ))
+        };
+        let mut words = label.split_whitespace();
+        let mode = match words.next() {
+            Some("none") => Mode::None,
+            Some("classifier") => Mode::Classifier,
+            Some("free") => Mode::Free,
+            Some("both") => Mode::Both,
+            _ => return Err(bad()),
+        };
+        let mut g = Guidance::new(mode, 0.0, 0.0);
+        for word in words {
+            let (key, value) = word.split_once('=').ok_or_else(bad)?;
+            match key {
+                "s" => g.scale = value.parse().map_err(|_| bad())?,
+                "w" => g.cfg_scale = value.parse().map_err(|_| bad())?,
+                "t" => g.interval = parse_interval(value).map_err(|_| bad())?,
+                _ => return Err(bad()),
+            }
+        }
+        g.validate()?;
+        if g.label() != label {
+            return Err(bad());
+        }
+        Ok(g)
+    }
+
     /// The classifier scale at original timestep `t`: s inside the interval, 0 outside it, and
     /// 0 wherever the mode takes no classifier gradient.
     pub fn scale_at(&self, t: usize) -> f64 {

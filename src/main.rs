@@ -10,7 +10,6 @@ use clap::{Args, Parser, Subcommand};
 use guided_ddpm::guidance::{self, Compare, Guidance, Mode};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig, SIDE};
 use guided_ddpm::sampler::Sampler;
-use guided_ddpm::schedule::BetaSchedule;
 use guided_ddpm::settings::{Edit, Method, SampleSettings};
 use guided_ddpm::train::{self, Net, TrainOptions};
 use guided_ddpm::{bench, eval, grid, npz, weights};
@@ -393,7 +392,7 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         steps: a.steps,
         method: a.sampler,
         seed: a.seed,
-        schedule: BetaSchedule::Linear,
+        schedule: guided_ddpm::schedule::TRAINED, // replaced by the manifest's below
         first_image: 0,
         same_noise: a.compare.is_some(),
         per_sample,

@@ -32,8 +32,10 @@
 //! the same seeded stream in the same order). A recording that fails (it found no room in the
 //! memory pools for a buffer: seen when a cancelled run's buffers were still being let go) leaves
 //! x and k carrying its failure, so the run goes on eagerly from copies of them made before the
-//! warm-up, rerunning the step it was on: the same images, without the replay's savings; the
-//! page's next run then samples without recording.
+//! warm-up, rerunning the step it was on: the same images, without the replay's savings. That
+//! eager step allocates what the recording could not find, so the next step warms up and
+//! records once more; a second failure leaves the rest of the run eager. Every run records
+//! afresh, whatever the runs before it did.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_backend::{Backend, BackendGraph};
@@ -93,8 +95,10 @@ pub struct ReplayRun {
     /// The index of the next step on the host; `None` when done.
     next: Option<usize>,
     mode: Mode,
-    /// Test hook: the recording asks for a buffer no pool holds, so it fails.
-    fail_recording: bool,
+    /// Test hook: this many more recordings ask for a buffer no pool holds, so they fail.
+    fail_recordings: usize,
+    /// Whether a failed recording has been tried again (once per run).
+    retried: bool,
     device: Device,
 }
 
@@ -182,7 +186,8 @@ impl ReplayRun {
             k,
             next: Some(s - 1),
             mode: Mode::Warmup,
-            fail_recording: false,
+            fail_recordings: 0,
+            retried: false,
             device: device.clone(),
         })
     }
@@ -241,7 +246,14 @@ impl ReplayRun {
                         // x and k carry the failure: this step again, eagerly, from the copies.
                         drop(frame);
                         (self.x, self.k) = saved;
-                        self.record()
+                        let frame = self.record();
+                        // The eager step grew the pools by what the recording missed: the next
+                        // step warms up and records once more.
+                        if !self.retried {
+                            self.retried = true;
+                            self.mode = Mode::Warmup;
+                        }
+                        frame
                     } else {
                         frame
                     }
@@ -288,9 +300,10 @@ impl ReplayRun {
         }
         let frame = self.record();
         // 64 MiB, held until the recording ends: more than the pools hold after a step here.
-        let hog = self
-            .fail_recording
-            .then(|| Tensor::<1>::zeros([16 << 20], &self.device));
+        let hog = (self.fail_recordings > 0).then(|| {
+            self.fail_recordings -= 1;
+            Tensor::<1>::zeros([16 << 20], &self.device)
+        });
         let stopped = Dispatch::graph_stop_capture(dispatch);
         drop(hog);
         match stopped {
@@ -306,11 +319,11 @@ impl ReplayRun {
         matches!(self.mode, Mode::Failed(_))
     }
 
-    /// Test hook: makes this run's recording fail (it asks for a buffer larger than the pools
-    /// hold), as a recording that finds no room does.
+    /// Test hook: makes this run's next `n` recordings fail (each asks for a buffer larger than
+    /// the pools hold), as a recording that finds no room does.
     #[doc(hidden)]
-    pub fn fail_recording(&mut self) {
-        self.fail_recording = true;
+    pub fn fail_recordings(&mut self, n: usize) {
+        self.fail_recordings = n;
     }
 
     /// Settles on eager steps for `why` and runs this one eagerly.

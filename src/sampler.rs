@@ -130,17 +130,8 @@ impl Sampler {
         })
     }
 
-    pub fn settings(&self) -> &SampleSettings {
-        &self.settings
-    }
-
     pub fn is_done(&self) -> bool {
         self.next.is_none()
-    }
-
-    /// The current sample, `[B, 1, 28, 28]`.
-    pub fn current(&self) -> Tensor<4> {
-        self.x.clone()
     }
 
     /// One reverse step; `None` once the last step is done.

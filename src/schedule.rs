@@ -46,6 +46,10 @@ pub struct Schedule {
     pub posterior_mean_coef2: Vec<f64>,
 }
 
+/// The schedule the trainer trains every network with; export records it in the manifest, and
+/// everything that samples shipped weights reads it from there.
+pub const TRAINED: BetaSchedule = BetaSchedule::Linear;
+
 /// The T training betas of a schedule kind.
 pub fn betas(kind: BetaSchedule) -> Vec<f64> {
     match kind {

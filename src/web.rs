@@ -52,6 +52,8 @@ pub async fn webgpu() -> Result<(Device, String), String> {
 struct Nets {
     unet: UNet,
     classifier: Classifier,
+    /// The schedule the networks were trained with (the manifest's).
+    schedule: crate::schedule::BetaSchedule,
 }
 
 /// A run in progress: on WebGPU one recorded step replayed at every t (`replay`, which cuts
@@ -324,7 +326,11 @@ impl Demo {
         let classifier = weights::classifier_from_bytes(&m, classifier, &ad)
             .map_err(js)?
             .freeze();
-        *self.nets.borrow_mut() = Some(Nets { unet, classifier });
+        *self.nets.borrow_mut() = Some(Nets {
+            unet,
+            classifier,
+            schedule: m.schedule.kind,
+        });
         Ok(())
     }
 
@@ -360,9 +366,6 @@ impl Demo {
         };
         let started = web_time::Instant::now();
         let done = run.step().await;
-        if matches!(&run, Run::Replay(r) if r.recording_failed()) {
-            self.replay.set(false); // the next run samples without recording
-        }
         let Some(StepDone {
             step,
             total,
@@ -446,23 +449,23 @@ impl Demo {
     pub async fn warmup(&self) -> Result<f64, JsError> {
         const UNTIMED: usize = 2;
         const TIMED: usize = 2;
-        let settings = SampleSettings {
-            classes: vec![7],
-            guidance: crate::guidance::DEFAULT,
-            steps: UNTIMED + TIMED,
-            method: Method::Ddpm,
-            seed: 0,
-            schedule: crate::schedule::BetaSchedule::Linear,
-            first_image: 0,
-            per_sample: Vec::new(),
-            same_noise: false,
-            edit: None,
-        };
         let mut run = {
             let nets = self.nets.borrow();
             let nets = nets
                 .as_ref()
                 .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
+            let settings = SampleSettings {
+                classes: vec![7],
+                guidance: crate::guidance::DEFAULT,
+                steps: UNTIMED + TIMED,
+                method: Method::Ddpm,
+                seed: 0,
+                schedule: nets.schedule,
+                first_image: 0,
+                per_sample: Vec::new(),
+                same_noise: false,
+                edit: None,
+            };
             Run::new(nets, settings, &self.device, self.replays()).map_err(js)?
         };
         for _ in 0..UNTIMED {

@@ -195,7 +195,13 @@ fn the_front_pick_takes_the_classifier_gradient_where_one_meets_the_targets() {
     let mut r = report();
     r.settings[2].frechet = 0.15; // free w=0.25 out of the way: the pick is "default" as before
     let classifier_free_pick = front_pick(&r).unwrap().label.clone();
-    let mut guided = row("both s=0.5 w=0", g(Mode::Both, 0.5, 0.0), "int8", 0.995, 0.145);
+    let mut guided = row(
+        "both s=0.5 w=0",
+        g(Mode::Both, 0.5, 0.0),
+        "int8",
+        0.995,
+        0.145,
+    );
     r.settings.push(guided.clone());
     // Its FD 0.145 is above the classifier-free settings' lowest, yet it is the pick.
     assert_eq!(front_pick(&r).unwrap().label, "both s=0.5 w=0");

@@ -314,44 +314,57 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
 }
 
 /// A recording that fails (as one that finds no room in the memory pools does: seen in the page
-/// when runs were cancelled and started again quickly) does not end the run: it goes on eagerly
-/// from copies of x and k and gives the plain sampler's frames, and a later run on the same
-/// device records and replays again. Checked by hand: with the copies left out (the run going on
-/// from the x the failed recording left), the first frame after the failure read back as an
-/// error and this test failed.
+/// when runs were cancelled and started again quickly, and for the classifier's step when it was
+/// a Demo's first run after the warm-up) does not end the run: it goes on eagerly from copies of
+/// x and k and gives the plain sampler's frames; the next step records once more (the eager step
+/// grew the pools), and a later run on the same device records and replays again. Checked by
+/// hand: with the copies left out (the run going on from the x the failed recording left), the
+/// first frame after the failure read back as an error and this test failed.
 #[wasm_bindgen_test]
 async fn a_failed_recording_goes_on_eagerly_with_the_same_frames() {
     let device = gpu().await;
     let (unet, classifier) = nets(&device);
     let mut s = settings(100);
     s.guidance = guided_ddpm::guidance::DEFAULT;
-    let mut failing = ReplayRun::new(unet.clone(), classifier.clone(), s.clone(), &device).unwrap();
-    failing.fail_recording();
-    let mut plain = Sampler::new(unet.clone(), classifier.clone(), s.clone(), &device).unwrap();
-    let mut worst = 0f32;
-    for step in 1..=4 {
-        let g = failing
-            .step()
-            .unwrap_or_else(|e| panic!("step {step}: {e}"))
-            .expect("a step left")
-            .read()
-            .await
-            .unwrap_or_else(|e| panic!("step {step}: {e}"));
-        let f = plain.step().unwrap();
-        let (x_t, x0) = (read(f.x_t).await.unwrap(), read(f.x0).await.unwrap());
-        for (a, b) in g.x_t.iter().zip(&x_t).chain(g.x0.iter().zip(&x0)) {
-            worst = worst.max((a - b).abs());
+    // Two failures: the first recording and its one retry; then every step runs eagerly. One
+    // failure: the retry at step 2 records, and the steps after it replay.
+    for (failures, replays_from) in [(2, None), (1, Some(2))] {
+        let mut failing =
+            ReplayRun::new(unet.clone(), classifier.clone(), s.clone(), &device).unwrap();
+        failing.fail_recordings(failures);
+        let mut plain = Sampler::new(unet.clone(), classifier.clone(), s.clone(), &device).unwrap();
+        let mut worst = 0f32;
+        for step in 1..=4 {
+            let g = failing
+                .step()
+                .unwrap_or_else(|e| panic!("step {step}: {e}"))
+                .expect("a step left")
+                .read()
+                .await
+                .unwrap_or_else(|e| panic!("step {step}: {e}"));
+            let f = plain.step().unwrap();
+            let (x_t, x0) = (read(f.x_t).await.unwrap(), read(f.x0).await.unwrap());
+            for (a, b) in g.x_t.iter().zip(&x_t).chain(g.x0.iter().zip(&x0)) {
+                worst = worst.max((a - b).abs());
+            }
+            let replaying = replays_from.is_some_and(|from| step >= from);
+            assert_eq!(
+                failing.is_replaying(),
+                replaying,
+                "{failures} failure(s), step {step}: {:?}",
+                failing.eager_reason()
+            );
         }
+        assert_eq!(
+            failing.recording_failed(),
+            replays_from.is_none(),
+            "{failures} failure(s)"
+        );
+        assert!(
+            worst < 1e-4,
+            "{failures} failure(s): the run after a failed recording differs by {worst}"
+        );
     }
-    assert!(
-        failing.recording_failed(),
-        "the forced failure did not happen"
-    );
-    assert!(!failing.is_replaying());
-    assert!(
-        worst < 1e-4,
-        "the run after a failed recording differs by {worst}"
-    );
     let mut next = ReplayRun::new(unet, classifier, s, &device).unwrap();
     for _ in 0..3 {
         next.step().unwrap().unwrap().read().await.unwrap();

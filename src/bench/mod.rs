@@ -15,7 +15,6 @@ use crate::frame::read;
 use crate::guidance::Guidance;
 use crate::nn::{Classifier, UNet};
 use crate::sampler::Sampler;
-use crate::schedule::BetaSchedule;
 use crate::settings::{Method, SampleSettings};
 use crate::Error;
 
@@ -114,7 +113,7 @@ fn sampler(
         steps,
         method: Method::Ddpm,
         seed: 0,
-        schedule: BetaSchedule::Linear,
+        schedule: crate::schedule::TRAINED,
         first_image: 0,
         per_sample: Vec::new(),
         same_noise: false,

@@ -299,6 +299,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
             &real.held_feats,
             &eval_opts,
             "float EMA",
+            crate::schedule::TRAINED,
             &device,
         )?;
         if guidance == DEFAULT {

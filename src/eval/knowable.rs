@@ -304,6 +304,8 @@ pub struct Plan {
     pub unet_per_class: usize,
     pub unet_draws: usize,
     pub seed: u64,
+    /// The schedule the networks were trained with (the manifest's).
+    pub schedule: crate::schedule::BetaSchedule,
 }
 
 /// Measures the three readers at every t of the grid that `k` (a fresh [`Knowable::new`] or
@@ -317,7 +319,7 @@ pub fn measure(
     device: &Device,
     mut progress: impl FnMut(&Knowable) -> Result<(), crate::Error>,
 ) -> Result<Knowable, crate::Error> {
-    let schedule = Schedule::new(crate::schedule::BetaSchedule::Linear);
+    let schedule = Schedule::new(plan.schedule);
     let all: Vec<usize> = (0..held.len()).collect();
     let labels: Vec<usize> = held.labels.iter().map(|&l| l as usize).collect();
     let x0 = pixels(held, &all);
@@ -441,6 +443,7 @@ pub fn run(opts: &KnowableOptions) -> Result<Knowable, crate::Error> {
         unet_per_class: opts.unet_per_class,
         unet_draws: opts.unet_draws,
         seed: 2026,
+        schedule: manifest.schedule.kind,
     };
     let fresh = Knowable::new(
         (

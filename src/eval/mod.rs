@@ -29,7 +29,7 @@ use crate::guidance::{Guidance, Mode};
 use crate::nn::{t_tensor, Classifier, ClassifierConfig, UNet, NUM_CLASSES, SIDE};
 use crate::noise::gaussian;
 use crate::sampler::Sampler;
-use crate::schedule::{Schedule, T};
+use crate::schedule::{BetaSchedule, Schedule, T};
 use crate::settings::{Method, SampleSettings};
 use crate::weights::{self, Manifest};
 use crate::Error;
@@ -224,7 +224,8 @@ pub struct EvalOptions {
     #[arg(skip = Some(("default".to_string(), crate::guidance::DEFAULT)))]
     pub float_check: Option<(String, Guidance)>,
     /// Only these settings (labels as in docs/EVAL.md, e.g. "none", "classifier s=2",
-    /// "default (float)"); repeatable. All by default.
+    /// "default (float)"; a label of a setting the list does not hold, such as "both s=1 w=0
+    /// t=500-999", is evaluated too); repeatable. All by default.
     #[arg(long)]
     pub only: Vec<String>,
     /// Only rewrite EVAL.md and the accuracy-against-FD plot from eval.json (no sampling).
@@ -284,8 +285,13 @@ fn judge_digits(
 }
 
 /// Accuracy of the noise-aware classifier on q_sample(x0, t), t uniform within each quarter.
-fn classifier_by_quartile(c: &Classifier, held: &Digits, device: &Device) -> Vec<f64> {
-    let schedule = Schedule::new(crate::schedule::BetaSchedule::Linear);
+fn classifier_by_quartile(
+    c: &Classifier,
+    held: &Digits,
+    kind: BetaSchedule,
+    device: &Device,
+) -> Vec<f64> {
+    let schedule = Schedule::new(kind);
     let mut rng = StdRng::seed_from_u64(2024);
     let all: Vec<usize> = (0..held.len()).collect();
     (0..4)
@@ -375,6 +381,7 @@ fn run_setting(
     held_feats: &[f32],
     opts: &EvalOptions,
     weights_name: &str,
+    schedule: BetaSchedule,
     device: &Device,
 ) -> Result<(SettingResult, Vec<u8>), Error> {
     let started = std::time::Instant::now();
@@ -398,7 +405,7 @@ fn run_setting(
             steps: opts.steps,
             method: Method::Ddpm,
             seed: 1000 + b as u64,
-            schedule: crate::schedule::BetaSchedule::Linear,
+            schedule,
             first_image: 0,
             per_sample: Vec::new(),
             same_noise: false,
@@ -577,7 +584,8 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     report.held_out_ink = real.held_ink;
     report.real_vs_real_ink = real.same_n_ink;
     report.train_ink = real.train_ink;
-    report.classifier_accuracy_by_t_quartile = classifier_by_quartile(&classifier, &held, &ad);
+    report.classifier_accuracy_by_t_quartile =
+        classifier_by_quartile(&classifier, &held, manifest.schedule.kind, &ad);
     eprintln!(
         "judge {:.2}% on held-out; classifier by t-quartile {:?}; real-vs-real FD {:.3}",
         100.0 * real.held_accuracy,
@@ -590,6 +598,12 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let mut todo: Vec<(String, Guidance, bool)> = order.clone();
     if let Some((label, g)) = &opts.float_check {
         todo.push((format!("{label} (float)"), *g, true));
+    }
+    // A label no list names is read as a setting of its own ("both s=1 w=0 t=500-999").
+    for label in &opts.only {
+        if !todo.iter().any(|(l, _, _)| l == label) {
+            todo.push((label.clone(), Guidance::from_label(label)?, false));
+        }
     }
     todo.retain(|(label, _, _)| opts.only.is_empty() || opts.only.contains(label));
     for (label, guidance, float) in todo {
@@ -628,6 +642,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             &real.held_feats,
             opts,
             name,
+            manifest.schedule.kind,
             &device,
         )?;
         let (w, h, px) = grid::layout(&rows, 10);

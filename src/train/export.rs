@@ -7,7 +7,7 @@ use burn::tensor::Device;
 
 use super::{load_ema, read_state, CheckpointFiles, Net};
 use crate::nn::{Classifier, ClassifierConfig, UNet, UNetConfig};
-use crate::schedule::{BetaSchedule, T};
+use crate::schedule::T;
 use crate::weights::manifest::{sha256_hex, NetFile, ScheduleInfo};
 use crate::weights::{store, Manifest, FORMAT_VERSION, MANIFEST};
 use crate::Error;
@@ -80,7 +80,7 @@ pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         schedule: ScheduleInfo {
-            kind: BetaSchedule::Linear,
+            kind: crate::schedule::TRAINED,
             steps: T,
         },
         unet: NetFile {

@@ -13,7 +13,7 @@ use crate::nn::{
     SIDE,
 };
 use crate::noise::gaussian_values;
-use crate::schedule::{BetaSchedule, Schedule, T};
+use crate::schedule::{Schedule, T};
 use crate::Error;
 
 /// The three networks this crate trains.
@@ -105,7 +105,7 @@ pub fn train_unet(
     opts: &TrainOptions,
     device: &Device,
 ) -> Result<(UNet, RunState), Error> {
-    let schedule = Schedule::new(BetaSchedule::Linear);
+    let schedule = Schedule::new(crate::schedule::TRAINED);
     fit(
         Net::Unet.name(),
         config.init(device),
@@ -140,7 +140,7 @@ pub fn train_classifier(
     opts: &TrainOptions,
     device: &Device,
 ) -> Result<(Classifier, RunState), Error> {
-    let schedule = Schedule::new(BetaSchedule::Linear);
+    let schedule = Schedule::new(crate::schedule::TRAINED);
     fit(
         Net::Classifier.name(),
         config.init(device),

@@ -235,7 +235,7 @@ test("without WebGPU the CPU fallback draws an image", { timeout: SLOW }, async 
 test("settings in the URL that the page does not offer are named in a notice, not silently replaced", { timeout: SLOW }, async () => {
   const b = await open({ webgpu: false });
   try {
-    await ready(b.page, "?class=12&steps=33&mode=both&s=4&seed=-1&strength=1.5&compare=ranks");
+    await ready(b.page, "?class=12&steps=33&mode=both&s=4&seed=-1&strength=1.5&compare=ranks&interval=3-4");
     const notice = b.page.locator("#notice");
     assert.ok(await notice.isVisible(), "a notice is shown");
     const text = await notice.textContent();
@@ -244,11 +244,18 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.match(text, /seed=-1 .* it uses seed=0/);
     assert.match(text, /strength=1.5 .* it uses strength=0.5/);
     assert.match(text, /compare=ranks .* it uses compare=scales/);
+    assert.match(text, /interval=3-4 is not a setting this page offers; it uses interval=(all|\d+-\d+)/);
     assert.equal(await b.page.locator("#strength").inputValue(), "0.5");
     assert.doesNotMatch(text, /mode=|s=4/, "valid values are not mentioned");
     assert.equal(await b.page.locator("#steps").inputValue(), "100");
     // A clean URL shows no notice, and w starts at the crate's default (guidance::DEFAULT,
     // w = 0.375): the slider holds it exactly (a coarser step would move it to 0.5 unnoticed).
+    // A guidance interval the menu offers is taken as it is; a link from before the page had
+    // intervals (a mode, no interval) guides at every step, as it did then.
+    await ready(b.page, "?mode=classifier&interval=250-749");
+    assert.equal(await b.page.locator("#interval").inputValue(), "250-749");
+    await ready(b.page, "?mode=classifier&s=2");
+    assert.equal(await b.page.locator("#interval").inputValue(), "all");
     await ready(b.page, "?class=3&steps=25");
     assert.ok(!(await b.page.locator("#notice").isVisible()));
     assert.equal(await b.page.locator("#cfg").inputValue(), "0.375");
