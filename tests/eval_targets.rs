@@ -224,3 +224,19 @@ fn the_front_pick_takes_the_classifier_gradient_where_one_meets_the_targets() {
     r.settings.last_mut().unwrap().ink.mean = 0.15;
     assert_eq!(front_pick(&r).unwrap().label, classifier_free_pick);
 }
+
+/// Every setting the evaluation lists reads back from its label (what `eval --only` and the
+/// reports use), and a label that is not a setting's is refused.
+#[test]
+fn every_evaluated_setting_reads_back_from_its_label() {
+    for (label, g, _) in guided_ddpm::eval::settings() {
+        assert_eq!(Guidance::from_label(&label).unwrap(), g, "{label}");
+    }
+    for bad in ["both s=1", "free w=x", "classifier s=2 t=9-3", "both s=1 w=0 q=2", "all"] {
+        assert!(Guidance::from_label(bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        Guidance::from_label("both s=1 w=0 t=500-999").unwrap().interval,
+        Some([500, 999])
+    );
+}
