@@ -52,11 +52,23 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
         let s = Schedule::respaced(BetaSchedule::Linear, steps).unwrap();
         let start = gaussian([2, 1, 28, 28], &mut rng, &device);
         // DDPM (Algorithm 2) with the oracle.
+        // At every step the mean is the posterior mean of q(x_{t-1} | x_t, x0) (DDPM Eq. 7),
+        // computed here from abar alone: sqrt(abar_prev) beta / (1 - abar) x0 + sqrt(1 - beta)
+        // (1 - abar_prev) / (1 - abar) x_t, with beta = 1 - abar / abar_prev (the last step,
+        // k = 0, returns x0 whatever came before, so only this checks the others).
         let mut x = start.clone();
         for k in (0..s.len()).rev() {
             let eps = oracle_eps(&s, k, x.clone(), x0.clone());
             let c = StepCoefs::at(&s, k, 0.0, false);
             let step = p_mean(&c, x.clone(), eps);
+            let (abar, prev) = (s.alphas_cumprod[k], s.alphas_cumprod_prev[k]);
+            let beta = 1.0 - abar / prev;
+            let want = x0.clone() * (prev.sqrt() * beta / (1.0 - abar))
+                + x.clone() * ((1.0 - beta).sqrt() * (1.0 - prev) / (1.0 - abar));
+            let off = values(step.mean.clone() - want)
+                .iter()
+                .fold(0f32, |m, v| m.max(v.abs()));
+            assert!(off < 1e-4, "ddpm {steps} steps, k = {k}: mean off by {off}");
             x = ancestral_sample(&c, step.mean, gaussian([2, 1, 28, 28], &mut rng, &device));
         }
         let err = values(x - x0.clone())
@@ -64,9 +76,16 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
             .fold(0f32, |m, v| m.max(v.abs()));
         assert!(err < 1e-4, "ddpm {steps} steps: max error {err}");
         // DDIM (eta = 0) with the oracle.
+        // DDIM keeps the start's eps: x_k = sqrt(abar_k) x0 + sqrt(1 - abar_k) eps_T at every k.
         let mut x = start;
+        let first = values(oracle_eps(&s, s.len() - 1, x.clone(), x0.clone()));
         for k in (0..s.len()).rev() {
             let eps = oracle_eps(&s, k, x.clone(), x0.clone());
+            let drift = values(eps.clone())
+                .iter()
+                .zip(&first)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(drift < 1e-3, "ddim {steps} steps, k = {k}: eps drifted by {drift}");
             x = ddim_step(&StepCoefs::at(&s, k, 0.0, true), x, eps).0;
         }
         let err = values(x - x0.clone())
