@@ -85,7 +85,10 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
                 .iter()
                 .zip(&first)
                 .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(drift < 1e-3, "ddim {steps} steps, k = {k}: eps drifted by {drift}");
+            assert!(
+                drift < 1e-3,
+                "ddim {steps} steps, k = {k}: eps drifted by {drift}"
+            );
             x = ddim_step(&StepCoefs::at(&s, k, 0.0, true), x, eps).0;
         }
         let err = values(x - x0.clone())

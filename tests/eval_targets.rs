@@ -232,11 +232,19 @@ fn every_evaluated_setting_reads_back_from_its_label() {
     for (label, g, _) in guided_ddpm::eval::settings() {
         assert_eq!(Guidance::from_label(&label).unwrap(), g, "{label}");
     }
-    for bad in ["both s=1", "free w=x", "classifier s=2 t=9-3", "both s=1 w=0 q=2", "all"] {
+    for bad in [
+        "both s=1",
+        "free w=x",
+        "classifier s=2 t=9-3",
+        "both s=1 w=0 q=2",
+        "all",
+    ] {
         assert!(Guidance::from_label(bad).is_err(), "{bad}");
     }
     assert_eq!(
-        Guidance::from_label("both s=1 w=0 t=500-999").unwrap().interval,
+        Guidance::from_label("both s=1 w=0 t=500-999")
+            .unwrap()
+            .interval,
         Some([500, 999])
     );
 }

@@ -106,8 +106,9 @@ pub fn t_grid(n: usize) -> Vec<usize> {
     (0..n).map(|i| (2 * i + 1) * T / (2 * n)).collect()
 }
 
-/// The mean reading over the grid's timesteps in each quarter of 0..T.
-pub fn by_quartile(t: &[usize], readings: &[Reading]) -> Vec<Reading> {
+/// The mean reading over the grid's timesteps in each quarter of 0..T; `None` for a quarter
+/// none of `readings` falls in (a measurement still under way).
+pub fn by_quartile(t: &[usize], readings: &[Reading]) -> Vec<Option<Reading>> {
     (0..4)
         .map(|q| {
             let in_q: Vec<&Reading> = t
@@ -116,12 +117,12 @@ pub fn by_quartile(t: &[usize], readings: &[Reading]) -> Vec<Reading> {
                 .filter(|(&t, _)| t * 4 / T == q)
                 .map(|(_, r)| r)
                 .collect();
-            let n = in_q.len().max(1) as f64;
-            Reading {
+            let n = in_q.len() as f64;
+            (n > 0.0).then(|| Reading {
                 accuracy: in_q.iter().map(|r| r.accuracy).sum::<f64>() / n,
                 ece: in_q.iter().map(|r| r.ece).sum::<f64>() / n,
                 confidence: in_q.iter().map(|r| r.confidence).sum::<f64>() / n,
-            }
+            })
         })
         .collect()
 }
@@ -536,13 +537,15 @@ pub fn section(k: &Knowable) -> String {
         )
     };
     for i in 0..4 {
-        s += &row(
-            format!("**{}-{}**", i * T / 4, (i + 1) * T / 4 - 1),
-            &c[i],
-            &ker[i],
-            &u[i],
-            &cu[i],
-        );
+        if let (Some(c), Some(ker), Some(u), Some(cu)) = (&c[i], &ker[i], &u[i], &cu[i]) {
+            s += &row(
+                format!("**{}-{}**", i * T / 4, (i + 1) * T / 4 - 1),
+                c,
+                ker,
+                u,
+                cu,
+            );
+        }
     }
     for i in 0..k.unet.len() {
         s += &row(
@@ -555,8 +558,8 @@ pub fn section(k: &Knowable) -> String {
     }
     if !k.is_complete() {
         s += &format!(
-            "\nThe measurement stopped after {} of the {} timesteps; the quarters average what \
-             was read.\n",
+            "\nThe measurement stopped after {} of the {} timesteps; a quarter is shown once a \
+             timestep of it was read, and averages what was read.\n",
             k.unet.len(),
             k.t.len()
         );

@@ -220,13 +220,17 @@ pub fn classifier_check(r: &Report, d: &SettingResult) -> Check {
                 (FD) as the best classifier-free setting that meets the row targets"
         .to_string();
     let sd = r.same_n_spread().map_or(0.0, |(_, sd)| sd);
+    let spread = match r.same_n_spread() {
+        Some((_, sd)) => format!("sd {sd:.3}"),
+        None => "not measured (held to the classifier-free FD itself)".into(),
+    };
     let uses = d.guidance.mode.uses_classifier();
     match best_without_classifier(r) {
         Some(free) => Check {
             what,
             measured: format!(
                 "{} ({}): FD {:.3}; {}: FD {:.3}; spread of FD between draws of real digits: \
-                 sd {sd:.3}",
+                 {spread}",
                 d.label,
                 if uses { "classifier" } else { "no classifier" },
                 d.frechet,
