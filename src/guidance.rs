@@ -197,6 +197,12 @@ impl Guidance {
         }
     }
 
+    /// Whether a step under this setting runs both U-Net branches to mix them: classifier-free
+    /// at a w other than 0 (at w = 0 the mix is the conditional branch alone).
+    pub fn runs_both_branches(&self) -> bool {
+        self.mode.uses_free() && self.cfg_scale != 0.0
+    }
+
     /// Whether the classifier's gradient acts at original timestep `t`.
     pub fn guides_at(&self, t: usize) -> bool {
         self.mode.uses_classifier() && self.interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&t))
@@ -427,8 +433,19 @@ impl BatchGuidance {
         }
     }
 
-    /// Whether the U-Net runs its conditional branch beside the unconditional one.
-    pub(crate) fn uses_free(&self) -> bool {
+    /// Whether the U-Net runs both branches, conditional and unconditional, as one batch of 2B
+    /// to mix them: for one setting only where its w is not 0, since at w = 0 the mix
+    /// (1 + 0) eps(x, y) - 0 eps(x, null) is the conditional branch alone, bit for bit.
+    pub(crate) fn runs_both_branches(&self) -> bool {
+        match self {
+            Self::Same(g) => g.runs_both_branches(),
+            Self::PerSample { free, .. } => *free,
+        }
+    }
+
+    /// Whether the U-Net reads the asked classes (the conditional branch runs), not only the
+    /// null label.
+    pub(crate) fn conditional(&self) -> bool {
         match self {
             Self::Same(g) => g.mode.uses_free(),
             Self::PerSample { free, .. } => *free,

@@ -165,11 +165,12 @@ impl Sampler {
         })
     }
 
-    /// eps_theta(x_t, t): the unconditional branch, or the classifier-free mix
-    /// (Ho & Salimans 2022, Eq. 6), which runs both branches as one batch of 2B.
+    /// eps_theta(x_t, t): the unconditional branch, the conditional one (classifier-free at
+    /// w = 0), or the classifier-free mix (Ho & Salimans 2022, Eq. 6), which runs both branches
+    /// as one batch of 2B.
     pub fn predict_eps(&self, at: &StepAt) -> Tensor<4> {
         let g = &self.guidance;
-        let t = match g.uses_free() {
+        let t = match g.runs_both_branches() {
             true => Tensor::cat(vec![at.t.clone(), at.t.clone()], 0),
             false => at.t.clone(),
         };
@@ -260,24 +261,26 @@ impl Sampler {
 }
 
 /// The labels the U-Net reads for a run of `classes`: the asked classes, followed by as many
-/// null labels when the classifier-free mix runs both branches as one batch of 2B, or only null
-/// labels for the unconditional model.
+/// null labels when the classifier-free mix runs both branches as one batch of 2B; the asked
+/// classes alone for the conditional branch alone (w = 0); or only null labels for the
+/// unconditional model.
 pub(crate) fn unet_labels(classes: &[usize], g: &BatchGuidance, device: &Device) -> Tensor<1, Int> {
     let b = classes.len();
-    let labels = match g.uses_free() {
-        true => classes
+    let labels = match (g.runs_both_branches(), g.conditional()) {
+        (true, _) => classes
             .iter()
             .copied()
             .chain(std::iter::repeat_n(NULL_CLASS, b))
             .collect(),
-        false => vec![NULL_CLASS; b],
+        (false, true) => classes.to_vec(),
+        (false, false) => vec![NULL_CLASS; b],
     };
     label_tensor(&labels, device)
 }
 
 /// eps_theta(x_t, t) under guidance `g`, from the U-Net's [`embedding`](UNet::embedding) of 2B
-/// rows (conditional, then unconditional) when the run mixes classifier-free, else of B rows
-/// of the null label.
+/// rows (conditional, then unconditional) when the run mixes classifier-free, else of the B
+/// rows of [`unet_labels`].
 pub(crate) fn guided_eps(
     unet: &UNet,
     g: &BatchGuidance,
@@ -285,7 +288,7 @@ pub(crate) fn guided_eps(
     emb: Tensor<2>,
 ) -> Tensor<4> {
     let b = x.dims()[0];
-    if g.uses_free() {
+    if g.runs_both_branches() {
         let both = unet.forward_embedded(Tensor::cat(vec![x.clone(), x], 0), emb);
         let both = dense(both);
         g.mix(both.clone().narrow(0, 0, b), both.narrow(0, b, b))

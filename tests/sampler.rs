@@ -392,7 +392,9 @@ fn a_batch_split_in_parts_gives_the_same_images_as_the_whole() {
     );
 }
 
-/// The settings a comparison runs: every mode, two of them at two scales, on one class.
+/// The settings a comparison runs: every mode, two of them at two scales, on one class, and the
+/// classifier-free modes at w = 0 (run alone, the conditional branch by itself; batched, both
+/// branches mixed with factors 1 and 0).
 fn compare_settings(method: Method) -> SampleSettings {
     let g = Guidance::new;
     let per_sample = vec![
@@ -401,6 +403,8 @@ fn compare_settings(method: Method) -> SampleSettings {
         g(Mode::Free, 0.0, 1.5),
         g(Mode::Both, 2.0, 1.5),
         g(Mode::Classifier, 0.5, 0.0),
+        g(Mode::Free, 0.0, 0.0),
+        g(Mode::Both, 2.0, 0.0),
     ];
     SampleSettings {
         classes: vec![7; per_sample.len()],

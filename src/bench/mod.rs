@@ -84,7 +84,7 @@ pub fn flops_per_step(
     guidance: Guidance,
     batch: usize,
 ) -> u64 {
-    let unet_rows = if guidance.mode.uses_free() {
+    let unet_rows = if guidance.runs_both_branches() {
         2 * batch
     } else {
         batch
