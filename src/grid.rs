@@ -11,9 +11,11 @@ pub fn to_bytes(x: &[f32]) -> Vec<u8> {
 
 /// The push map's colour scale (in units of x, where 2 spans black to white): a pixel pushed
 /// this much or more in one step is drawn at full colour. Chosen from the shipped networks'
-/// largest per-step shifts: 0.018 at the default setting, 0.039 at s = 8 (`guided-ddpm sample
-/// --class 7 --n 1 --push-png`, and with `--compare scales`, seed 0, 2026-12-02).
-pub const PUSH_SCALE: f32 = 0.02;
+/// largest per-step shifts at the default setting (both s = 0.5, w = 0): 0.0011-0.0097 at steps
+/// 1, 20, 40 and 60 of 100, under 0.0001 from step 80 on (`guided-ddpm sample --class 7 --n 4
+/// --push-png`, seed 0, 2026-12-04), so the default's push shows at up to full colour; stronger
+/// settings saturate (s = 8 pushed 0.039 at its largest, 2026-12-02).
+pub const PUSH_SCALE: f32 = 0.01;
 
 /// Signed values as RGBA bytes on a white ground: red where positive (the step made the pixel
 /// brighter), blue where negative, the colour's strength |v| / `scale`, full at |v| >= scale.

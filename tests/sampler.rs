@@ -64,6 +64,21 @@ fn frames(nets: &(UNet, Classifier, Device), s: SampleSettings) -> Vec<Vec<f32>>
     out
 }
 
+/// Every frame's x_t from the table-driven run (src/replay.rs) of `s`; on flex it records
+/// nothing, so every step runs eagerly through the code a WebGPU recording captures.
+fn table_driven_frames(
+    nets: &(UNet, Classifier, Device),
+    s: SampleSettings,
+) -> (Vec<Vec<f32>>, guided_ddpm::replay::ReplayRun) {
+    let (unet, classifier, device) = nets.clone();
+    let mut run = guided_ddpm::replay::ReplayRun::new(unet, classifier, s, &device).unwrap();
+    let mut got = Vec::new();
+    while let Some(out) = run.step().unwrap() {
+        got.push(block_on(out.read()).unwrap().x_t);
+    }
+    (got, run)
+}
+
 #[test]
 fn the_same_seed_gives_identical_frames() {
     let n = nets();
@@ -103,7 +118,6 @@ fn classifier_scale_zero_equals_the_unguided_run_exactly() {
 /// table-driven run agrees, and a comparison's settings must share one interval.
 #[test]
 fn a_guidance_interval_guides_exactly_the_steps_inside_it() {
-    use guided_ddpm::replay::ReplayRun;
     let n = nets();
     // 6 steps respaced from 1000: timesteps 0, 200, 400, 599, 799, 999 (schedule::spaced_timesteps).
     let timesteps = guided_ddpm::schedule::spaced_timesteps(6);
@@ -136,12 +150,7 @@ fn a_guidance_interval_guides_exactly_the_steps_inside_it() {
     // The table-driven run reads s = 0 outside the interval from its table.
     let s = within(Some([300, 700]), Method::Ddpm);
     let want = frames(&n, s.clone());
-    let (unet, classifier, device) = n.clone();
-    let mut run = ReplayRun::new(unet, classifier, s, &device).unwrap();
-    let mut got = Vec::new();
-    while let Some(out) = run.step().unwrap() {
-        got.push(block_on(out.read()).unwrap().x_t);
-    }
+    let (got, _) = table_driven_frames(&n, s);
     for (g, w) in got.iter().zip(&want) {
         let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(worst <= 1e-6, "{worst}");
@@ -322,18 +331,12 @@ fn network_output_shapes() {
 /// wasm test `replayed_steps_on_webgpu_match_the_plain_sampler` checks the replays themselves).
 #[test]
 fn the_table_driven_run_gives_the_samplers_frames() {
-    use guided_ddpm::replay::ReplayRun;
     let n = nets();
     for method in [Method::Ddpm, Method::Ddim] {
         for mode in [Mode::None, Mode::Classifier, Mode::Free, Mode::Both] {
             let s = settings(mode, 2.0, method, 42);
             let want = frames(&n, s.clone());
-            let (unet, classifier, device) = n.clone();
-            let mut run = ReplayRun::new(unet, classifier, s, &device).unwrap();
-            let mut got = Vec::new();
-            while let Some(out) = run.step().unwrap() {
-                got.push(block_on(out.read()).unwrap().x_t);
-            }
+            let (got, run) = table_driven_frames(&n, s);
             assert!(run.is_done() && !run.is_replaying());
             assert!(run.eager_reason().is_some());
             assert_eq!(got.len(), want.len());
@@ -466,7 +469,6 @@ fn a_comparison_gives_each_sample_its_own_runs_frames() {
 /// and the table-driven run gives the sampler's frames for a comparison too.
 #[test]
 fn equal_per_sample_settings_are_the_plain_run_and_replay_agrees() {
-    use guided_ddpm::replay::ReplayRun;
     let n = nets();
     let plain = settings(Mode::Both, 2.0, Method::Ddpm, 5);
     let same = SampleSettings {
@@ -477,12 +479,7 @@ fn equal_per_sample_settings_are_the_plain_run_and_replay_agrees() {
     for method in [Method::Ddpm, Method::Ddim] {
         let s = compare_settings(method);
         let want = frames(&n, s.clone());
-        let (unet, classifier, device) = n.clone();
-        let mut run = ReplayRun::new(unet, classifier, s, &device).unwrap();
-        let mut got = Vec::new();
-        while let Some(out) = run.step().unwrap() {
-            got.push(block_on(out.read()).unwrap().x_t);
-        }
+        let (got, _) = table_driven_frames(&n, s);
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
             let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));

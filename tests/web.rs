@@ -272,7 +272,7 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
                 read(f.x0).await.unwrap(),
                 read(f.log_p_target.exp()).await.unwrap(),
             );
-            // The default (free guidance) takes no classifier gradient: no shift, from either.
+            // A setting that takes no classifier gradient has no shift, from either.
             let push = match f.push {
                 Some(push) => read(push).await.unwrap(),
                 None => Vec::new(),

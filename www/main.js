@@ -21,7 +21,7 @@ const state = {
   frames: null, // the last frame: { xt, x0, push, pushed, n, captions }, for the views and the PNG
   history: [], // per step: { p: mean p(asked), probs: mean p of each digit, tiles: p(asked) per image }
   settings: null,
-  pushScale: 0.02, // the push view's full-colour shift; replaced by the crate's (grid::PUSH_SCALE)
+  pushScale: 0.01, // the push view's full-colour shift; replaced by the crate's (grid::PUSH_SCALE)
 };
 
 const pad = new DrawPad($("pad"));
@@ -54,7 +54,7 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // Guidance defaults are replaced by the crate's own (guidance::STARTING: the default, with the
 // classifier scale its other modes start from) once the module loads.
-const DEFAULTS = { class: 7, mode: "free", s: 4, w: 0.375, interval: "all", steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
+const DEFAULTS = { class: 7, mode: "both", s: 0.5, w: 0, interval: "all", steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The settings in the address bar; a value out of range or not offered by the page is replaced by
 // the default, and `notices` says so, naming both (a shared link must not show another setting
@@ -161,7 +161,7 @@ function applySettings(s) {
 function syncSliders() {
   const mode = document.querySelector('input[name="mode"]:checked').value;
   $("scale-out").textContent = Number($("scale").value).toFixed(1);
-  // Steps of 0.125 (the default is 0.375): three decimals, so the label is the w that runs.
+  // Steps of 0.125: three decimals, so the label is the w that runs.
   $("cfg-out").textContent = Number($("cfg").value).toFixed(3);
   $("strength-out").textContent = Number($("strength").value).toFixed(2);
   $("scale-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
@@ -647,7 +647,7 @@ async function main() {
   const started = await startWorker();
   state.primary = started.worker;
   performance.mark("module-ready");
-  state.pushScale = Number(started.pushScale.toPrecision(3)); // an f32 (0.0199999...) as written: 0.02
+  state.pushScale = Number(started.pushScale.toPrecision(3)); // an f32 (0.0099999...) as written: 0.01
   legend();
   const g = started.defaultGuidance;
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale, interval: g.interval ? g.interval.join("-") : "all" });

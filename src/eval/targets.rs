@@ -148,8 +148,9 @@ pub fn checks(r: &Report) -> Vec<Check> {
         }
     }
     let front_what = format!(
-        "default is the lowest FD of the settings that meet the default's own targets \
-         (judged at >= {:.0}%, FD, precision, recall, ink)",
+        "default is the lowest FD of the settings that take the classifier's gradient and meet \
+         the default's own targets (judged at >= {:.0}%, FD, precision, recall, ink; of any \
+         setting where none of those does)",
         100.0 * MIN_ACCURACY
     );
     if let Some(pick) = front_pick(r) {

@@ -249,8 +249,9 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.equal(await b.page.locator("#strength").inputValue(), "0.5");
     assert.doesNotMatch(text, /mode=|s=4/, "valid values are not mentioned");
     assert.equal(await b.page.locator("#steps").inputValue(), "100");
-    // A clean URL shows no notice, and w starts at the crate's default (guidance::DEFAULT,
-    // w = 0.375): the slider holds it exactly (a coarser step would move it to 0.5 unnoticed).
+    // A clean URL shows no notice, and the guidance starts at the crate's default
+    // (guidance::DEFAULT: both, s = 0.5, w = 0): the sliders hold it exactly (the s slider's
+    // step is 0.5; a coarser one would move it unnoticed).
     // A guidance interval the menu offers is taken as it is; a link from before the page had
     // intervals (a mode, no interval) guides at every step, as it did then.
     await ready(b.page, "?mode=classifier&interval=250-749");
@@ -259,8 +260,11 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.equal(await b.page.locator("#interval").inputValue(), "all");
     await ready(b.page, "?class=3&steps=25");
     assert.ok(!(await b.page.locator("#notice").isVisible()));
-    assert.equal(await b.page.locator("#cfg").inputValue(), "0.375");
-    assert.equal(await b.page.locator("#cfg-out").textContent(), "0.375");
+    assert.ok(await b.page.locator('input[name="mode"][value="both"]').isChecked());
+    assert.equal(await b.page.locator("#scale").inputValue(), "0.5");
+    assert.equal(await b.page.locator("#scale-out").textContent(), "0.5");
+    assert.equal(await b.page.locator("#cfg").inputValue(), "0");
+    assert.equal(await b.page.locator("#interval").inputValue(), "all");
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
