@@ -724,6 +724,13 @@ fn markdown(r: &Report, m: &Manifest) -> String {
     if let Some(floor) = r.same_n_floor() {
         s += &format!("- Real-vs-real FD at the table's N (train digits, as many per class as each setting samples, against the 1,000 held-out ones): {floor:.3}. FD falls as N grows, so a setting's FD is held to this floor (the \"FD / floor\" column and the targets below).\n");
     }
+    if let Some((mean, sd)) = r.same_n_spread() {
+        s += &format!(
+            "- Spread of FD between draws of real digits at the table's N: {} draws of as many train digits of each class, drawn at random, against the held-out ones: mean {mean:.3}, sd {sd:.3}. Two settings whose FDs differ by less than this differ by about as much as two draws of real digits do.\n",
+            r.real_vs_real_same_n_draws.len()
+        );
+    }
+
     if let Some((mean, sd)) = r.random_floor() {
         let v = &r.real_vs_real_random_frechet;
         let (lo, hi) = v
