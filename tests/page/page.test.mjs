@@ -440,7 +440,8 @@ test("the push view shows the classifier's shift mid-run on WebGPU, white where 
     await ready(b.page, "?backend=webgpu&steps=25&class=3&seed=2&compare=scales&view=push");
     assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), true);
     assert.equal(await b.page.locator("#push-legend").isVisible(), true);
-    assert.match(await b.page.locator("#legend-hi").textContent(), /^brighter: \+0\.02 or more$/);
+    // The legend reads the crate's full-colour shift (grid::PUSH_SCALE).
+    assert.match(await b.page.locator("#legend-hi").textContent(), /^brighter: \+0\.01 or more$/);
     await b.page.click("#compare");
     // Mid-run (the last steps push almost nothing: Sigma_t falls to ~0).
     await b.page.waitForFunction(() => {
