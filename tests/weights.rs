@@ -278,3 +278,45 @@ fn an_impossible_manifest_is_explained_not_asserted() {
     assert!(err.contains("the manifest says éééé"), "{err}");
     assert!(Manifest::parse(&base.to_json()).is_ok());
 }
+
+/// int8 takes one scale per output channel, on the right axis: a linear layer ([in, out] in
+/// burn) whose output columns differ a thousandfold in size comes back with each weight within
+/// half a step of its own column's scale (its column's largest |w| / 127, computed here, not
+/// read from the file). One scale for the whole tensor, or per input row (the wrong axis), puts
+/// the small columns' error near the large column's step, hundreds of times over this bound.
+#[test]
+fn int8_scales_follow_each_output_channel_of_a_linear_layer() {
+    use burn::nn::LinearConfig;
+    use burn::tensor::TensorData;
+    let device = Device::flex();
+    let (inputs, outputs) = (5, 3);
+    let w: Vec<f32> = (0..inputs * outputs)
+        .map(|i| {
+            let (row, col) = (i / outputs, i % outputs);
+            (0.37 + 0.11 * row as f32 - 0.05 * (i % 4) as f32) * 10f32.powi(col as i32 * 3 / 2)
+        })
+        .collect();
+    let mut linear = LinearConfig::new(inputs, outputs).init(&device);
+    linear.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(w.clone(), [inputs, outputs]),
+        &device,
+    ));
+    let bytes = store::to_safetensors(&linear, &[]).unwrap();
+    let stored = store::read_safetensors(&bytes, "linear").unwrap();
+    let (name, back) = stored
+        .iter()
+        .find(|(n, _)| n.ends_with("weight"))
+        .expect("the weight is stored");
+    assert_eq!(back.shape, vec![inputs, outputs], "{name}");
+    for col in 0..outputs {
+        let column: Vec<usize> = (0..inputs).map(|row| row * outputs + col).collect();
+        let max = column.iter().fold(0f32, |m, &i| m.max(w[i].abs()));
+        for &i in &column {
+            let err = (w[i] - back.values[i]).abs();
+            assert!(
+                err <= max / 127.0 / 2.0 * 1.0001,
+                "column {col} (max {max}): weight {i} off by {err}"
+            );
+        }
+    }
+}
