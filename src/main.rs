@@ -285,7 +285,10 @@ fn run(command: Command) -> Result<(), Error> {
         }
         Command::Knowable(opts) => {
             eval::knowable::run(&opts)?;
-            eval::run(&eval::EvalOptions::report_only(&opts.out))?;
+            // EVAL.md takes the section where the folder holds an evaluation to put it in.
+            if opts.out.join("eval.json").exists() {
+                eval::run(&eval::EvalOptions::report_only(&opts.out))?;
+            }
             Ok(())
         }
         Command::Curve(opts) => {

@@ -329,13 +329,17 @@ pub fn measure(
     let train_labels: Vec<usize> = train.labels.iter().map(|&l| l as usize).collect();
     let unet_idx = super::first_per_class(held, plan.unet_per_class);
     let unet_labels: Vec<usize> = unet_idx.iter().map(|&i| labels[i]).collect();
-    for t in k.t.clone().into_iter().skip(k.unet.len()) {
+    for t in k.t.clone().into_iter().skip(k.classifier.len()) {
         let abar = schedule.alphas_cumprod[t];
         let xt = noised(&x0, abar, plan.seed + t as u64);
         let c = classifier_probs(classifier, &xt, t, device);
         k.classifier.push(Reading::of(&c, &labels));
         let kp = kernel_probs(&xt, &train_px, &train_labels, abar, device);
         k.kernel.push(Reading::of(&kp, &labels));
+        if unet_idx.is_empty() {
+            progress(&k)?;
+            continue;
+        }
         let sub: Vec<f32> = unet_idx
             .iter()
             .flat_map(|&d| xt[d * PX..(d + 1) * PX].iter().copied())
@@ -393,7 +397,7 @@ impl Knowable {
 
     /// Whether every t of the grid has been read.
     pub fn is_complete(&self) -> bool {
-        self.unet.len() == self.t.len()
+        self.classifier.len() == self.t.len()
     }
 }
 
@@ -411,9 +415,14 @@ pub struct KnowableOptions {
     /// Timesteps of the grid (the centres of equal shares of 0..T).
     #[arg(long, default_value_t = 20)]
     pub grid: usize,
-    /// Held-out digits per class the U-Net reader takes (1-100).
+    /// Held-out digits per class the U-Net reader takes (0-100; 0 leaves the U-Net reader out).
     #[arg(long, default_value_t = 30)]
     pub unet_per_class: usize,
+    /// Read the guidance classifier from this training run's float EMA checkpoint (a folder
+    /// with classifier-ema.bpk) instead of the shipped int8 weights: how a run in progress
+    /// compares. Give it its own --out.
+    #[arg(long)]
+    pub classifier_run: Option<std::path::PathBuf>,
     /// Draws of the further noise per digit for the U-Net reader.
     #[arg(long, default_value_t = 2)]
     pub unet_draws: usize,
@@ -425,19 +434,27 @@ pub const FILE: &str = "knowable.json";
 /// Runs (or continues) the measurement, writing `knowable.json` after every t.
 pub fn run(opts: &KnowableOptions) -> Result<Knowable, crate::Error> {
     use crate::Error;
-    if !(1..=crate::data::HELD_OUT_PER_CLASS).contains(&opts.unet_per_class)
+    if opts.unet_per_class > crate::data::HELD_OUT_PER_CLASS
         || opts.grid == 0
         || opts.grid > T
         || opts.unet_draws == 0
     {
         return Err(Error::Setting(format!(
-            "--unet-per-class must be from 1 to {}, --grid from 1 to {T} and --unet-draws at \
+            "--unet-per-class must be from 0 to {}, --grid from 1 to {T} and --unet-draws at \
              least 1",
             crate::data::HELD_OUT_PER_CLASS
         )));
     }
     let device = Device::flex();
-    let (manifest, unet, classifier) = crate::weights::load_dir(&opts.weights, &device)?;
+    let (manifest, unet, mut classifier) = crate::weights::load_dir(&opts.weights, &device)?;
+    let mut classifier_id = manifest.classifier.sha256.clone();
+    if let Some(dir) = &opts.classifier_run {
+        classifier =
+            crate::train::load_ema(manifest.classifier.config.init(&device), dir, "classifier")?;
+        let state =
+            crate::train::read_state(&crate::train::CheckpointFiles::new(dir, "classifier").state)?;
+        classifier_id = format!("{} (float EMA) at step {}", dir.display(), state.step);
+    }
     let (train, held) = crate::data::load(&opts.data)?.split();
     let plan = Plan {
         grid: opts.grid,
@@ -447,10 +464,7 @@ pub fn run(opts: &KnowableOptions) -> Result<Knowable, crate::Error> {
         schedule: manifest.schedule.kind,
     };
     let fresh = Knowable::new(
-        (
-            manifest.classifier.sha256.clone(),
-            manifest.unet.sha256.clone(),
-        ),
+        (classifier_id, manifest.unet.sha256.clone()),
         &train,
         &held,
         &plan,
@@ -472,17 +486,23 @@ pub fn run(opts: &KnowableOptions) -> Result<Knowable, crate::Error> {
         &plan,
         &device,
         |k| {
-            let i = k.unet.len() - 1;
+            let i = k.classifier.len() - 1;
+            let unet = match (k.unet.get(i), k.classifier_on_unet_digits.get(i)) {
+                (Some(u), Some(c)) => format!(
+                    ", U-Net {:5.1}% (classifier on its digits {:5.1}%)",
+                    100.0 * u.accuracy,
+                    100.0 * c.accuracy
+                ),
+                _ => String::new(),
+            };
             eprintln!(
-            "t = {:>3}: classifier {:5.1}% (ECE {:.3}), kernel {:5.1}%, U-Net {:5.1}% (classifier on its digits {:5.1}%); {:.0} s",
-            k.t[i],
-            100.0 * k.classifier[i].accuracy,
-            k.classifier[i].ece,
-            100.0 * k.kernel[i].accuracy,
-            100.0 * k.unet[i].accuracy,
-            100.0 * k.classifier_on_unet_digits[i].accuracy,
-            started.elapsed().as_secs_f64()
-        );
+                "t = {:>3}: classifier {:5.1}% (ECE {:.3}), kernel {:5.1}%{unet}; {:.0} s",
+                k.t[i],
+                100.0 * k.classifier[i].accuracy,
+                k.classifier[i].ece,
+                100.0 * k.kernel[i].accuracy,
+                started.elapsed().as_secs_f64()
+            );
             let json = serde_json::to_string_pretty(k).expect("serializes");
             crate::atomic::write(&path, json.as_bytes())
         },
@@ -522,45 +542,52 @@ pub fn section(k: &Knowable) -> String {
     );
     s += "| t | guidance classifier | ECE | confidence | kernel Bayes | U-Net as classifier | guidance classifier on the U-Net's digits | best reference - classifier |\n";
     s += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
-    let row = |label: String, c: &Reading, ker: &Reading, u: &Reading, cu: &Reading| {
-        // The U-Net's digits are a subset: set it against the classifier on the same digits.
-        let gap = (ker.accuracy - c.accuracy).max(u.accuracy - cu.accuracy);
-        format!(
-            "| {label} | {} | {:.3} | {:.2} | {} | {} | {} | {:+.1} points |\n",
-            pct(c),
-            c.ece,
-            c.confidence,
-            pct(ker),
-            pct(u),
-            pct(cu),
-            100.0 * gap
-        )
-    };
+    // The U-Net reader may be left out (`--unet-per-class 0`): its columns then read "-".
+    let row =
+        |label: String, c: &Reading, ker: &Reading, u: Option<&Reading>, cu: Option<&Reading>| {
+            // The U-Net's digits are a subset: set it against the classifier on the same digits.
+            let unet_gap = match (u, cu) {
+                (Some(u), Some(cu)) => u.accuracy - cu.accuracy,
+                _ => f64::NEG_INFINITY,
+            };
+            let gap = (ker.accuracy - c.accuracy).max(unet_gap);
+            let or_dash = |r: Option<&Reading>| r.map_or("-".to_string(), pct);
+            format!(
+                "| {label} | {} | {:.3} | {:.2} | {} | {} | {} | {:+.1} points |\n",
+                pct(c),
+                c.ece,
+                c.confidence,
+                pct(ker),
+                or_dash(u),
+                or_dash(cu),
+                100.0 * gap
+            )
+        };
     for i in 0..4 {
-        if let (Some(c), Some(ker), Some(u), Some(cu)) = (&c[i], &ker[i], &u[i], &cu[i]) {
+        if let (Some(c), Some(ker)) = (&c[i], &ker[i]) {
             s += &row(
                 format!("**{}-{}**", i * T / 4, (i + 1) * T / 4 - 1),
                 c,
                 ker,
-                u,
-                cu,
+                u[i].as_ref(),
+                cu[i].as_ref(),
             );
         }
     }
-    for i in 0..k.unet.len() {
+    for i in 0..k.classifier.len() {
         s += &row(
             k.t[i].to_string(),
             &k.classifier[i],
             &k.kernel[i],
-            &k.unet[i],
-            &k.classifier_on_unet_digits[i],
+            k.unet.get(i),
+            k.classifier_on_unet_digits.get(i),
         );
     }
     if !k.is_complete() {
         s += &format!(
             "\nThe measurement stopped after {} of the {} timesteps; a quarter is shown once a \
              timestep of it was read, and averages what was read.\n",
-            k.unet.len(),
+            k.classifier.len(),
             k.t.len()
         );
     }

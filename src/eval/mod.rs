@@ -687,7 +687,7 @@ fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Res
     let knowable = std::fs::read_to_string(out.join(knowable::FILE))
         .ok()
         .and_then(|t| serde_json::from_str::<knowable::Knowable>(&t).ok())
-        .filter(|k| k.unet_sha256 == manifest.unet.sha256 && !k.unet.is_empty());
+        .filter(|k| k.unet_sha256 == manifest.unet.sha256 && !k.classifier.is_empty());
     if let Some(k) = knowable {
         md = format!("{}\n\n{}", md.trim_end(), knowable::section(&k));
     }
