@@ -92,6 +92,12 @@ pub const STARTING: Guidance = Guidance {
     ..DEFAULT
 };
 
+/// The largest classifier scale a run accepts: over ten times the strongest setting evaluated
+/// (s = 8, already the boldest digits of the sweep); a larger one only saturates the image.
+pub const MAX_SCALE: f64 = 100.0;
+/// The largest classifier-free weight a run accepts: ten times the strongest evaluated (w = 2).
+pub const MAX_CFG_SCALE: f64 = 20.0;
+
 /// The classifier scales of the "scales" comparison (the page's Compare, `sample --compare
 /// scales`): the classifier alone from off to strong.
 pub const COMPARE_SCALES: [f64; 5] = [0.0, 1.0, 2.0, 4.0, 8.0];
@@ -221,13 +227,28 @@ impl Guidance {
                 )));
             }
         }
-        for (name, v) in [
-            ("classifier scale", self.scale),
-            ("classifier-free scale", self.cfg_scale),
+        for (name, v, max, why) in [
+            (
+                "classifier scale",
+                self.scale,
+                MAX_SCALE,
+                "s = 8 already draws the boldest digits of the sweep, ink +28%",
+            ),
+            (
+                "classifier-free scale",
+                self.cfg_scale,
+                MAX_CFG_SCALE,
+                "w = 2 already draws ink +23%",
+            ),
         ] {
             if !v.is_finite() || v < 0.0 {
                 return Err(Error::Setting(format!(
                     "the {name} must be a finite number >= 0, got {v}"
+                )));
+            }
+            if v > max {
+                return Err(Error::Setting(format!(
+                    "the {name} must be at most {max} ({why}; docs/EVAL.md), got {v}"
                 )));
             }
         }

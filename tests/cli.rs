@@ -44,6 +44,14 @@ fn bad_input_gets_one_line_and_exit_code_2() {
             "the classifier-free scale must be a finite number >= 0",
         ),
         (
+            &["sample", "--class", "3", "--scale", "1e30", "--random-init"],
+            "the classifier scale must be at most 100 (s = 8 already draws the boldest digits of the sweep, ink +28%; docs/EVAL.md), got 1000000000000000000000000000000",
+        ),
+        (
+            &["sample", "--class", "3", "--cfg-scale", "1e300", "--random-init"],
+            "the classifier-free scale must be at most 20",
+        ),
+        (
             &["sample", "--class", "3", "--n", "0", "--random-init"],
             "the number of samples must be between 1 and 256, got 0",
         ),
