@@ -623,6 +623,63 @@ fn sdedit_runs_its_share_of_the_steps_from_the_noised_image() {
     );
 }
 
+/// SDEdit starts where it should: with DDIM (deterministic after the start) and no guidance, an
+/// edit at strength 0.3 of 10 steps is, frame for frame, the last 3 DDIM steps taken by hand
+/// from the image noised to the first of them, sqrt(abar_t) image + sqrt(1 - abar_t) eps at
+/// t = timesteps[2] with eps the sample's first draw (DDPM Eq. 4). An image noised too little or
+/// too much, or the wrong steps taken, fails this. Checked by hand: the image noised to
+/// timesteps[1] instead (too little) puts the first frame off by 1.13, while the distance test
+/// above still passed.
+#[test]
+fn sdedit_starts_from_the_image_noised_to_its_first_step() {
+    use guided_ddpm::diffusion::{ddim_step, StepCoefs};
+    use guided_ddpm::nn::NULL_CLASS;
+    use guided_ddpm::noise::NoiseStreams;
+    use guided_ddpm::schedule::Schedule;
+    let n = nets();
+    let s = SampleSettings {
+        method: Method::Ddim,
+        guidance: Guidance::new(Mode::None, 0.0, 0.0),
+        ..edit_settings(0.3, None)
+    };
+    let got = frames(&n, s.clone());
+    assert_eq!(got.len(), 3);
+    let (unet, _, device) = n.clone();
+    let schedule = Schedule::respaced(s.schedule, s.steps).unwrap();
+    let b = s.classes.len();
+    let image: Vec<f32> = (0..b).flat_map(|_| bar_image()).collect();
+    let eps = NoiseStreams::of(&s).next_values();
+    let k0 = 2;
+    let (a, sd) = (
+        schedule.sqrt_alphas_cumprod[k0] as f32,
+        schedule.sqrt_one_minus_alphas_cumprod[k0] as f32,
+    );
+    let start: Vec<f32> = image
+        .iter()
+        .zip(&eps)
+        .map(|(x, e)| a * x + sd * e)
+        .collect();
+    let mut x = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(start, [b, 1, 28, 28]),
+        &device,
+    );
+    for (i, k) in (0..=k0).rev().enumerate() {
+        let t = schedule.timesteps[k];
+        let e = unet.forward(
+            x.clone(),
+            t_tensor(&vec![t; b], &device),
+            label_tensor(&vec![NULL_CLASS; b], &device),
+        );
+        x = ddim_step(&StepCoefs::at(&schedule, k, 0.0, true), x, e).0;
+        let want = x.clone().try_into_vec_as::<f32>().unwrap();
+        let worst = want
+            .iter()
+            .zip(&got[i])
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(worst < 1e-4, "step {}: off by {worst}", i + 1);
+    }
+}
+
 /// Inpainting keeps the kept pixels exactly in the final image, and draws the rest.
 #[test]
 fn inpainting_keeps_the_known_pixels_exactly() {
