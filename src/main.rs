@@ -213,61 +213,7 @@ fn run(command: Command) -> Result<(), Error> {
         Command::Train(args) => train_cmd(args),
         Command::Bench(opts) => {
             let r = bench::native::run(&opts)?;
-            println!(
-                "{:<8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8}",
-                "batch",
-                "unet ms",
-                "clf ms",
-                "update",
-                "readback",
-                "run ms/st",
-                "steps/s",
-                "GFLOP/s"
-            );
-            for s in &r.steps {
-                let p = &s.phases;
-                println!(
-                    "{:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>8.2}",
-                    s.settings.batch,
-                    p.unet,
-                    p.classifier,
-                    p.update,
-                    p.readback,
-                    s.run_ms_per_step,
-                    s.steps_per_s,
-                    s.gflops
-                );
-            }
-            let train: Vec<String> = r
-                .train
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{:.1} samples/s at batch {} in {} part(s){}{}",
-                        t.samples_per_s,
-                        t.batch,
-                        t.shards,
-                        if t.tuned_allocator {
-                            ", tuned malloc"
-                        } else {
-                            ""
-                        },
-                        if t.own_weight_grad {
-                            ""
-                        } else {
-                            ", burn's conv backward"
-                        }
-                    )
-                })
-                .collect();
-            println!(
-                "matmul {n}x{n}: {:.1} GFLOP/s; U-Net training: {}; peak RSS {:.0} MB; wrote {}",
-                r.matmul.gflops,
-                train.join(", "),
-                r.peak_rss_bytes as f64 / 1e6,
-                opts.out.display(),
-                n = r.matmul.n
-            );
+            println!("{}wrote {}", r.summary(), opts.out.display());
             Ok(())
         }
         Command::Sample(args) => sample_cmd(args),

@@ -71,6 +71,61 @@ pub struct NativeReport {
     pub peak_rss_bytes: u64,
 }
 
+impl NativeReport {
+    /// The report as `guided-ddpm bench` prints it: a row per batch of the step's phases, then
+    /// the matrix product, training throughput and peak memory, each line ending in a newline.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{:<8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8}\n",
+            "batch", "unet ms", "clf ms", "update", "readback", "run ms/st", "steps/s", "GFLOP/s"
+        );
+        for s in &self.steps {
+            let p = &s.phases;
+            out += &format!(
+                "{:<8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>10.1} {:>8.2} {:>8.2}\n",
+                s.settings.batch,
+                p.unet,
+                p.classifier,
+                p.update,
+                p.readback,
+                s.run_ms_per_step,
+                s.steps_per_s,
+                s.gflops
+            );
+        }
+        let train: Vec<String> = self
+            .train
+            .iter()
+            .map(|t| {
+                format!(
+                    "{:.1} samples/s at batch {} in {} part(s){}{}",
+                    t.samples_per_s,
+                    t.batch,
+                    t.shards,
+                    if t.tuned_allocator {
+                        ", tuned malloc"
+                    } else {
+                        ""
+                    },
+                    if t.own_weight_grad {
+                        ""
+                    } else {
+                        ", burn's conv backward"
+                    }
+                )
+            })
+            .collect();
+        out += &format!(
+            "matmul {n}x{n}: {:.1} GFLOP/s; U-Net training: {}; peak RSS {:.0} MB; ",
+            self.matmul.gflops,
+            train.join(", "),
+            self.peak_rss_bytes as f64 / 1e6,
+            n = self.matmul.n
+        );
+        out
+    }
+}
+
 /// U-Net training steps on flex at one batch size, split into `shards` parts.
 #[derive(Serialize, Deserialize)]
 pub struct TrainReport {
