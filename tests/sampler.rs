@@ -166,6 +166,37 @@ fn a_guidance_interval_guides_exactly_the_steps_inside_it() {
     );
 }
 
+/// Unguided DDIM (eta = 0, Song et al. 2021, Eq. 12) taken by hand with the null label from x at
+/// step `from` of `schedule` down to step 0, checked frame by frame against `got` (x_t after each
+/// step of a run) to 1e-4.
+fn check_unguided_ddim_by_hand(
+    unet: &UNet,
+    schedule: &guided_ddpm::schedule::Schedule,
+    mut x: Tensor<4>,
+    from: usize,
+    got: &[Vec<f32>],
+) {
+    use guided_ddpm::diffusion::{ddim_step, StepCoefs};
+    let device = x.device();
+    let b = x.dims()[0];
+    assert_eq!(got.len(), from + 1);
+    for (i, k) in (0..=from).rev().enumerate() {
+        let t = schedule.timesteps[k];
+        let eps = unet.forward(
+            x.clone(),
+            t_tensor(&vec![t; b], &device),
+            label_tensor(&vec![guided_ddpm::nn::NULL_CLASS; b], &device),
+        );
+        x = ddim_step(&StepCoefs::at(schedule, k, 0.0, true), x, eps).0;
+        let want = x.clone().try_into_vec_as::<f32>().unwrap();
+        let worst = want
+            .iter()
+            .zip(&got[i])
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(worst < 1e-4, "step {}: off by {worst}", i + 1);
+    }
+}
+
 #[test]
 fn ddim_with_eta_zero_draws_no_noise_after_the_start() {
     // DDIM's path is a function of x_T alone: every frame is the deterministic DDIM step (eta = 0,
@@ -174,8 +205,6 @@ fn ddim_with_eta_zero_draws_no_noise_after_the_start() {
     // from the first step on. Checked by hand: with DDIM adding the seeded ancestral noise of the
     // DDPM step, the first frame is off by 3.5 (the old form of this test, two runs of one seed
     // agreeing, still passed).
-    use guided_ddpm::diffusion::{ddim_step, StepCoefs};
-    use guided_ddpm::nn::NULL_CLASS;
     use guided_ddpm::noise::NoiseStreams;
     use guided_ddpm::schedule::Schedule;
     let n = nets();
@@ -183,23 +212,8 @@ fn ddim_with_eta_zero_draws_no_noise_after_the_start() {
     let ddim = frames(&n, s.clone());
     let (unet, _, device) = n.clone();
     let schedule = Schedule::respaced(s.schedule, s.steps).unwrap();
-    let mut x = NoiseStreams::of(&s).next(&device);
-    let b = s.classes.len();
-    for (i, k) in (0..schedule.len()).rev().enumerate() {
-        let t = schedule.timesteps[k];
-        let eps = unet.forward(
-            x.clone(),
-            t_tensor(&vec![t; b], &device),
-            label_tensor(&vec![NULL_CLASS; b], &device),
-        );
-        x = ddim_step(&StepCoefs::at(&schedule, k, 0.0, true), x, eps).0;
-        let want = x.clone().try_into_vec_as::<f32>().unwrap();
-        let worst = want
-            .iter()
-            .zip(&ddim[i])
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(worst < 1e-4, "step {}: off by {worst}", i + 1);
-    }
+    let x_t = NoiseStreams::of(&s).next(&device);
+    check_unguided_ddim_by_hand(&unet, &schedule, x_t, schedule.len() - 1, &ddim);
     let ddpm = frames(&n, settings(Mode::None, 0.0, Method::Ddpm, 4));
     assert_ne!(ddim[0], ddpm[0]);
 }
@@ -632,8 +646,6 @@ fn sdedit_runs_its_share_of_the_steps_from_the_noised_image() {
 /// above still passed.
 #[test]
 fn sdedit_starts_from_the_image_noised_to_its_first_step() {
-    use guided_ddpm::diffusion::{ddim_step, StepCoefs};
-    use guided_ddpm::nn::NULL_CLASS;
     use guided_ddpm::noise::NoiseStreams;
     use guided_ddpm::schedule::Schedule;
     let n = nets();
@@ -659,25 +671,11 @@ fn sdedit_starts_from_the_image_noised_to_its_first_step() {
         .zip(&eps)
         .map(|(x, e)| a * x + sd * e)
         .collect();
-    let mut x = Tensor::<4>::from_data(
+    let x = Tensor::<4>::from_data(
         burn::tensor::TensorData::new(start, [b, 1, 28, 28]),
         &device,
     );
-    for (i, k) in (0..=k0).rev().enumerate() {
-        let t = schedule.timesteps[k];
-        let e = unet.forward(
-            x.clone(),
-            t_tensor(&vec![t; b], &device),
-            label_tensor(&vec![NULL_CLASS; b], &device),
-        );
-        x = ddim_step(&StepCoefs::at(&schedule, k, 0.0, true), x, e).0;
-        let want = x.clone().try_into_vec_as::<f32>().unwrap();
-        let worst = want
-            .iter()
-            .zip(&got[i])
-            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
-        assert!(worst < 1e-4, "step {}: off by {worst}", i + 1);
-    }
+    check_unguided_ddim_by_hand(&unet, &schedule, x, k0, &got);
 }
 
 /// Inpainting keeps the kept pixels exactly in the final image, and draws the rest.
