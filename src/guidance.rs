@@ -199,10 +199,9 @@ impl Guidance {
     /// The classifier scale at original timestep `t`: s inside the interval, 0 outside it, and
     /// 0 wherever the mode takes no classifier gradient.
     pub fn scale_at(&self, t: usize) -> f64 {
-        match (self.mode.uses_classifier(), self.interval) {
-            (false, _) => 0.0,
-            (true, Some([lo, hi])) if t < lo || t > hi => 0.0,
-            (true, _) => self.scale,
+        match self.mode.uses_classifier() && holds(self.interval, t) {
+            true => self.scale,
+            false => 0.0,
         }
     }
 
@@ -210,11 +209,6 @@ impl Guidance {
     /// at a w other than 0 (at w = 0 the mix is the conditional branch alone).
     pub fn runs_both_branches(&self) -> bool {
         self.mode.uses_free() && self.cfg_scale != 0.0
-    }
-
-    /// Whether the classifier's gradient acts at original timestep `t`.
-    pub fn guides_at(&self, t: usize) -> bool {
-        self.mode.uses_classifier() && self.interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&t))
     }
 
     /// Rejects negative or non-finite strengths and an empty or out-of-range interval.
@@ -254,6 +248,11 @@ impl Guidance {
         }
         Ok(())
     }
+}
+
+/// Whether a guidance interval holds original timestep `t` (`None`, every step, holds all).
+fn holds(interval: Option<[usize; 2]>, t: usize) -> bool {
+    interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&t))
 }
 
 /// Reads a guidance interval as the command line and the page's URL write it: `LO-HI`
@@ -490,12 +489,10 @@ impl BatchGuidance {
     pub(crate) fn coef_scale_at(&self, t: usize) -> f64 {
         match self {
             Self::Same(g) => g.scale_at(t),
-            Self::PerSample { interval, .. } => {
-                match interval.is_none_or(|[lo, hi]| (lo..=hi).contains(&t)) {
-                    true => 1.0,
-                    false => 0.0,
-                }
-            }
+            Self::PerSample { interval, .. } => match holds(*interval, t) {
+                true => 1.0,
+                false => 0.0,
+            },
         }
     }
 

@@ -143,14 +143,19 @@ pub fn random_subsets(
     (0..draws)
         .map(|_| {
             order.shuffle(&mut rng);
-            let subset: Vec<f32> = order[..n]
-                .iter()
-                .flat_map(|&i| pool[i * d..(i + 1) * d].iter().copied())
-                .collect();
-            let (m1, s1) = fit(&subset, d);
-            distance(&m1, &s1, &m2, &s2)
+            subset_distance(pool, d, &order[..n], (&m2, &s2))
         })
         .collect()
+}
+
+/// The Frechet distance of rows `rows` of `pool` (`d` features each) to a fitted reference.
+fn subset_distance(pool: &[f32], d: usize, rows: &[usize], (m2, s2): (&[f64], &[f64])) -> f64 {
+    let subset: Vec<f32> = rows
+        .iter()
+        .flat_map(|&i| pool[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    let (m1, s1) = fit(&subset, d);
+    distance(&m1, &s1, m2, s2)
 }
 
 /// Frechet distances of `draws` sets of `n_per_class` rows of each class (`labels`, one per row
@@ -181,7 +186,7 @@ pub fn stratified_subsets(
         .collect();
     (0..draws)
         .map(|_| {
-            let subset: Vec<f32> = by_class
+            let drawn: Vec<usize> = by_class
                 .iter_mut()
                 .flat_map(|rows| {
                     assert!(
@@ -192,10 +197,8 @@ pub fn stratified_subsets(
                     rows.shuffle(&mut rng);
                     rows[..n_per_class].to_vec()
                 })
-                .flat_map(|i| pool[i * d..(i + 1) * d].iter().copied())
                 .collect();
-            let (m1, s1) = fit(&subset, d);
-            distance(&m1, &s1, &m2, &s2)
+            subset_distance(pool, d, &drawn, (&m2, &s2))
         })
         .collect()
 }

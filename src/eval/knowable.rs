@@ -154,31 +154,50 @@ fn classifier_probs(c: &Classifier, x: &[f32], t: usize, device: &Device) -> Vec
         .collect()
 }
 
-/// The kernel Bayes posterior p(y | x_t) of rows `x` under the data distribution `train`
-/// (rows of 784) with labels `train_labels`, at abar = `abar`: log p(x_t, y) = logsumexp over
-/// the class-y digits of -||x_t - sqrt(abar) x0_i||^2 / (2 (1 - abar)), up to a constant shared
-/// by every class; the distances come from one matrix product.
-pub fn kernel_probs(
-    x: &[f32],
-    train: &[f32],
-    train_labels: &[usize],
-    abar: f64,
-    device: &Device,
-) -> Vec<f64> {
+/// Squared norms of rows of 784 values, in f64.
+fn row_norms(v: &[f32]) -> Vec<f64> {
+    v.chunks(PX)
+        .map(|r| r.iter().map(|&p| (p as f64) * (p as f64)).sum())
+        .collect()
+}
+
+/// The kernel Bayes classifier's data distribution: the train digits (rows of 784) on the
+/// device, transposed for the distance product, with their squared norms and labels, made once
+/// for every timestep read.
+pub struct KernelPrior {
+    train_t: Tensor<2>,
+    norms: Vec<f64>,
+    labels: Vec<usize>,
+}
+
+impl KernelPrior {
+    pub fn new(train: &[f32], labels: &[usize], device: &Device) -> KernelPrior {
+        let m = train.len() / PX;
+        assert_eq!(m, labels.len(), "one label per train digit");
+        KernelPrior {
+            train_t: Tensor::<2>::from_data(TensorData::new(train.to_vec(), [m, PX]), device)
+                .transpose(),
+            norms: row_norms(train),
+            labels: labels.to_vec(),
+        }
+    }
+}
+
+/// The kernel Bayes posterior p(y | x_t) of rows `x` under `prior`, at abar = `abar`:
+/// log p(x_t, y) = logsumexp over the class-y digits of -||x_t - sqrt(abar) x0_i||^2 /
+/// (2 (1 - abar)), up to a constant shared by every class; the distances come from one matrix
+/// product.
+pub fn kernel_probs(x: &[f32], prior: &KernelPrior, abar: f64) -> Vec<f64> {
     let n = x.len() / PX;
-    let m = train.len() / PX;
+    let m = prior.labels.len();
+    let (tn, train_labels) = (&prior.norms, &prior.labels);
     let a = abar.sqrt();
     let var = 1.0 - abar;
-    let norms = |v: &[f32]| -> Vec<f64> {
-        v.chunks(PX)
-            .map(|r| r.iter().map(|&p| (p as f64) * (p as f64)).sum())
-            .collect()
-    };
-    let (xn, tn) = (norms(x), norms(train));
-    let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [n, PX]), device);
-    let tr = Tensor::<2>::from_data(TensorData::new(train.to_vec(), [m, PX]), device);
+    let xn = row_norms(x);
+    let device = prior.train_t.device();
+    let xt = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [n, PX]), &device);
     let dots = xt
-        .matmul(tr.transpose())
+        .matmul(prior.train_t.clone())
         .try_into_vec_as::<f32>()
         .expect("dot products");
     let mut out = Vec::with_capacity(n * NUM_CLASSES);
@@ -325,8 +344,8 @@ pub fn measure(
     let labels: Vec<usize> = held.labels.iter().map(|&l| l as usize).collect();
     let x0 = pixels(held, &all);
     let train_idx: Vec<usize> = (0..train.len()).collect();
-    let train_px = pixels(train, &train_idx);
     let train_labels: Vec<usize> = train.labels.iter().map(|&l| l as usize).collect();
+    let prior = KernelPrior::new(&pixels(train, &train_idx), &train_labels, device);
     let unet_idx = super::first_per_class(held, plan.unet_per_class);
     let unet_labels: Vec<usize> = unet_idx.iter().map(|&i| labels[i]).collect();
     for t in k.t.clone().into_iter().skip(k.classifier.len()) {
@@ -334,7 +353,7 @@ pub fn measure(
         let xt = noised(&x0, abar, plan.seed + t as u64);
         let c = classifier_probs(classifier, &xt, t, device);
         k.classifier.push(Reading::of(&c, &labels));
-        let kp = kernel_probs(&xt, &train_px, &train_labels, abar, device);
+        let kp = kernel_probs(&xt, &prior, abar);
         k.kernel.push(Reading::of(&kp, &labels));
         if unet_idx.is_empty() {
             progress(&k)?;
@@ -634,7 +653,7 @@ mod tests {
         let train: Vec<f32> = [vec![-1.0f32; PX], vec![1.0f32; PX]].concat();
         let x: Vec<f32> = (0..PX).map(|i| 0.01 * (i % 7) as f32 - 0.02).collect();
         let abar: f64 = 0.5;
-        let p = kernel_probs(&x, &train, &[0, 1], abar, &device);
+        let p = kernel_probs(&x, &KernelPrior::new(&train, &[0, 1], &device), abar);
         let a = abar.sqrt();
         let d = |m: f64| x.iter().map(|&v| (v as f64 - a * m).powi(2)).sum::<f64>();
         let l0 = -d(-1.0) / (2.0 * (1.0 - abar));

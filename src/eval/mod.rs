@@ -730,7 +730,6 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             r.real_vs_real_same_n_draws.len()
         );
     }
-
     if let Some((mean, sd)) = r.random_floor() {
         let v = &r.real_vs_real_random_frechet;
         let (lo, hi) = v

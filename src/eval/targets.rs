@@ -220,10 +220,12 @@ pub fn classifier_check(r: &Report, d: &SettingResult) -> Check {
     let what = "default takes the classifier's gradient, at least as close to real digits \
                 (FD) as the best classifier-free setting that meets the row targets"
         .to_string();
-    let sd = r.same_n_spread().map_or(0.0, |(_, sd)| sd);
-    let spread = match r.same_n_spread() {
-        Some((_, sd)) => format!("sd {sd:.3}"),
-        None => "not measured (held to the classifier-free FD itself)".into(),
+    let (sd, spread) = match r.same_n_spread() {
+        Some((_, sd)) => (sd, format!("sd {sd:.3}")),
+        None => (
+            0.0,
+            "not measured (held to the classifier-free FD itself)".into(),
+        ),
     };
     let uses = d.guidance.mode.uses_classifier();
     match best_without_classifier(r) {
