@@ -175,7 +175,17 @@ fn proxy(float: &UNet, weights: &Weights, device: &Device) {
                 let ec = unet.forward(xt.clone(), tt.clone(), label_tensor(&labels, device));
                 let eu = unet.forward(xt.clone(), tt, label_tensor(&vec![NULL_CLASS; b], device));
                 let eps = cfg_mix(ec, eu, DEFAULT.cfg_scale);
-                let x0 = predict_x0(&StepCoefs::at(&schedule, *t, 0.0, false), xt.clone(), eps);
+                let x0 = predict_x0(
+                    &StepCoefs::at(
+                        &schedule,
+                        *t,
+                        0.0,
+                        guided_ddpm::settings::Method::Ddpm,
+                        false,
+                    ),
+                    xt.clone(),
+                    eps,
+                );
                 ink(&x0.try_into_vec_as::<f32>().unwrap()).mean
             })
             .collect()

@@ -1,5 +1,6 @@
 //! The Gaussian diffusion itself, as tensor arithmetic on a batch: the forward process, x0 from
-//! eps, the posterior q(x_{t-1} | x_t, x0), and one ancestral (DDPM) or DDIM step.
+//! eps, the posterior q(x_{t-1} | x_t, x0), and one ancestral (DDPM), DDIM or DPM-Solver++(2M)
+//! step.
 //!
 //! Every function takes eps as a value: the networks are called by `sampler` (STYLE 2).
 //! `k` indexes a (possibly respaced) [`Schedule`].
@@ -7,6 +8,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::schedule::Schedule;
+use crate::settings::Method;
 
 /// Forward process q(x_t | x_0) with a separate t per sample (DDPM Eq. 4):
 /// `x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`.
@@ -75,17 +77,45 @@ pub struct StepCoefs<C> {
     /// sqrt(abar_{t-1}) and sqrt(1 - abar_{t-1}), for DDIM.
     pub sqrt_abar_prev: C,
     pub sqrt_one_minus_abar_prev: C,
-    /// The classifier gradient's factor: s * Sigma_t for DDPM (`condition_mean`),
-    /// s * sqrt(1 - abar_t) for DDIM (`condition_score`).
+    /// The classifier gradient's factor: s * Sigma_t for DDPM and the solver's SDE form
+    /// (`condition_mean`), s * sqrt(1 - abar_t) for DDIM and DPM-Solver++ (`condition_score`).
     pub guide: C,
+    /// DPM-Solver++(2M)'s weight of the last step's x0, 1 / (2 r) ([`multistep_weight`]), in both
+    /// its forms; 0 for DDPM and DDIM, and at a solver step taken at first order.
+    pub multistep: C,
 }
 
 /// How many numbers a [`StepCoefs`] holds, in its row order.
-pub const STEP_COEFS: usize = 8;
+pub const STEP_COEFS: usize = 9;
+
+/// lambda_t = log(alpha_t / sigma_t) = log(sqrt(abar) / sqrt(1 - abar)), the half log-SNR
+/// DPM-Solver steps in (Lu et al. 2022, Sec. 3.1); +inf at abar = 1.
+pub fn half_log_snr(abar: f64) -> f64 {
+    0.5 * (abar / (1.0 - abar)).ln()
+}
+
+/// The weight DPM-Solver++(2M) gives the previous step's x0 at step `k` of `schedule`
+/// (Lu et al. 2022, arXiv 2211.01095, Algorithm 2): with h_i = lambda_{t_i} - lambda_{t_{i-1}}
+/// the step's length in half log-SNR and r_i = h_{i-1} / h_i,
+/// `D_i = (1 + 1/(2 r_i)) x0_{i-1} - 1/(2 r_i) x0_{i-2}`, so the weight is
+/// `1 / (2 r_i) = h_i / (2 h_{i-1})`. 0 (a first-order step, which is DDIM's) at the run's
+/// first step (`first`: no x0 before it) and at k = 0, whose step ends at abar = 1 where h is
+/// infinite (the "lower order final" step).
+pub fn multistep_weight(schedule: &Schedule, k: usize, first: bool) -> f64 {
+    if first || k == 0 || k + 1 >= schedule.len() {
+        return 0.0;
+    }
+    let lambda = |i: usize| half_log_snr(schedule.alphas_cumprod[i]);
+    // Step k goes from timestep k to k - 1; the step before it went from k + 1 to k.
+    let h = lambda(k - 1) - lambda(k);
+    let h_last = lambda(k) - lambda(k + 1);
+    h / (2.0 * h_last)
+}
 
 impl StepCoefs<f64> {
-    /// Step `k` of `schedule` under classifier scale `scale`; `ddim` picks the guidance factor.
-    pub fn at(schedule: &Schedule, k: usize, scale: f64, ddim: bool) -> Self {
+    /// Step `k` of `schedule` for `method` under classifier scale `scale`; `first` says that it is
+    /// the run's first step (DPM-Solver++ then takes it at first order).
+    pub fn at(schedule: &Schedule, k: usize, scale: f64, method: Method, first: bool) -> Self {
         let s = schedule;
         Self {
             sqrt_recip_abar: s.sqrt_recip_alphas_cumprod[k],
@@ -99,10 +129,13 @@ impl StepCoefs<f64> {
             },
             sqrt_abar_prev: s.alphas_cumprod_prev[k].sqrt(),
             sqrt_one_minus_abar_prev: (1.0 - s.alphas_cumprod_prev[k]).sqrt(),
-            guide: if ddim {
-                scale * s.sqrt_one_minus_alphas_cumprod[k]
-            } else {
-                scale * s.posterior_variance[k]
+            guide: match method.shifts_mean() {
+                true => scale * s.posterior_variance[k],
+                false => scale * s.sqrt_one_minus_alphas_cumprod[k],
+            },
+            multistep: match method.multistep() {
+                true => multistep_weight(s, k, first),
+                false => 0.0,
             },
         }
     }
@@ -118,6 +151,7 @@ impl StepCoefs<f64> {
             self.sqrt_abar_prev,
             self.sqrt_one_minus_abar_prev,
             self.guide,
+            self.multistep,
         ]
         .map(|v| v as f32)
     }
@@ -137,6 +171,7 @@ impl StepCoefs<Tensor<4>> {
             sqrt_abar_prev: c(5),
             sqrt_one_minus_abar_prev: c(6),
             guide: c(7),
+            multistep: c(8),
         }
     }
 }
@@ -192,5 +227,54 @@ pub fn ddim_step<C: Coef>(
     let x0 = predict_x0(c, x_t.clone(), eps);
     let eps = eps_from_x0(c, x_t, x0.clone());
     let next = c.sqrt_abar_prev.times(x0.clone()) + c.sqrt_one_minus_abar_prev.times(eps);
+    (next, x0)
+}
+
+/// The solver's extrapolated data prediction, `D = x0 + m (x0 - x0_last)` with
+/// `m` = [`StepCoefs::multistep`] (`D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}`, Lu et al. 2022,
+/// Algorithm 2).
+pub fn extrapolated_x0<C: Coef>(c: &StepCoefs<C>, x0: Tensor<4>, x0_last: Tensor<4>) -> Tensor<4> {
+    x0.clone() + c.multistep.times(x0 - x0_last)
+}
+
+/// The mean of one step of the SDE form of DPM-Solver++(2M), and the predicted x0:
+/// `x_{t-1} = (sigma_{t-1} / sigma_t) e^{-h} x_t + alpha_{t-1} (1 - e^{-2h}) D
+/// + sigma_{t-1} sqrt(1 - e^{-2h}) z`. Its coefficients of x_t and D are DDPM's posterior
+/// coefficients of x_t and x0 (`coef2`, `coef1`; with e^{-h} = alpha_t sigma_{t-1} /
+/// (sigma_t alpha_{t-1}) both sides reduce to the same functions of abar), and its noise
+/// variance sigma_{t-1}^2 (1 - e^{-2h}) is DDPM's Sigma_t, so this is DDPM's step (Eq. 7, through
+/// the clipped x0) with D in place of x0; the noise is added by [`ancestral_sample`].
+pub fn dpm_sde_mean<C: Coef>(
+    c: &StepCoefs<C>,
+    x_t: Tensor<4>,
+    eps: Tensor<4>,
+    x0_last: Tensor<4>,
+) -> StepMean {
+    let x0 = predict_x0(c, x_t.clone(), eps);
+    let d = extrapolated_x0(c, x0.clone(), x0_last);
+    StepMean {
+        mean: posterior_mean(c, x_t, d),
+        x0,
+    }
+}
+
+/// One DPM-Solver++(2M) step (Lu et al. 2022, arXiv 2211.01095, Algorithm 2, data prediction):
+/// with `D = x0 + m (x0 - x0_last)` (`m` = [`StepCoefs::multistep`], so
+/// `D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}`),
+/// `x_{t-1} = (sigma_{t-1} / sigma_t) x_t - alpha_{t-1} (e^{-h} - 1) D`. Since
+/// `alpha_{t-1} (e^{-h} - 1) = alpha_t sigma_{t-1} / sigma_t - alpha_{t-1}`, that is DDIM's step
+/// (Eq. 12) with x0 replaced by D and eps re-derived from D, which is how it is computed here. x0
+/// is clipped to [-1, 1] before it is extrapolated, as the other steps clip it. `x0_last` is the
+/// previous step's x0 (any finite tensor where `m` is 0). Returns (x_{t-1}, x0).
+pub fn dpm_solver_2m_step<C: Coef>(
+    c: &StepCoefs<C>,
+    x_t: Tensor<4>,
+    eps: Tensor<4>,
+    x0_last: Tensor<4>,
+) -> (Tensor<4>, Tensor<4>) {
+    let x0 = predict_x0(c, x_t.clone(), eps);
+    let d = extrapolated_x0(c, x0.clone(), x0_last);
+    let eps = eps_from_x0(c, x_t, d.clone());
+    let next = c.sqrt_abar_prev.times(d) + c.sqrt_one_minus_abar_prev.times(eps);
     (next, x0)
 }

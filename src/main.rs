@@ -82,10 +82,12 @@ struct SampleArgs {
     /// 250-749, a guidance interval) or `all` [default: the demo's default].
     #[arg(long, value_parser = guidance::parse_interval)]
     interval: Option<Option<[usize; 2]>>,
-    /// Reverse steps (1-1000), respaced from the 1000 training steps.
-    #[arg(long, default_value_t = 100)]
+    /// Reverse steps (1-1000), respaced from the 1000 training steps; the demo's default
+    /// unless given.
+    #[arg(long, default_value_t = guided_ddpm::settings::DEFAULT_STEPS)]
     steps: usize,
-    #[arg(long, value_enum, default_value = "ddpm")]
+    /// The reverse step: ddpm, ddim or dpm (DPM-Solver++(2M)); the demo's default unless given.
+    #[arg(long, value_enum, default_value_t = guided_ddpm::settings::DEFAULT_METHOD)]
     sampler: Method,
     #[arg(long, default_value_t = 0)]
     seed: u64,

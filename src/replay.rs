@@ -14,7 +14,9 @@
 //!   only, so their MLPs run once per run, not once per step) are rows of per-run tables, made
 //!   once by [`ReplayRun::new`] and picked by a device-side step index `k`;
 //! - the step first decrements `k` in place and reads its rows at the decremented index, and
-//!   ends by writing x_{t-1} back into the buffer of x_t, in place too (burn's cubecl kernels
+//!   ends by writing x_{t-1} back into the buffer of x_t, in place too (DPM-Solver++(2M), which
+//!   extrapolates from the last step's x0, keeps that x0 in the same buffer after x_t and
+//!   writes both at once) (burn's cubecl kernels
 //!   reuse a buffer whose tensor is the only one holding it), so the next replay reads the next
 //!   step's inputs. Each in-place write comes where every other read of its buffer in the step
 //!   depends on it or feeds it (every row read needs the decremented k; x_{t-1} needs every read
@@ -49,7 +51,7 @@ use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::noise::NoiseStreams;
 use crate::sampler::{classifier_term, guided_eps, unet_labels, update};
 use crate::schedule::Schedule;
-use crate::settings::{Method, SampleSettings};
+use crate::settings::SampleSettings;
 use crate::Error;
 
 /// How the steps of a run are executed. One per run, so the replay variant's size is no cost.
@@ -87,7 +89,8 @@ pub struct ReplayRun {
     emb_classifier: Tensor<2>,
     labels: Tensor<1, Int>,
     onehot: Tensor<2>,
-    /// x_t, `[B, 1, 28, 28]`, overwritten in place by each step.
+    /// x_t, `[B, 1, 28, 28]`, overwritten in place by each step; for DPM-Solver++(2M) in either
+    /// form, `[2B, 1, 28, 28]`: x_t, then the last step's x0.
     x: Tensor<4>,
     /// One more than the index of the next step, `[1]`, decremented in place at the start of
     /// each step, which then reads its rows at the decremented value.
@@ -121,13 +124,20 @@ impl ReplayRun {
         let s = schedule.len();
         let b = settings.classes.len();
         let n = b * SIDE * SIDE;
-        let ddim = settings.method == Method::Ddim;
+        let method = settings.method;
 
         // The same draws in the same order as `Sampler`: x_T, then z for k = S-1 down to 1.
         let mut streams = NoiseStreams::of(&settings);
         let x = streams.next(device);
+        // DPM-Solver++(2M) carries the last x0 from step to step: it rides in x's buffer, as
+        // rows B..2B, so that one in-place write that depends on every read of the buffer
+        // updates both (module doc). Zeros before the first step, whose weight of it is 0.
+        let x = match method.multistep() {
+            true => Tensor::cat(vec![x.clone(), x.zeros_like()], 0),
+            false => x,
+        };
         let mut noise = vec![0f32; s * n];
-        if settings.method == Method::Ddpm {
+        if method.draws_noise() {
             for k in (1..s).rev() {
                 noise[k * n..(k + 1) * n].copy_from_slice(&streams.next_values());
             }
@@ -138,7 +148,7 @@ impl ReplayRun {
         let coefs: Vec<f32> = (0..s)
             .flat_map(|k| {
                 let scale = guidance.coef_scale_at(schedule.timesteps[k]);
-                StepCoefs::at(&schedule, k, scale, ddim).row()
+                StepCoefs::at(&schedule, k, scale, method, k + 1 == s).row()
             })
             .collect();
         let coefs = Tensor::from_data(TensorData::new(coefs, [s, STEP_COEFS]), device);
@@ -333,9 +343,9 @@ impl ReplayRun {
     }
 
     /// The step itself, as recorded: writes k - 1 into k's buffer, reads row k - 1 of the
-    /// tables, runs the networks and the update, writes x_{t-1} into x's buffer, and returns the
-    /// frame. Both writes are in place (nothing else holds x's or k's buffer by then), in the
-    /// order the module doc gives.
+    /// tables, runs the networks and the update, writes x_{t-1} (and the solver's x0) into x's
+    /// buffer, and returns the frame. Both writes are in place (nothing else holds x's or k's
+    /// buffer by then), in the order the module doc gives.
     fn record(&mut self) -> Tensor<1> {
         let b = self.settings.classes.len();
         let g = &self.guidance;
@@ -351,7 +361,13 @@ impl ReplayRun {
             };
             let emb_unet = unflat(&self.emb_unet, self.labels.dims()[0]);
             let emb_classifier = unflat(&self.emb_classifier, b);
-            let x = self.x.clone();
+            let (x, x0_last) = match self.settings.method.multistep() {
+                true => (
+                    self.x.clone().narrow(0, 0, b),
+                    Some(self.x.clone().narrow(0, b, b)),
+                ),
+                false => (self.x.clone(), None),
+            };
             let eps = guided_eps(&self.unet, g, x.clone(), emb_unet);
             let class = classifier_term(
                 &self.classifier,
@@ -361,13 +377,25 @@ impl ReplayRun {
                 emb_classifier,
                 self.onehot.clone(),
             );
-            let (next, x0, push) =
-                update(self.settings.method, &coefs, x, eps, class.grad, Some(z));
-            let frame = pack_frame(next.clone(), x0, class.log_probs, push);
+            let (next, x0, push) = update(
+                self.settings.method,
+                &coefs,
+                x,
+                eps,
+                class.grad,
+                Some(z),
+                x0_last,
+            );
+            let frame = pack_frame(next.clone(), x0.clone(), class.log_probs, push);
+            let next = match self.settings.method.multistep() {
+                true => Tensor::cat(vec![next, x0], 0),
+                false => next,
+            };
             (next, frame)
         };
+        let rows = next.dims()[0];
         self.x
-            .inplace(|x| x.slice_assign([0..b, 0..1, 0..SIDE, 0..SIDE], next));
+            .inplace(|x| x.slice_assign([0..rows, 0..1, 0..SIDE, 0..SIDE], next));
         frame
     }
 }

@@ -1,5 +1,6 @@
 //! The reverse process: the only loop over t. Each [`Sampler::step`] runs the networks once,
-//! applies the guidance, takes one DDPM or DDIM step and hands back a [`Frame`]. What a run is
+//! applies the guidance, takes one DDPM, DDIM or DPM-Solver++(2M) step and hands back a
+//! [`Frame`]. What a run is
 //! asked for lives in [`settings`](crate::settings), what a step hands back in
 //! [`frame`](crate::frame), how the class steers in [`guidance`](crate::guidance).
 //!
@@ -11,7 +12,9 @@ use std::ops::ControlFlow;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use web_time::Instant;
 
-use crate::diffusion::{ancestral_sample, ddim_step, p_mean, Coef, StepCoefs};
+use crate::diffusion::{
+    ancestral_sample, ddim_step, dpm_sde_mean, dpm_solver_2m_step, p_mean, Coef, StepCoefs,
+};
 use crate::frame::Frame;
 use crate::guidance::{
     classifier_grad_with, classifier_inputs, classifier_log_prob_with, condition_mean,
@@ -59,6 +62,9 @@ pub struct Sampler {
     guidance: BatchGuidance,
     schedule: Schedule,
     x: Tensor<4>,
+    /// The x0 the last step predicted, which DPM-Solver++(2M) extrapolates from; `None` before
+    /// the first step.
+    x0_last: Option<Tensor<4>>,
     /// The index into `schedule` of the next step; `None` when done.
     next: Option<usize>,
     /// How many steps the run takes ([`SampleSettings::steps_run`]).
@@ -122,6 +128,7 @@ impl Sampler {
             settings,
             schedule,
             x,
+            x0_last: None,
             next,
             total,
             noise,
@@ -151,7 +158,6 @@ impl Sampler {
         let k = self.next?;
         let t_index = self.schedule.timesteps[k];
         let b = self.settings.classes.len();
-        let ddim = self.settings.method == Method::Ddim;
         Some(StepAt {
             k,
             t_index,
@@ -160,7 +166,8 @@ impl Sampler {
                 &self.schedule,
                 k,
                 self.guidance.coef_scale_at(t_index),
-                ddim,
+                self.settings.method,
+                k + 1 == self.total,
             ),
         })
     }
@@ -206,8 +213,8 @@ impl Sampler {
     ) -> Frame {
         let k = at.k;
         // The last step adds no noise, and draws none, so a run is one fixed sequence.
-        let z = match (self.settings.method, k) {
-            (Method::Ddpm, 1..) => Some(self.noise.next(&self.device)),
+        let z = match k {
+            1.. if self.settings.method.draws_noise() => Some(self.noise.next(&self.device)),
             _ => None,
         };
         let (mut next_x, x0, push) = update(
@@ -217,7 +224,11 @@ impl Sampler {
             eps,
             class.grad,
             z,
+            self.x0_last.take(),
         );
+        if self.settings.method.multistep() {
+            self.x0_last = Some(x0.clone());
+        }
         if let Some(Keep { image, mask, free }) = &self.keep {
             // RePaint's replacement (Lugmayr et al. 2022, Eq. 8): the kept pixels become the image
             // noised to the level this step reached, sqrt(abar_{t-1}) image + sqrt(1 -
@@ -338,10 +349,12 @@ pub(crate) fn classifier_term(
     }
 }
 
-/// One guided reverse step from x_t, eps and the classifier gradient: DDPM's ancestral step
-/// with the guided mean (noise `z` scaled by `c.sigma`, which is 0 at the last step; no noise
-/// term at all without `z`) or DDIM's with the guided eps. Returns (x_{t-1}, predicted x0, the
-/// classifier's shift where there is a gradient).
+/// One guided reverse step from x_t, eps and the classifier gradient: DDPM's ancestral step, or
+/// the SDE form of DPM-Solver++(2M), with the guided mean (noise `z` scaled by `c.sigma`, which
+/// is 0 at the last step; no noise term at all without `z`), or DDIM's or DPM-Solver++(2M)'s
+/// with the guided eps. The solver's two forms extrapolate from `x0_last`, the previous step's
+/// x0 (zeros stand in at a first step, whose weight of it is 0). Returns (x_{t-1}, predicted
+/// x0, the classifier's shift where there is a gradient).
 pub(crate) fn update<C: Coef>(
     method: Method,
     c: &StepCoefs<C>,
@@ -349,10 +362,18 @@ pub(crate) fn update<C: Coef>(
     eps: Tensor<4>,
     grad: Option<Tensor<4>>,
     z: Option<Tensor<4>>,
+    x0_last: Option<Tensor<4>>,
 ) -> (Tensor<4>, Tensor<4>, Option<Tensor<4>>) {
+    let x0_last = match method.multistep() {
+        true => Some(x0_last.unwrap_or_else(|| x.zeros_like())),
+        false => None,
+    };
     match method {
-        Method::Ddpm => {
-            let step = p_mean(c, x, eps);
+        Method::Ddpm | Method::DpmSde => {
+            let step = match x0_last {
+                Some(x0_last) => dpm_sde_mean(c, x, eps, x0_last),
+                None => p_mean(c, x, eps),
+            };
             // The shift is made after the mean, as mean + s Sigma grad (Eq. 10) reads: burn's
             // fusion groups ops in the order they are made, and this order takes a replayed
             // default step on WebGPU from 602 launches (shift first) to 595 (SwiftShader,
@@ -368,13 +389,17 @@ pub(crate) fn update<C: Coef>(
             };
             (next, step.x0, shift)
         }
-        Method::Ddim => {
+        Method::Ddim | Method::DpmSolver => {
+            // Both take the guided eps (Dhariwal & Nichol 2021, Algorithm 2).
             let shift = grad.map(|grad| guidance_shift(&c.guide, grad));
             let eps = match shift.clone() {
                 Some(shift) => condition_score(eps, shift),
                 None => eps,
             };
-            let (next, x0) = ddim_step(c, x, eps);
+            let (next, x0) = match x0_last {
+                Some(x0_last) => dpm_solver_2m_step(c, x, eps, x0_last),
+                None => ddim_step(c, x, eps),
+            };
             (next, x0, shift)
         }
     }

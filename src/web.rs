@@ -264,6 +264,17 @@ impl Demo {
         serde_json::to_string(&crate::guidance::STARTING).expect("guidance serializes")
     }
 
+    /// The sampler and steps the page starts from as JSON (`{"method", "steps"}`):
+    /// [`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD) and
+    /// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS), shared with the CLI.
+    pub fn default_run() -> String {
+        serde_json::json!({
+            "method": crate::settings::DEFAULT_METHOD,
+            "steps": crate::settings::DEFAULT_STEPS,
+        })
+        .to_string()
+    }
+
     /// The settings of a comparison (`preset` "scales" or "modes", the latter at classifier scale
     /// `scale`, classifier-free weight `cfg_scale` and the classifier's `interval`, "all" or
     /// "LO-HI") as JSON, `[{"mode", "scale", "cfg_scale", "interval", "label"}, ...]` in the

@@ -1,10 +1,13 @@
 //! The forward and reverse process on tensors, checked against their definitions.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use guided_ddpm::diffusion::{ancestral_sample, ddim_step, p_mean, q_sample, StepCoefs};
+use guided_ddpm::diffusion::{
+    ancestral_sample, ddim_step, dpm_solver_2m_step, p_mean, q_sample, StepCoefs,
+};
 use guided_ddpm::guidance::{condition_mean, guidance_shift};
 use guided_ddpm::noise::{gaussian, NoiseStreams};
 use guided_ddpm::schedule::{BetaSchedule, Schedule};
+use guided_ddpm::settings::Method;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -59,7 +62,7 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
         let mut x = start.clone();
         for k in (0..s.len()).rev() {
             let eps = oracle_eps(&s, k, x.clone(), x0.clone());
-            let c = StepCoefs::at(&s, k, 0.0, false);
+            let c = StepCoefs::at(&s, k, 0.0, Method::Ddpm, false);
             let step = p_mean(&c, x.clone(), eps);
             let (abar, prev) = (s.alphas_cumprod[k], s.alphas_cumprod_prev[k]);
             let beta = 1.0 - abar / prev;
@@ -89,13 +92,90 @@ fn a_reverse_loop_fed_the_true_eps_returns_x0() {
                 drift < 1e-3,
                 "ddim {steps} steps, k = {k}: eps drifted by {drift}"
             );
-            x = ddim_step(&StepCoefs::at(&s, k, 0.0, true), x, eps).0;
+            x = ddim_step(&StepCoefs::at(&s, k, 0.0, Method::Ddim, false), x, eps).0;
         }
         let err = values(x - x0.clone())
             .iter()
             .fold(0f32, |m, v| m.max(v.abs()));
         assert!(err < 1e-4, "ddim {steps} steps: max error {err}");
     }
+}
+
+/// Data x0 ~ N(MU, VAR) per pixel, where everything is closed form: x_t ~ N(alpha MU,
+/// alpha^2 VAR + sigma^2), the exact eps is E[eps | x_t] = sigma (x_t - alpha MU) /
+/// (alpha^2 VAR + sigma^2), and the probability-flow ODE keeps the standardized value
+/// (x_t - alpha MU) / sqrt(alpha^2 VAR + sigma^2) of a point (alpha = sqrt(abar_t),
+/// sigma = sqrt(1 - abar_t)). MU and VAR keep every x0 prediction inside [-1, 1], where the
+/// steps' clipping does nothing.
+const MU: f64 = 0.2;
+const VAR: f64 = 0.04;
+
+fn gaussian_data_spread(abar: f64) -> f64 {
+    (abar * VAR + 1.0 - abar).sqrt()
+}
+
+/// The exact eps of the Gaussian data at step `k` of `s`.
+fn gaussian_data_eps(s: &Schedule, k: usize, x: Tensor<4>) -> Tensor<4> {
+    let (alpha, abar) = (s.sqrt_alphas_cumprod[k], s.alphas_cumprod[k]);
+    (x - alpha * MU) * (s.sqrt_one_minus_alphas_cumprod[k] / gaussian_data_spread(abar).powi(2))
+}
+
+/// The largest error, against the exact ODE solution, of a deterministic solver run over `steps`
+/// respaced steps, fed the exact eps, at the first of its steps' ends at or below timestep
+/// `STOP`. Below it, uniformly spaced timesteps of the linear schedule are far apart in
+/// lambda_t (it grows as -log t near t = 0), so the last steps' lengths shrink too slowly for
+/// any order to show.
+fn ode_error(method: Method, steps: usize) -> f64 {
+    const STOP: usize = 250;
+    let device = Device::flex();
+    let s = Schedule::respaced(BetaSchedule::Linear, steps).unwrap();
+    let last = s.len() - 1;
+    // Standardized values from -2.5 to 2.5, as x_T.
+    let z: Vec<f64> = (0..64).map(|i| -2.5 + 5.0 * i as f64 / 63.0).collect();
+    let at = |k: usize, z: &[f64]| -> Vec<f32> {
+        let (alpha, abar) = (s.sqrt_alphas_cumprod[k], s.alphas_cumprod[k]);
+        z.iter()
+            .map(|z| (alpha * MU + gaussian_data_spread(abar) * z) as f32)
+            .collect()
+    };
+    let mut x = Tensor::<4>::from_data(TensorData::new(at(last, &z), [1, 1, 8, 8]), &device);
+    let mut x0_last = x.zeros_like();
+    let mut end = last;
+    for k in (1..s.len()).rev().take_while(|&k| s.timesteps[k] > STOP) {
+        end = k - 1;
+        let c = StepCoefs::at(&s, k, 0.0, method, k == last);
+        let eps = gaussian_data_eps(&s, k, x.clone());
+        (x, x0_last) = match method {
+            Method::DpmSolver => dpm_solver_2m_step(&c, x, eps, x0_last),
+            _ => ddim_step(&c, x, eps),
+        };
+    }
+    values(x)
+        .iter()
+        .zip(at(end, &z))
+        .fold(0f64, |m, (a, b)| m.max((*a as f64 - b as f64).abs()))
+}
+
+/// DDIM is the ODE's first-order solver and DPM-Solver++(2M) a second-order one: on Gaussian
+/// data, with the exact eps, doubling the steps halves DDIM's error and quarters the solver's.
+#[test]
+fn the_solvers_errors_fall_at_their_order() {
+    let steps = [10, 20, 40, 80];
+    for (method, order) in [(Method::Ddim, 1), (Method::DpmSolver, 2)] {
+        let errors: Vec<f64> = steps.iter().map(|&n| ode_error(method, n)).collect();
+        eprintln!("{method:?}: {errors:?}");
+        for (w, n) in errors.windows(2).zip(&steps) {
+            let ratio = w[0] / w[1];
+            let want = 2f64.powi(order);
+            assert!(
+                (0.75 * want..1.35 * want).contains(&ratio),
+                "{method:?}: {n} -> {} steps cut the error {ratio:.2}x, not about {want}x \
+                 ({errors:?})",
+                2 * n
+            );
+        }
+    }
+    assert!(ode_error(Method::DpmSolver, 20) < ode_error(Method::Ddim, 40));
 }
 
 #[test]
@@ -106,13 +186,17 @@ fn the_last_ancestral_step_adds_no_noise() {
     let z = Tensor::<4>::ones([1, 1, 2, 2], &device);
     assert_eq!(
         values(ancestral_sample(
-            &StepCoefs::at(&s, 0, 0.0, false),
+            &StepCoefs::at(&s, 0, 0.0, Method::Ddpm, false),
             mean.clone(),
             z.clone()
         )),
         vec![0.25; 4]
     );
-    let noisy = values(ancestral_sample(&StepCoefs::at(&s, 1, 0.0, false), mean, z));
+    let noisy = values(ancestral_sample(
+        &StepCoefs::at(&s, 1, 0.0, Method::Ddpm, false),
+        mean,
+        z,
+    ));
     let expected = 0.25 + s.posterior_variance[1].sqrt() as f32;
     assert!((noisy[0] - expected).abs() < 1e-6);
 }
@@ -167,7 +251,7 @@ fn one_guided_reverse_step_matches_an_independent_float64_computation() {
     let eps = t4([0.3, -1.2, 0.0, 2.0]);
     let z = t4([1.0, -0.5, 0.25, 0.0]);
     let grad = t4([1.0, -1.0, 0.5, 0.0]);
-    let c = StepCoefs::at(&s, k, 4.0, false);
+    let c = StepCoefs::at(&s, k, 4.0, Method::Ddpm, false);
     let step = p_mean(&c, x_t, eps);
     let near = |got: Vec<f32>, want: [f64; 4], what: &str| {
         for (g, w) in got.iter().zip(want) {

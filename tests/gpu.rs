@@ -72,6 +72,9 @@ fn replayed_steps_on_a_native_gpu_match_the_plain_sampler_and_the_cpu() {
         (Method::Ddpm, both, 25, 3, 1),
         (Method::Ddim, with(Mode::None), 4, 4, 2),
         (Method::Ddpm, with(Mode::Classifier), 100, 3, 2),
+        (Method::DpmSolver, DEFAULT, 15, 6, 2),
+        (Method::DpmSolver, both, 15, 5, 3),
+        (Method::DpmSde, both, 15, 5, 2),
     ] {
         let s = SampleSettings {
             classes: (0..batch).map(|i| i % 10).collect(),

@@ -82,7 +82,7 @@ fn table_driven_frames(
 #[test]
 fn the_same_seed_gives_identical_frames() {
     let n = nets();
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         for mode in [Mode::None, Mode::Classifier, Mode::Free, Mode::Both] {
             let a = frames(&n, settings(mode, 2.0, method, 42));
             let b = frames(&n, settings(mode, 2.0, method, 42));
@@ -99,7 +99,7 @@ fn the_same_seed_gives_identical_frames() {
 #[test]
 fn classifier_scale_zero_equals_the_unguided_run_exactly() {
     let n = nets();
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         assert_eq!(
             frames(&n, settings(Mode::Classifier, 0.0, method, 9)),
             frames(&n, settings(Mode::None, 0.0, method, 9))
@@ -127,7 +127,7 @@ fn a_guidance_interval_guides_exactly_the_steps_inside_it() {
         s.guidance.interval = interval;
         s
     };
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         let unguided = frames(&n, settings(Mode::None, 0.0, method, 9));
         let full = frames(&n, settings(Mode::Classifier, 50.0, method, 9));
         assert_eq!(frames(&n, within(Some([450, 550]), method)), unguided);
@@ -166,20 +166,30 @@ fn a_guidance_interval_guides_exactly_the_steps_inside_it() {
     );
 }
 
-/// Unguided DDIM (eta = 0, Song et al. 2021, Eq. 12) taken by hand with the null label from x at
-/// step `from` of `schedule` down to step 0, checked frame by frame against `got` (x_t after each
-/// step of a run) to 1e-4.
-fn check_unguided_ddim_by_hand(
+/// Unguided steps taken by hand with the null label from x at step `from` of `schedule` down to
+/// step 0, checked frame by frame against `got` (x_t after each step of a run) to 1e-4: DDIM
+/// (eta = 0, Song et al. 2021, Eq. 12) through the library's `ddim_step`, or DPM-Solver++(2M)
+/// written out here in its paper's forms (Lu et al. 2022, Algorithm 2, in f64 coefficients
+/// from abar alone): with D = x0 + (h / (2 h_last)) (x0 - x0_last) (D = x0 at the run's first
+/// step and at the last), the ODE form x_{t-1} = (sigma_{t-1} / sigma_t) x_t - alpha_{t-1}
+/// (e^{-h} - 1) D, and the SDE form x_{t-1} = (sigma_{t-1} / sigma_t) e^{-h} x_t +
+/// alpha_{t-1} (1 - e^{-2h}) D + sigma_{t-1} sqrt(1 - e^{-2h}) z, with z the run's next draw
+/// from `noise` (none at the last step).
+fn check_unguided_by_hand(
+    method: Method,
     unet: &UNet,
     schedule: &guided_ddpm::schedule::Schedule,
     mut x: Tensor<4>,
     from: usize,
     got: &[Vec<f32>],
+    mut noise: Option<guided_ddpm::noise::NoiseStreams>,
 ) {
     use guided_ddpm::diffusion::{ddim_step, StepCoefs};
     let device = x.device();
     let b = x.dims()[0];
     assert_eq!(got.len(), from + 1);
+    let lambda = |abar: f64| 0.5 * (abar / (1.0 - abar)).ln();
+    let mut x0_last: Option<Tensor<4>> = None;
     for (i, k) in (0..=from).rev().enumerate() {
         let t = schedule.timesteps[k];
         let eps = unet.forward(
@@ -187,13 +197,52 @@ fn check_unguided_ddim_by_hand(
             t_tensor(&vec![t; b], &device),
             label_tensor(&vec![guided_ddpm::nn::NULL_CLASS; b], &device),
         );
-        x = ddim_step(&StepCoefs::at(schedule, k, 0.0, true), x, eps).0;
+        x = match method {
+            Method::Ddim => {
+                ddim_step(
+                    &StepCoefs::at(schedule, k, 0.0, Method::Ddim, false),
+                    x,
+                    eps,
+                )
+                .0
+            }
+            Method::DpmSolver | Method::DpmSde => {
+                let (abar, prev) = (schedule.alphas_cumprod[k], schedule.alphas_cumprod_prev[k]);
+                let (alpha, sigma) = (abar.sqrt(), (1.0 - abar).sqrt());
+                let x0 = ((x.clone() - eps * sigma) / alpha).clamp(-1.0, 1.0);
+                let h = lambda(prev) - lambda(abar);
+                let d = match (&x0_last, k) {
+                    (Some(last), 1..) => {
+                        let h_last = lambda(abar) - lambda(schedule.alphas_cumprod[k + 1]);
+                        x0.clone() + (x0.clone() - last.clone()) * (h / (2.0 * h_last))
+                    }
+                    _ => x0.clone(),
+                };
+                x0_last = Some(x0);
+                // e^{-h} = 0 at the last step, where abar_{t-1} = 1 and h is infinite.
+                let decay = if prev < 1.0 { (-h).exp() } else { 0.0 };
+                let ratio = (1.0 - prev).sqrt() / sigma;
+                if method == Method::DpmSolver {
+                    x * ratio - d * (prev.sqrt() * (decay - 1.0))
+                } else {
+                    let mean = x * (ratio * decay) + d * (prev.sqrt() * (1.0 - decay * decay));
+                    match k {
+                        0 => mean,
+                        _ => {
+                            let z = noise.as_mut().expect("the run's noise").next(&device);
+                            mean + z * ((1.0 - prev).sqrt() * (1.0 - decay * decay).sqrt())
+                        }
+                    }
+                }
+            }
+            Method::Ddpm => unreachable!("DDPM draws noise"),
+        };
         let want = x.clone().try_into_vec_as::<f32>().unwrap();
         let worst = want
             .iter()
             .zip(&got[i])
             .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
-        assert!(worst < 1e-4, "step {}: off by {worst}", i + 1);
+        assert!(worst < 1e-4, "{method:?} step {}: off by {worst}", i + 1);
     }
 }
 
@@ -213,9 +262,75 @@ fn ddim_with_eta_zero_draws_no_noise_after_the_start() {
     let (unet, _, device) = n.clone();
     let schedule = Schedule::respaced(s.schedule, s.steps).unwrap();
     let x_t = NoiseStreams::of(&s).next(&device);
-    check_unguided_ddim_by_hand(&unet, &schedule, x_t, schedule.len() - 1, &ddim);
+    check_unguided_by_hand(
+        Method::Ddim,
+        &unet,
+        &schedule,
+        x_t,
+        schedule.len() - 1,
+        &ddim,
+        None,
+    );
     let ddpm = frames(&n, settings(Mode::None, 0.0, Method::Ddpm, 4));
     assert_ne!(ddim[0], ddpm[0]);
+}
+
+/// The sampler's DPM-Solver++(2M) is the paper's step: frame for frame the solver taken by hand
+/// from x_T (`check_unguided_by_hand`), and not DDIM from the second step on (the first is
+/// DDIM's: no x0 before it). Checked by hand: with the weight of the last x0 at h / h_last
+/// instead of h / (2 h_last), the second frame is off.
+#[test]
+fn dpm_solver_takes_the_papers_second_order_step() {
+    use guided_ddpm::noise::NoiseStreams;
+    use guided_ddpm::schedule::Schedule;
+    let n = nets();
+    let s = settings(Mode::None, 0.0, Method::DpmSolver, 4);
+    let dpm = frames(&n, s.clone());
+    let (unet, _, device) = n.clone();
+    let schedule = Schedule::respaced(s.schedule, s.steps).unwrap();
+    let x_t = NoiseStreams::of(&s).next(&device);
+    check_unguided_by_hand(
+        Method::DpmSolver,
+        &unet,
+        &schedule,
+        x_t,
+        schedule.len() - 1,
+        &dpm,
+        None,
+    );
+    let ddim = frames(&n, settings(Mode::None, 0.0, Method::Ddim, 4));
+    assert_eq!(dpm[0], ddim[0]);
+    assert_ne!(dpm[1], ddim[1]);
+}
+
+/// The SDE form of the solver is its paper's step too, with the run's own noise: frame for frame
+/// the step taken by hand (`check_unguided_by_hand`), DDPM's at the first step (no x0 before it)
+/// and not from the second on. Checked by hand: with the noise scaled by sigma_{t-1} (1 -
+/// e^{-2h}) instead of its square root, the first frame is off.
+#[test]
+fn the_sde_solver_is_ddpm_with_the_extrapolated_x0() {
+    use guided_ddpm::noise::NoiseStreams;
+    use guided_ddpm::schedule::Schedule;
+    let n = nets();
+    let s = settings(Mode::None, 0.0, Method::DpmSde, 4);
+    let sde = frames(&n, s.clone());
+    let (unet, _, device) = n.clone();
+    let schedule = Schedule::respaced(s.schedule, s.steps).unwrap();
+    let mut noise = NoiseStreams::of(&s);
+    let x_t = noise.next(&device);
+    let last = schedule.len() - 1;
+    check_unguided_by_hand(
+        Method::DpmSde,
+        &unet,
+        &schedule,
+        x_t,
+        last,
+        &sde,
+        Some(noise),
+    );
+    let ddpm = frames(&n, settings(Mode::None, 0.0, Method::Ddpm, 4));
+    assert_eq!(sde[0], ddpm[0]);
+    assert_ne!(sde[1], ddpm[1]);
 }
 
 #[test]
@@ -373,7 +488,7 @@ fn network_output_shapes() {
 #[test]
 fn the_table_driven_run_gives_the_samplers_frames() {
     let n = nets();
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         for mode in [Mode::None, Mode::Classifier, Mode::Free, Mode::Both] {
             let s = settings(mode, 2.0, method, 42);
             let want = frames(&n, s.clone());
@@ -396,7 +511,7 @@ fn the_table_driven_run_gives_the_samplers_frames() {
 fn a_batch_split_in_parts_gives_the_same_images_as_the_whole() {
     let n = nets();
     let last = |s: SampleSettings| frames(&n, s).pop().unwrap();
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         for mode in [Mode::None, Mode::Classifier, Mode::Free, Mode::Both] {
             let whole = SampleSettings {
                 classes: vec![1, 7, 3],
@@ -475,7 +590,7 @@ fn a_comparison_gives_each_sample_its_own_runs_frames() {
         out
     };
     let px = 28 * 28;
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         let compare = compare_settings(method);
         let batched = run(compare.clone());
         for (i, g) in compare.per_sample.iter().enumerate() {
@@ -517,7 +632,7 @@ fn equal_per_sample_settings_are_the_plain_run_and_replay_agrees() {
         ..plain.clone()
     };
     assert_eq!(frames(&n, same), frames(&n, plain));
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         let s = compare_settings(method);
         let want = frames(&n, s.clone());
         let (got, _) = table_driven_frames(&n, s);
@@ -675,7 +790,17 @@ fn sdedit_starts_from_the_image_noised_to_its_first_step() {
         burn::tensor::TensorData::new(start, [b, 1, 28, 28]),
         &device,
     );
-    check_unguided_ddim_by_hand(&unet, &schedule, x, k0, &got);
+    check_unguided_by_hand(Method::Ddim, &unet, &schedule, x.clone(), k0, &got, None);
+    // DPM-Solver++(2M) from the same start takes its first step at first order, since no x0
+    // came before it.
+    let dpm = frames(
+        &n,
+        SampleSettings {
+            method: Method::DpmSolver,
+            ..s
+        },
+    );
+    check_unguided_by_hand(Method::DpmSolver, &unet, &schedule, x, k0, &dpm, None);
 }
 
 /// Inpainting keeps the kept pixels exactly in the final image, and draws the rest.
@@ -684,7 +809,7 @@ fn inpainting_keeps_the_known_pixels_exactly() {
     let n = nets();
     // Keep the left half.
     let mask: Vec<f32> = (0..28 * 28).map(|i| ((i % 28) < 14) as u8 as f32).collect();
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         let (x, _) = final_image(
             &n,
             SampleSettings {

@@ -220,7 +220,7 @@ fn classifier_guidance_raises_the_asked_class_probability() {
     use guided_ddpm::guidance::{classifier_log_prob, Guidance, Mode};
     use guided_ddpm::settings::Method;
     let classes: Vec<usize> = (0..16).map(|i| i % 10).collect();
-    for method in [Method::Ddpm, Method::Ddim] {
+    for method in Method::ALL {
         let final_log_p = |scale: f64| -> f64 {
             let guidance = Guidance::new(Mode::Classifier, scale, 0.0);
             let (x, classifier) = sample_shipped(guidance, &classes, 10, 11, method);

@@ -247,6 +247,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
         (Method::Ddpm, both, 100, 2, 16, false),
         (Method::Ddpm, both, 25, 3, 1, false),
         (Method::Ddpm, both, 25, 4, modes.len(), true),
+        // The solver carries its last x0 from replay to replay.
+        (Method::DpmSolver, default, 15, 6, 2, false),
+        (Method::DpmSolver, both, 15, 5, 3, false),
+        (Method::DpmSde, both, 15, 5, 2, false),
     ] {
         let mut s = settings(steps);
         s.classes = (0..batch).map(|i| i % 10).collect();

@@ -52,8 +52,9 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // ---------- settings <-> URL ----------
 
-// Guidance defaults are replaced by the crate's own (guidance::STARTING: the default, with the
-// classifier scale its other modes start from) once the module loads.
+// Guidance, sampler and steps defaults are replaced by the crate's own (guidance::STARTING: the
+// default, with the classifier scale its other modes start from; settings::DEFAULT_METHOD and
+// DEFAULT_STEPS) once the module loads.
 const DEFAULTS = { class: 7, mode: "both", s: 0.5, w: 0, interval: "all", steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The settings in the address bar; a value out of range or not offered by the page is replaced by
@@ -80,8 +81,8 @@ function readUrl(notices = []) {
     // A link made before the page offered intervals names a mode but no interval: its classifier
     // acted at every step, so it still does.
     interval: q.has("mode") && !q.has("interval") ? "all" : get("interval", oneOf(intervalChoices())),
-    steps: get("steps", oneOf([25, 50, 100, 250, 1000]), Number),
-    sampler: get("sampler", oneOf(["ddpm", "ddim"])),
+    steps: get("steps", oneOf([8, 10, 15, 20, 25, 50, 100, 250, 1000]), Number),
+    sampler: get("sampler", oneOf(["ddpm", "ddim", "dpm", "dpm-sde"])),
     seed: get("seed", int(0, 4294967295), Number),
     n: get("n", oneOf([1, 4, 9, 16]), Number),
     view: get("view", oneOf(["xt", "x0", "push"])),
@@ -650,7 +651,8 @@ async function main() {
   state.pushScale = Number(started.pushScale.toPrecision(3)); // an f32 (0.0099999...) as written: 0.01
   legend();
   const g = started.defaultGuidance;
-  Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale, interval: g.interval ? g.interval.join("-") : "all" });
+  const r = started.defaultRun;
+  Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale, interval: g.interval ? g.interval.join("-") : "all", sampler: r.method, steps: r.steps });
   const notices = [];
   applySettings(readUrl(notices));
   if (notices.length) {

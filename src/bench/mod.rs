@@ -15,7 +15,7 @@ use crate::frame::read;
 use crate::guidance::Guidance;
 use crate::nn::{Classifier, UNet};
 use crate::sampler::Sampler;
-use crate::settings::{Method, SampleSettings};
+use crate::settings::SampleSettings;
 use crate::Error;
 
 /// What to measure.
@@ -111,7 +111,7 @@ fn sampler(
             .collect(),
         guidance: bench.guidance,
         steps,
-        method: Method::Ddpm,
+        method: crate::settings::DEFAULT_METHOD,
         seed: 0,
         schedule: crate::schedule::TRAINED,
         first_image: 0,

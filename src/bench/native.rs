@@ -13,7 +13,9 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::{matmul, steps, BenchSettings, MatmulReport, StepReport};
-use crate::nn::UNetConfig;
+use crate::nn::{Classifier, UNet, UNetConfig};
+use crate::sampler::Sampler;
+use crate::settings::{Method, SampleSettings, DEFAULT_METHOD, DEFAULT_STEPS};
 use crate::train::{train_unet, TrainOptions};
 use crate::{data, weights, Error};
 
@@ -67,8 +69,64 @@ pub struct NativeReport {
     /// thread with burn's convolution backward, and each of `--train-shards` with the
     /// trainer's own weight gradient, in that order.
     pub train: Vec<TrainReport>,
+    /// Time to the first finished image at the default guidance, batch 1: the demo's default
+    /// sampler and steps, and DDPM at 100 steps (the default before DPM-Solver++), each cold
+    /// and warm. Empty in reports from before it was measured.
+    #[serde(default)]
+    pub time_to_image: Vec<ImageTime>,
     /// Peak resident memory of the process (VmHWM), bytes; 0 where it cannot be read.
     pub peak_rss_bytes: u64,
+}
+
+/// Seconds from asking to a finished image, as the CLI draws one.
+#[derive(Serialize, Deserialize)]
+pub struct ImageTime {
+    pub method: Method,
+    pub steps: usize,
+    /// Reading the weights from disk and the whole run, in a process that has run nothing of
+    /// this sampler before.
+    pub cold_s: f64,
+    /// The same run again (another seed), weights loaded and the process warm.
+    pub warm_s: f64,
+}
+
+/// Times [`ImageTime`] for `method` at `steps` with the default guidance, batch 1 (class 7).
+fn time_to_image(weights_dir: &Path, method: Method, steps: usize) -> Result<ImageTime, Error> {
+    let device = Device::flex();
+    let run = |unet: UNet, classifier: Classifier, seed: u64| -> Result<(), Error> {
+        let settings = SampleSettings {
+            classes: vec![7],
+            guidance: crate::guidance::DEFAULT,
+            steps,
+            method,
+            seed,
+            schedule: crate::schedule::TRAINED,
+            first_image: 0,
+            per_sample: Vec::new(),
+            same_noise: false,
+            edit: None,
+        };
+        let x = Sampler::new(unet, classifier, settings, &device)?
+            .run(|_| std::ops::ControlFlow::Continue(()))
+            .expect("never cancelled");
+        // The image on the host, as the CLI writes it.
+        x.try_into_vec_as::<f32>()
+            .map(drop)
+            .map_err(|e| Error::Setting(format!("reading the image back: {e:?}")))
+    };
+    let started = Instant::now();
+    let (_, unet, classifier) = weights::load_dir(weights_dir, &device)?;
+    let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
+    run(unet.clone(), classifier.clone(), 1)?;
+    let cold_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    run(unet, classifier, 2)?;
+    Ok(ImageTime {
+        method,
+        steps,
+        cold_s,
+        warm_s: started.elapsed().as_secs_f64(),
+    })
 }
 
 impl NativeReport {
@@ -115,6 +173,15 @@ impl NativeReport {
                 )
             })
             .collect();
+        for t in &self.time_to_image {
+            out += &format!(
+                "time to one default image, {} {} steps: {:.2} s cold, {:.2} s warm\n",
+                t.method.name(),
+                t.steps,
+                t.cold_s,
+                t.warm_s
+            );
+        }
         out += &format!(
             "matmul {n}x{n}: {:.1} GFLOP/s; U-Net training: {}; peak RSS {:.0} MB; ",
             self.matmul.gflops,
@@ -252,6 +319,25 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
     let (_, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
     let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Time to an image first, before anything else has run in this process: the new default's
+    // cold figure is the one a user of the CLI sees.
+    let mut time_to = Vec::new();
+    for (method, steps) in [(DEFAULT_METHOD, DEFAULT_STEPS), (Method::Ddpm, 100)] {
+        if time_to
+            .iter()
+            .any(|t: &ImageTime| (t.method, t.steps) == (method, steps))
+        {
+            continue;
+        }
+        let t = time_to_image(&opts.weights, method, steps)?;
+        eprintln!(
+            "flex, time to one default image with {} at {steps} steps: {:.2} s cold, {:.2} s warm",
+            method.name(),
+            t.cold_s,
+            t.warm_s
+        );
+        time_to.push(t);
+    }
     let mut reports = Vec::new();
     for &batch in &opts.batches {
         let settings = BenchSettings {
@@ -321,6 +407,7 @@ pub fn run(opts: &BenchOptions) -> Result<NativeReport, Error> {
         steps: reports,
         matmul,
         train,
+        time_to_image: time_to,
         peak_rss_bytes: peak_rss_bytes(),
     };
     if let Some(dir) = opts.out.parent() {

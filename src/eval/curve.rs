@@ -17,6 +17,7 @@ use super::{first_per_class, run_setting, EvalOptions, RealDigits};
 use crate::data::Digits;
 use crate::guidance::{Guidance, DEFAULT};
 use crate::nn::{ClassifierConfig, UNetConfig};
+use crate::settings::Method;
 use crate::{grid, Error};
 
 /// The lines `docs/EVAL.md` keeps between `eval` runs.
@@ -244,7 +245,8 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         data: opts.data.clone(),
         out: opts.out.clone(),
         n_per_class: opts.n_per_class,
-        steps: opts.steps,
+        steps: vec![opts.steps],
+        method: vec![Method::Ddpm],
         float_check: None,
         only: Vec::new(),
         report_only: false,
@@ -293,6 +295,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         let (r, grid_rows) = run_setting(
             label,
             guidance,
+            (Method::Ddpm, opts.steps),
             &unet,
             &classifier,
             &judge_net,

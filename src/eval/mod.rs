@@ -11,6 +11,7 @@ pub mod fidelity;
 pub mod frechet;
 pub mod knowable;
 pub mod plot;
+pub mod steps;
 pub mod targets;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ pub struct SettingResult {
     pub guidance: Guidance,
     pub weights: String,
     pub n_per_class: usize,
+    /// The reverse step; DDPM in rows from before the report recorded it.
+    #[serde(default)]
+    pub method: Method,
     pub steps: usize,
     pub accuracy_per_class: Vec<f64>,
     pub accuracy: f64,
@@ -100,6 +104,25 @@ impl SettingResult {
     /// Whether the row has the fidelity metrics (rows from before they existed do not).
     pub fn has_fidelity(&self) -> bool {
         self.ink.mean > 0.0
+    }
+
+    /// The row's name: the setting's label, followed by its sampler and steps unless they are
+    /// DDPM's 100 (the table's rows from before other samplers were evaluated).
+    pub fn name(&self) -> String {
+        run_name(&self.label, self.method, self.steps)
+    }
+
+    /// Whether the row is of `label` sampled by `method` in `steps`.
+    pub fn is_run(&self, label: &str, method: Method, steps: usize) -> bool {
+        self.label == label && self.method == method && self.steps == steps
+    }
+}
+
+/// A row's name ([`SettingResult::name`]).
+pub fn run_name(label: &str, method: Method, steps: usize) -> String {
+    match (method, steps) {
+        (Method::Ddpm, 100) => label.to_string(),
+        _ => format!("{label} · {} {steps}", method.name()),
     }
 }
 
@@ -217,9 +240,12 @@ pub struct EvalOptions {
     pub out: PathBuf,
     #[arg(long, default_value_t = 50)]
     pub n_per_class: usize,
-    /// Reverse steps per sample.
-    #[arg(long, default_value_t = 100)]
-    pub steps: usize,
+    /// Reverse steps per sample; a list (`8,15,100`) evaluates each setting at each.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    pub steps: Vec<usize>,
+    /// The reverse step (ddpm, ddim, dpm); a list evaluates each setting with each.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "ddpm")]
+    pub method: Vec<Method>,
     /// Also evaluate this setting with the float EMA weights (int8-vs-float check).
     #[arg(skip = Some(("default".to_string(), crate::guidance::DEFAULT)))]
     pub float_check: Option<(String, Guidance)>,
@@ -375,6 +401,7 @@ impl RealDigits {
 fn run_setting(
     label: &str,
     guidance: Guidance,
+    (method, steps): (Method, usize),
     unet: &UNet,
     classifier: &Classifier,
     judge_net: &Classifier,
@@ -402,8 +429,8 @@ fn run_setting(
         let settings = SampleSettings {
             classes: classes.clone(),
             guidance,
-            steps: opts.steps,
-            method: Method::Ddpm,
+            steps,
+            method,
             seed: 1000 + b as u64,
             schedule,
             first_image: 0,
@@ -446,7 +473,8 @@ fn run_setting(
         guidance,
         weights: weights_name.to_string(),
         n_per_class: total[0],
-        steps: opts.steps,
+        method,
+        steps,
         accuracy: per_class.iter().sum::<f64>() / NUM_CLASSES as f64,
         accuracy_per_class: per_class,
         frechet: frechet::between(&feats, held_feats, d),
@@ -491,7 +519,8 @@ impl EvalOptions {
             data: "data".into(),
             out: out.to_path_buf(),
             n_per_class: 50,
-            steps: 100,
+            steps: vec![100],
+            method: vec![Method::Ddpm],
             float_check: None,
             only: Vec::new(),
             report_only: true,
@@ -508,11 +537,15 @@ impl EvalOptions {
                 self.n_per_class
             )));
         }
-        if self.steps == 0 || self.steps > T {
+        if let Some(bad) = self.steps.iter().find(|&&n| n == 0 || n > T) {
             return Err(Error::Setting(format!(
-                "--steps must be from 1 to {T}, got {}",
-                self.steps
+                "--steps must be from 1 to {T}, got {bad}"
             )));
+        }
+        if self.steps.is_empty() || self.method.is_empty() {
+            return Err(Error::Setting(
+                "--steps and --method each need at least one value".into(),
+            ));
         }
         Ok(())
     }
@@ -606,18 +639,26 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         }
     }
     todo.retain(|(label, _, _)| opts.only.is_empty() || opts.only.contains(label));
-    for (label, guidance, float) in todo {
+    let runs: Vec<(Method, usize)> = opts
+        .method
+        .iter()
+        .flat_map(|&m| opts.steps.iter().map(move |&n| (m, n)))
+        .collect();
+    let todo = todo
+        .into_iter()
+        .flat_map(|t| runs.iter().map(move |&run| (t.clone(), run)));
+    for ((label, guidance, float), (method, steps)) in todo {
         if report.settings.iter().any(|r| {
-            r.label == label
+            r.is_run(&label, method, steps)
                 && r.guidance == guidance
                 && r.n_per_class >= opts.n_per_class
-                && r.steps == opts.steps
                 && r.has_fidelity()
         }) {
             continue;
         }
+        let name = run_name(&label, method, steps);
         let float_unet;
-        let (u, c, name) = if float {
+        let (u, c, weights_name) = if float {
             float_unet = crate::train::load_ema(
                 manifest.unet.config.init(&device),
                 &opts.checkpoints,
@@ -636,35 +677,34 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         let (result, rows) = run_setting(
             &label,
             guidance,
+            (method, steps),
             u,
             &c,
             &judge_net,
             &real.held_feats,
             opts,
-            name,
+            weights_name,
             manifest.schedule.kind,
             &device,
         )?;
         let (w, h, px) = grid::layout(&rows, 10);
         grid::write_png(
-            &opts.out.join(format!("samples-{}.png", slug(&label))),
+            &opts.out.join(format!("samples-{}.png", slug(&name))),
             w,
             h,
             &px,
             2,
         )?;
         eprintln!(
-            "{label}: judged accuracy {:.1}%, FD {:.3}",
+            "{name}: judged accuracy {:.1}%, FD {:.3}",
             100.0 * result.accuracy,
             result.frechet
         );
-        report.settings.retain(|r| r.label != label);
+        report.settings.retain(|r| !r.is_run(&label, method, steps));
         report.settings.push(result);
         report.settings.sort_by_key(|r| {
-            order
-                .iter()
-                .position(|(l, _, _)| *l == r.label)
-                .unwrap_or(order.len())
+            let at = order.iter().position(|(l, _, _)| *l == r.label);
+            (at.unwrap_or(order.len()), r.method.name(), r.steps)
         });
         write_report(&report, &manifest, opts)?;
     }
@@ -691,10 +731,21 @@ fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Res
     if let Some(k) = knowable {
         md = format!("{}\n\n{}", md.trim_end(), knowable::section(&k));
     }
+    // The steps sweep (`steps`), from its own folder, when it was measured on these weights.
+    let sweep = std::fs::read_to_string(out.join(steps::FOLDER).join("eval.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Report>(&t).ok())
+        .filter(|s| s.unet_sha256 == manifest.unet.sha256 && steps::is_sweep(s));
+    if let Some(sweep) = sweep {
+        md = format!("{}\n\n{}", md.trim_end(), steps::section(&sweep));
+    }
     if let Some(section) = curve::kept(&old) {
         md = curve::splice(&md, section);
     }
     crate::atomic::write(&eval_md, md.as_bytes())?;
+    if steps::is_sweep(report) {
+        steps::plot(report).write_png(&out.join(steps::PLOT))?;
+    }
     sweep_plot(report).write_png(&out.join("accuracy-vs-fd.png"))
 }
 
@@ -745,13 +796,13 @@ fn markdown(r: &Report, m: &Manifest) -> String {
         s += &format!("- Real-vs-real ink: the same train digits, mean {:.3} ({:+.1}% against the held-out digits'), stroke share {:.3}; all the train digits, each class weighted equally as the settings sample them, mean {:.3} ({:+.1}%), stroke share {:.3}. The U-Net is trained on the latter, so a sampler that drew the training digits exactly would score about that.\n", ri.mean, off(ri.mean), ri.stroke, t.mean, off(t.mean), t.stroke);
     }
     s += "\n";
-    s += "Samples: DDPM, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits); precision / recall = improved precision and recall (Kynkaanniemi et al. 2019) in judge features against the held-out digits; ink = mean darkness of the samples, (x + 1) / 2 per pixel, next to the held-out digits' above.\n\n";
-    s += "| setting | weights | steps | N/class | judged acc. | FD | FD / floor | precision | recall | ink | ";
+    s += "Samples: each row's sampler (DDPM, DDIM or DPM-Solver++(2M)) and steps, fixed seeds, all classes in each batch; judged accuracy = share of samples the judge labels as the asked class; FD = Frechet distance of judge features to the held-out digits (lower is closer to real digits); precision / recall = improved precision and recall (Kynkaanniemi et al. 2019) in judge features against the held-out digits; ink = mean darkness of the samples, (x + 1) / 2 per pixel, next to the held-out digits' above.\n\n";
+    s += "| setting | weights | sampler | steps | N/class | judged acc. | FD | FD / floor | precision | recall | ink | ";
     s += &(0..NUM_CLASSES)
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(" | ");
-    s += " | time |\n|---|---|---|---|---|---|---|---|---|---|";
+    s += " | time |\n|---|---|---|---|---|---|---|---|---|---|---|";
     s += &"---|".repeat(NUM_CLASSES + 1);
     s += "\n";
     for x in &r.settings {
@@ -763,9 +814,10 @@ fn markdown(r: &Report, m: &Manifest) -> String {
             }
         };
         s += &format!(
-            "| {} | {} | {} | {} | **{:.1}%** | {:.3} | {} | {} | {} | {} | ",
+            "| {} | {} | {} | {} | {} | **{:.1}%** | {:.3} | {} | {} | {} | {} | ",
             x.label,
             x.weights,
+            x.method.name(),
             x.steps,
             x.n_per_class,
             100.0 * x.accuracy,
@@ -815,12 +867,8 @@ fn markdown(r: &Report, m: &Manifest) -> String {
     s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor at the same N grey). Left, every setting; right, zoomed, those judged at 95% or more, with the 99% bar the default is picked above. A hollow marker is a setting judged at 99% or more that misses another of the default's targets (\"Targets\" above), so the rule passes it by:\n\n![judged accuracy against FD](accuracy-vs-fd.png)\n";
     s += "\nOne row per class (0 at the top), the first ten samples of each:\n\n";
     for x in &r.settings {
-        s += &format!(
-            "**{}**\n\n![{}](samples-{}.png)\n\n",
-            x.label,
-            x.label,
-            slug(&x.label)
-        );
+        let name = x.name();
+        s += &format!("**{name}**\n\n![{name}](samples-{}.png)\n\n", slug(&name));
     }
     s
 }
@@ -918,7 +966,7 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
             1,
         );
     }
-    let is_default = |x: &SettingResult| x.guidance == crate::guidance::DEFAULT;
+    let is_default = |x: &SettingResult| targets::is_default(x);
     let ruled_out = |x: &SettingResult| {
         x.accuracy >= targets::MIN_ACCURACY && !targets::meets_row_targets(r, x)
     };
@@ -945,8 +993,8 @@ fn sweep_plot(r: &Report) -> plot::Canvas {
         let texts: Vec<String> = to_label
             .iter()
             .map(|x| match is_default(x) {
-                true => format!("{} (default)", x.label),
-                false => x.label.clone(),
+                true => format!("{} (default)", x.name()),
+                false => x.name(),
             })
             .collect();
         let points: Vec<(i64, i64)> = to_label

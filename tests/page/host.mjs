@@ -40,14 +40,15 @@ export async function adapterLabel(page) {
   return line.replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
 }
 
-// Starts a run of `total` steps at the default guidance (batch `batch`) in the harness's Demo; on
+// Starts a run of `total` steps at the default guidance and sampler (batch `batch`) in the harness's Demo; on
 // WebGPU the run replays one recorded step unless `replay` is false (Demo.set_replay).
 export async function start(page, { batch, total, replay = true }) {
   await page.evaluate(([batch, total, replay]) => {
     const { Demo, demo } = globalThis.guidedDdpm;
     demo.set_replay(replay);
     const g = JSON.parse(Demo.default_guidance());
-    globalThis.__benchRun = demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance: g, steps: total, method: "ddpm", seed: 1, schedule: "linear" }));
+    const { method } = JSON.parse(Demo.default_run());
+    globalThis.__benchRun = demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance: g, steps: total, method, seed: 1, schedule: "linear" }));
     demo.set_replay(true);
   }, [batch, total, replay]);
 }
