@@ -171,7 +171,7 @@ fn a_guidance_interval_guides_exactly_the_steps_inside_it() {
 /// (eta = 0, Song et al. 2021, Eq. 12) through the library's `ddim_step`, or DPM-Solver++(2M)
 /// written out here in its paper's forms (Lu et al. 2022, Algorithm 2, in f64 coefficients
 /// from abar alone): with D = x0 + (h / (2 h_last)) (x0 - x0_last) (D = x0 at the run's first
-/// step and at the last), the ODE form x_{t-1} = (sigma_{t-1} / sigma_t) x_t - alpha_{t-1}
+/// step and at the last two), the ODE form x_{t-1} = (sigma_{t-1} / sigma_t) x_t - alpha_{t-1}
 /// (e^{-h} - 1) D, and the SDE form x_{t-1} = (sigma_{t-1} / sigma_t) e^{-h} x_t +
 /// alpha_{t-1} (1 - e^{-2h}) D + sigma_{t-1} sqrt(1 - e^{-2h}) z, with z the run's next draw
 /// from `noise` (none at the last step).
@@ -212,7 +212,7 @@ fn check_unguided_by_hand(
                 let x0 = ((x.clone() - eps * sigma) / alpha).clamp(-1.0, 1.0);
                 let h = lambda(prev) - lambda(abar);
                 let d = match (&x0_last, k) {
-                    (Some(last), 1..) => {
+                    (Some(last), 2..) => {
                         let h_last = lambda(abar) - lambda(schedule.alphas_cumprod[k + 1]);
                         x0.clone() + (x0.clone() - last.clone()) * (h / (2.0 * h_last))
                     }

@@ -131,6 +131,12 @@ pub fn run_name(label: &str, method: Method, steps: usize) -> String {
 pub struct Report {
     /// sha256 of the evaluated U-Net file: results of other weights are discarded.
     pub unet_sha256: String,
+    /// sha256 of the guidance classifier the rows that take its gradient were drawn with: when
+    /// the shipped classifier changes, those rows are discarded (the others never read its
+    /// gradient). Empty in reports from before it was recorded, whose rows are all of the
+    /// classifier shipped when it was.
+    #[serde(default)]
+    pub classifier_sha256: String,
     pub judge_held_out_accuracy: f64,
     /// Guidance classifier (int8) on held-out q_sample(x0, t), t in each quarter of 0..T.
     pub classifier_accuracy_by_t_quartile: Vec<f64>,
@@ -582,6 +588,14 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         .filter(|r: &Report| r.unet_sha256 == manifest.unet.sha256)
         .unwrap_or_default();
     report.unet_sha256 = manifest.unet.sha256.clone();
+    if report.classifier_sha256 != manifest.classifier.sha256 {
+        if !report.classifier_sha256.is_empty() {
+            report
+                .settings
+                .retain(|r| !r.guidance.mode.uses_classifier());
+        }
+        report.classifier_sha256 = manifest.classifier.sha256.clone();
+    }
 
     let real = RealDigits::judge(&judge_net, &train_set, &held, opts.n_per_class, &device);
     report.judge_held_out_accuracy = real.held_accuracy;
