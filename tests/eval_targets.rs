@@ -222,8 +222,18 @@ fn the_front_pick_takes_the_classifier_gradient_where_one_meets_the_targets() {
     r.settings.push(guided.clone());
     // Its FD 0.145 is above both classifier-free settings', yet it is the pick.
     assert_eq!(front_pick(&r).unwrap().label, "both s=0.5 w=0");
-    let free = best_without_classifier(&r).unwrap().clone();
+    let free = best_without_classifier(&r, &guided).unwrap().clone();
     assert_eq!(free.label, "free w=0.25");
+    // Only rows of the same sampler and steps count: a classifier-free row of more steps and
+    // lower FD is not the yardstick.
+    let mut longer = free.clone();
+    (longer.steps, longer.frechet) = (4 * guided.steps, 0.05);
+    r.settings.push(longer);
+    assert_eq!(
+        best_without_classifier(&r, &guided).unwrap().frechet,
+        free.frechet
+    );
+    r.settings.pop();
     // Held to the best classifier-free FD (0.12) plus the spread of real draws (sd 0.002).
     r.real_vs_real_same_n_draws = vec![0.100, 0.102, 0.104];
     guided.frechet = 0.1215;

@@ -59,11 +59,14 @@ pub fn front_pick(r: &Report) -> Option<&SettingResult> {
         .or_else(|| fewest(&|x| meets_row_targets(r, x)))
 }
 
-/// The classifier-free setting (no classifier gradient) of lowest FD among those that meet the
-/// default's row targets: what a classifier default must be as close to real digits as.
-pub fn best_without_classifier(r: &Report) -> Option<&SettingResult> {
+/// The classifier-free setting (no classifier gradient) of lowest FD among those drawn with
+/// `d`'s sampler and steps that meet the default's row targets: what a classifier default must
+/// be as close to real digits as, with the same number of network evaluations.
+pub fn best_without_classifier<'a>(r: &'a Report, d: &SettingResult) -> Option<&'a SettingResult> {
     lowest_fd(r, |x| {
-        !x.guidance.mode.uses_classifier() && meets_row_targets(r, x)
+        !x.guidance.mode.uses_classifier()
+            && (x.method, x.steps) == (d.method, d.steps)
+            && meets_row_targets(r, x)
     })
 }
 
@@ -229,7 +232,8 @@ fn fd_check(what: &str, fd: f64, floor: f64, bound: f64) -> Check {
 /// (`Report::same_n_spread`; without that spread, at most equal).
 pub fn classifier_check(r: &Report, d: &SettingResult) -> Check {
     let what = "default takes the classifier's gradient, at least as close to real digits \
-                (FD) as the best classifier-free setting that meets the row targets"
+                (FD) as the best classifier-free setting that meets the row targets, with the \
+                same sampler and steps"
         .to_string();
     let (sd, spread) = match r.same_n_spread() {
         Some((_, sd)) => (sd, format!("sd {sd:.3}")),
@@ -239,7 +243,7 @@ pub fn classifier_check(r: &Report, d: &SettingResult) -> Check {
         ),
     };
     let uses = d.guidance.mode.uses_classifier();
-    match best_without_classifier(r) {
+    match best_without_classifier(r, d) {
         Some(free) => Check {
             what,
             measured: format!(
@@ -257,7 +261,7 @@ pub fn classifier_check(r: &Report, d: &SettingResult) -> Check {
         None => Check {
             what,
             measured: format!(
-                "{}; no classifier-free setting meets the row targets",
+                "{}; no classifier-free setting of its sampler and steps meets the row targets",
                 d.name()
             ),
             bound: "takes the gradient".into(),

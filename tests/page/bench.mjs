@@ -9,9 +9,9 @@
 // Step counts: the whole 100-step run on a real GPU and on the wasm CPU fallback; SwiftShader, a
 // CPU emulation of a GPU at seconds per step, times a 5-step run (the count is in the table).
 // Override with
-// BENCH_WEBGPU_STEPS, BENCH_CPU_STEPS, BENCH_PHASE_STEPS, BENCH_BATCHES ("1,16"), BENCH_FIRST_STEPS
-// (steps of the first image: 25, 50, 100, 250 or 1000, as the page offers), BENCH_ONLY,
-// BENCH_REAL_GPU.
+// BENCH_WEBGPU_STEPS, BENCH_CPU_STEPS, BENCH_PHASE_STEPS, BENCH_BATCHES ("1,16"), BENCH_OLD_STEPS
+// (steps of the first image with DDPM, beside the default's: one of the page's step counts),
+// BENCH_ONLY, BENCH_REAL_GPU.
 
 import { readFile, readdir, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
@@ -36,7 +36,13 @@ const BATCHES = (process.env.BENCH_BATCHES ?? "1,16").split(",").map(Number);
 const PHASE_STEPS = env("BENCH_PHASE_STEPS", 2);
 // A quick look at one side only ("webgpu" or "cpu").
 const ONLY = process.env.BENCH_ONLY;
-const FIRST_IMAGE = { class: 7, n: 1, steps: env("BENCH_FIRST_STEPS", 25) };
+// The first image at the page's default sampler and steps (none named in the address), and with
+// DDPM at 100 steps, the default before DPM-Solver++.
+const FIRST_IMAGE = { class: 7, n: 1 };
+const FIRST_RUNS = [
+  { label: "default", params: {} },
+  { label: `DDPM, ${env("BENCH_OLD_STEPS", 100)} steps`, params: { sampler: "ddpm", steps: env("BENCH_OLD_STEPS", 100) } },
+];
 // Steps of the CPU runs that compare one sampler worker with two.
 const WORKER_STEPS = env("BENCH_WORKER_STEPS", 25);
 // SwiftShader (WebGPU on the CPU) unless BENCH_REAL_GPU=1 asks for the machine's own adapter
@@ -186,12 +192,24 @@ async function measure(server, { cpu }) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   try {
-    const q = new URLSearchParams({ ...FIRST_IMAGE, backend: cpu ? "cpu" : "webgpu" });
-    const url = `${server.url}?${q}`;
-    log(cpu ? "wasm CPU fallback" : "WebGPU", "cold visit");
-    const cold = await visit(page, url);
-    log("warm visit");
-    const warm = await visit(page, url, { reload: true });
+    const first = [];
+    for (const run of FIRST_RUNS) {
+      const q = new URLSearchParams({ ...FIRST_IMAGE, ...run.params, backend: cpu ? "cpu" : "webgpu" });
+      const url = `${server.url}?${q}`;
+      // A fresh profile for each cold visit: nothing cached.
+      const fresh = await b.newContext();
+      const p = await fresh.newPage();
+      p.on("pageerror", (e) => errors.push(String(e)));
+      log(cpu ? "wasm CPU fallback" : "WebGPU", `${run.label}: cold visit`);
+      const cold = await visit(p, url);
+      log(`${run.label}: warm visit`);
+      const warm = await visit(p, url, { reload: true });
+      const settings = await p.evaluate(() => ({ steps: document.getElementById("steps").value, sampler: document.getElementById("method").selectedOptions[0].textContent }));
+      first.push({ label: `${run.label} (${settings.sampler}, ${settings.steps} steps)`, cold, warm });
+      await fresh.close();
+    }
+    await page.goto(`${server.url}?${new URLSearchParams({ ...FIRST_IMAGE, backend: cpu ? "cpu" : "webgpu" })}`);
+    await ready(page);
     const adapter = await adapterLabel(page);
     const emulated = cpu || /swiftshader/i.test(adapter);
     const batch = cpu ? 16 : 1;
@@ -230,7 +248,7 @@ async function measure(server, { cpu }) {
     const wasmMemory = await page.evaluate(() => globalThis.guidedDdpm.Demo.wasm_memory_bytes());
     const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
     if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
-    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, cold, warm, responsive, workers, host, steps, matmul, wasmMemory, heap, version: b.version() };
+    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, first, responsive, workers, host, steps, matmul, wasmMemory, heap, version: b.version() };
   } finally {
     await b.close();
   }
@@ -310,14 +328,24 @@ function workersTable(runs) {
 
 function firstImageTable(runs) {
   const lines = [
-    "| device | visit | module ready s | device ready s | weights loaded s | compiled s | sampling s | first image s |",
-    "|---|---|---:|---:|---:|---:|---:|---:|",
+    "| device | settings | visit | module ready s | device ready s | weights loaded s | compiled s | sampling s | first image s |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|",
   ];
   for (const r of runs) {
-    for (const [visit, v] of [["cold", r.cold], ["warm", r.warm]]) {
-      lines.push(`| ${r.device} | ${visit}${v.fromCache ? " (weights from the Cache API)" : ""} | ${f(v.module, 2)} | ${f(v.device, 2)} | ${f(v.weights, 2)} | ${f(v.compiled, 2)} | ${f(v.sampling, 2)} | ${f(v.total, 2)} |`);
+    for (const run of r.first) {
+      for (const [visit, v] of [["cold", run.cold], ["warm", run.warm]]) {
+        lines.push(`| ${r.device} | ${run.label} | ${visit}${v.fromCache ? " (weights from the Cache API)" : ""} | ${f(v.module, 2)} | ${f(v.device, 2)} | ${f(v.weights, 2)} | ${f(v.compiled, 2)} | ${f(v.sampling, 2)} | ${f(v.total, 2)} |`);
+      }
     }
   }
+  return lines.join("\n");
+}
+
+// The native CLI's time to one default image (`guided-ddpm bench`), at the default sampler and
+// steps and at DDPM 100.
+function nativeImageTable(native) {
+  const lines = ["| sampler | steps | cold s (weights read + run) | warm s (run) |", "|---|---:|---:|---:|"];
+  for (const t of native.time_to_image ?? []) lines.push(`| ${t.method} | ${t.steps} | ${f(t.cold_s, 2)} | ${f(t.warm_s, 2)} |`);
   return lines.join("\n");
 }
 
@@ -346,7 +374,7 @@ async function main() {
   const section = [
     BEGIN,
     "",
-    `Measured ${new Date().toISOString().slice(0, 10)} at commit ${commitLabel()} by \`make bench\`, on ${machine}; Chromium ${browsers[0].version} headless. Guidance: the default, ${g.mode} (s = ${g.scale}, w = ${g.cfg_scale}), DDPM. One run each; this machine is shared, so compare ratios within the table rather than absolute numbers across runs.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} at commit ${commitLabel()} by \`make bench\`, on ${machine}; Chromium ${browsers[0].version} headless. Guidance: the default, ${g.mode} (s = ${g.scale}, w = ${g.cfg_scale}), with the default sampler. One run each; this machine is shared, so compare ratios within the table rather than absolute numbers across runs.`,
     "",
     "### Per guided step",
     "",
@@ -390,9 +418,13 @@ async function main() {
     "",
     `### Time to the first finished image`,
     "",
-    `Seconds from navigation, read from the page's performance marks: the settings are class ${FIRST_IMAGE.class}, ${FIRST_IMAGE.n} image, ${FIRST_IMAGE.steps} steps. Cold: a fresh browser profile (nothing cached). Warm: a reload, the weights from the Cache API and the module from the HTTP cache. "Compiled" includes one warm-up step that compiles the GPU programs.`,
+    `Seconds from navigation, read from the page's performance marks: class ${FIRST_IMAGE.class}, ${FIRST_IMAGE.n} image, the default guidance, at the page's default sampler and steps and with DDPM at 100 steps. Cold: a fresh browser profile (nothing cached). Warm: a reload, the weights from the Cache API and the module from the HTTP cache. "Compiled" includes one warm-up step that compiles the GPU programs.`,
     "",
     firstImageTable(browsers),
+    "",
+    `Natively (\`guided-ddpm bench\`, flex on ${native.threads} threads, batch 1, class 7, the default guidance): cold is reading the weights and the whole run in a process that has sampled nothing yet, warm the same run again.`,
+    "",
+    nativeImageTable(native),
     "",
     "### Bytes on the wire",
     "",
