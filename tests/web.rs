@@ -103,11 +103,6 @@ fn nets(device: &Device) -> (UNet, Classifier) {
     (unet, classifier)
 }
 
-fn sampler(device: &Device) -> Sampler {
-    let (unet, classifier) = nets(device);
-    Sampler::new(unet, classifier, settings(100), device).unwrap()
-}
-
 /// Logs the largest difference of a comparison and holds it to 1e-4.
 fn within_1e4(what: &str, worst: f32) {
     web_sys::console::log_1(&format!("{what}: largest difference {worst:e}").into());
@@ -195,15 +190,35 @@ async fn the_fused_attention_kernel_matches_burns_ops_on_webgpu() {
 }
 
 /// Three classifier-guided DDPM steps (U-Net forward, classifier forward and backward through
-/// autodiff, the guided update) from the same seed on both backends. f32 kernels that sum in
-/// different orders differ by rounding, which the steps carry along (the U-Net's fused kernels on
-/// WebGPU against burn's ops on the CPU among them). Measured here (SwiftShader): 2.8e-5 at most
-/// after three steps, on values in about [-4, 4]; the bound leaves 3.5x room.
+/// autodiff, the guided update) from the same seed on both backends, then three steps of the
+/// default (its guidance, sampler and steps). f32 kernels that sum in different orders differ by
+/// rounding, which the steps carry along (the U-Net's fused kernels on WebGPU against burn's ops
+/// on the CPU among them). Measured here (SwiftShader): 2.8e-5 at most after three classifier
+/// steps, on values in about [-4, 4]; the bound leaves 3.5x room.
 #[wasm_bindgen_test]
 async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
     let gpu_device = gpu().await;
     let cpu_device = Device::flex();
-    let (mut on_gpu, mut on_cpu) = (sampler(&gpu_device), sampler(&cpu_device));
+    let default = SampleSettings {
+        guidance: guided_ddpm::guidance::DEFAULT,
+        method: guided_ddpm::settings::DEFAULT_METHOD,
+        steps: guided_ddpm::settings::DEFAULT_STEPS,
+        ..settings(100)
+    };
+    let mut worst = 0f32;
+    for s in [settings(100), default] {
+        let start = |device: &Device| {
+            let (unet, classifier) = nets(device);
+            Sampler::new(unet, classifier, s.clone(), device).unwrap()
+        };
+        let (on_gpu, on_cpu) = (start(&gpu_device), start(&cpu_device));
+        worst = worst.max(three_steps_apart(on_gpu, on_cpu).await);
+    }
+    within_1e4("WebGPU-vs-CPU after 3 guided steps", worst);
+}
+
+/// The largest difference of x_t and log p over three steps of two samplers.
+async fn three_steps_apart(mut on_gpu: Sampler, mut on_cpu: Sampler) -> f32 {
     let mut worst = 0f32;
     for _ in 0..3 {
         let (fg, fc) = (on_gpu.step().unwrap(), on_cpu.step().unwrap());
@@ -217,7 +232,7 @@ async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
             worst = worst.max((a - b).abs());
         }
     }
-    within_1e4("WebGPU-vs-CPU after 3 guided steps", worst);
+    worst
 }
 
 /// The recorded-and-replayed run on WebGPU (src/replay.rs) against the plain sampler on the
@@ -247,6 +262,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
         (Method::Ddpm, both, 100, 2, 16, false),
         (Method::Ddpm, both, 25, 3, 1, false),
         (Method::Ddpm, both, 25, 4, modes.len(), true),
+        // Whole short runs, the last steps included (no noise at k = 0; the solver's last two
+        // steps at first order).
+        (Method::Ddpm, default, 6, 6, 2, false),
+        (Method::DpmSolver, default, 8, 8, 2, false),
         // The solver carries its last x0 from replay to replay.
         (Method::DpmSolver, default, 15, 6, 2, false),
         (Method::DpmSolver, both, 15, 5, 3, false),

@@ -642,6 +642,8 @@ async function main() {
     // The drawing on the pad (1 where drawn) and the last frame's x_t bytes, for the page tests.
     get drawing() { return Array.from(pad.ink); },
     get lastImage() { return state.frames ? Array.from(state.frames.xt) : null; },
+    // p(asked digit | x_t) at the last frame, as the chart draws it.
+    get lastP() { return state.history.at(-1)?.p ?? null; },
   };
 
   status("Starting: loading the WebAssembly module…");

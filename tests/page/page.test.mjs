@@ -59,6 +59,18 @@ async function assertDrawn(page) {
   assert.ok(std > 20, `the canvas is blank (pixel spread ${std})`);
 }
 
+/// The last frame is a digit the classifier reads as the asked one, not noise or a blank: most
+/// pixels near black (MNIST's background), some near white (strokes), and p(asked digit) at the
+/// last step above 0.5. Raw noise, a grey image or another digit fails.
+async function assertDigit(page) {
+  await assertDrawn(page);
+  const { image, p } = await page.evaluate(() => ({ image: globalThis.guidedDdpm.lastImage, p: globalThis.guidedDdpm.lastP }));
+  const dark = image.filter((v) => v < 40).length / image.length;
+  const bright = image.filter((v) => v > 200).length / image.length;
+  assert.ok(dark > 0.6 && bright > 0.03, `the image is not a digit: ${(100 * dark).toFixed(0)}% near black, ${(100 * bright).toFixed(0)}% near white`);
+  assert.ok(p > 0.5, `the classifier reads the asked digit at p = ${p}`);
+}
+
 const done = (page) => page.waitForFunction(() => /^Done/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
 
 /// Mean and spread of the canvas pixels: a blank canvas has no spread.
@@ -168,7 +180,7 @@ test("a GPU lost mid-run: the page says so, switches to the CPU, and the same Ge
     assert.match(await b.page.locator("#notice").textContent(), /The GPU stopped working \(.+\), so the page now draws on the CPU\./);
     assert.match(await b.page.locator("#capability").textContent(), /CPU fallback \(the GPU stopped/);
     assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), false);
-    await assertDrawn(b.page);
+    await assertDigit(b.page);
     // And the next press works too.
     await b.page.click("#generate");
     await done(b.page);
@@ -219,14 +231,14 @@ test("the page times a guided step on WebGPU and on the CPU, uses the faster, an
   }
 });
 
-test("without WebGPU the CPU fallback draws an image", { timeout: SLOW }, async () => {
+test("without WebGPU the CPU fallback draws the asked digit", { timeout: SLOW }, async () => {
   const b = await open({ webgpu: false });
   try {
     await ready(b.page, "?steps=25&n=1&class=1&seed=3");
     assert.match(await b.page.locator("#capability").textContent(), /CPU fallback/);
     await b.page.click("#generate");
     await done(b.page);
-    await assertDrawn(b.page);
+    await assertDigit(b.page);
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
@@ -564,13 +576,16 @@ test("every guidance setting replays its recorded step on WebGPU after any seque
       },
       { label: "default", classes: [1], guidance: "default" },
       { label: "classifier s=2 t=250-749, batch 4", classes: [0, 1, 2, 3], guidance: { mode: "classifier", scale: 2, cfg_scale: 0, interval: [250, 749] } },
+      // Both forms of DPM-Solver++(2M) carry the last x0 from replay to replay.
+      { label: "both s=1 w=0, DPM-Solver++(2M)", classes: [2, 8], guidance: { mode: "both", scale: 1, cfg_scale: 0 }, method: "dpm", steps: 15 },
+      { label: "default, DPM-Solver++(2M) SDE", classes: [4], guidance: "default", method: "dpm-sde", steps: 10 },
     ];
     for (const run of runs) {
       const groups = await b.page.evaluate(async (run) => {
         const { Demo, demo } = globalThis.guidedDdpm;
         const guidance = run.guidance === "default" ? JSON.parse(Demo.default_guidance()) : run.guidance;
         const { label, ...rest } = run;
-        const token = demo.start(JSON.stringify({ ...rest, guidance, steps: 100, method: "ddpm", seed: 4, schedule: "linear" }));
+        const token = demo.start(JSON.stringify({ steps: 100, method: "ddpm", ...rest, guidance, seed: 4, schedule: "linear" }));
         const step = async () => {
           const f = await demo.step(token);
           if (!f) throw new Error(`${label}: the run ended early`);
