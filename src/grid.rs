@@ -138,3 +138,22 @@ fn encode_png(
         .map_err(fail)?;
     crate::atomic::write(path, &encoded)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The push map's colours: red where a step brightened a pixel, blue where it darkened it,
+    /// white where it did nothing, fading with |v| / scale and full from `scale` on. Checked by
+    /// hand: with red and blue swapped this fails.
+    #[test]
+    fn signed_rgba_is_red_for_brighter_blue_for_darker_white_for_none() {
+        let px = signed_rgba(&[0.0, 0.02, -0.02, 0.005, -0.005], 0.01);
+        let at = |i: usize| <[u8; 4]>::try_from(&px[4 * i..4 * i + 4]).unwrap();
+        assert_eq!(at(0), [255, 255, 255, 255]);
+        assert_eq!(at(1), [255, 0, 0, 255]);
+        assert_eq!(at(2), [0, 0, 255, 255]);
+        assert_eq!(at(3), [255, 128, 128, 255]);
+        assert_eq!(at(4), [128, 128, 255, 255]);
+    }
+}
