@@ -15,14 +15,46 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Test hook: with `GUIDED_DDPM_ABORT_AT=N` in the environment, the process aborts (as a kill
+/// would stop it) at the N-th of the moments a write can be cut short, counted from 1 across the
+/// process: half-way through writing a temporary file, once it is written, and once it has
+/// replaced its target, in each [`write`], and before each removal that [`removing`] announces.
+/// A test steps N through every moment of a command (`tests/export.rs`). Unset, it does nothing.
+pub fn may_abort() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    static AT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("GUIDED_DDPM_ABORT_AT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
+    if let Some(at) = *at {
+        if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == at {
+            std::process::abort();
+        }
+    }
+}
+
+/// Announces that a file is about to be removed: one of the moments [`may_abort`] counts.
+pub fn removing() {
+    may_abort();
+}
+
 /// Replaces `path` with `bytes` atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let half = bytes.len() / 2;
+        f.write_all(&bytes[..half])?;
+        may_abort();
+        f.write_all(&bytes[half..])?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        may_abort();
+        std::fs::rename(&tmp, path)?;
+        may_abort();
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -1,12 +1,13 @@
 //! Export is all or nothing: stopped between its weight files and its manifest, or killed at any
 //! moment, the folder still holds a manifest whose files are there and load, the old weights or
 //! the new ones. Checked by hand: with export writing fixed file names again, the staged check
-//! fails ("unet.safetensors has sha256 ..., the manifest says ...").
+//! fails ("unet.safetensors has sha256 ..., the manifest says ..."); with files written in
+//! place (no temporary file), an abort half-way through rewriting the classifier leaves a folder
+//! that does not load.
 #![cfg(not(target_family = "wasm"))]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use burn::tensor::Device;
 use guided_ddpm::weights;
@@ -26,9 +27,14 @@ fn checkpoints(root: &Path, name: &str, unet_dir: &str) -> PathBuf {
     dir
 }
 
-fn export(from: &Path, out: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_guided-ddpm"))
-        .args(["export", "--checkpoints"])
+/// `export` from `from` into `out`, aborted at the `abort_at`-th moment a write can be cut short
+/// (`atomic::may_abort`), if any.
+fn export(from: &Path, out: &Path, abort_at: Option<usize>) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_guided-ddpm"));
+    if let Some(n) = abort_at {
+        cmd.env("GUIDED_DDPM_ABORT_AT", n.to_string());
+    }
+    cmd.args(["export", "--checkpoints"])
         .arg(from)
         .arg("--out")
         .arg(out)
@@ -53,9 +59,9 @@ fn an_export_killed_at_any_moment_leaves_weights_that_load() {
         checkpoints(&root, "b", "checkpoints/run"),
     );
     let out = root.join("weights");
-    assert!(export(&a, &out).wait().unwrap().success());
+    assert!(export(&a, &out, None).wait().unwrap().success());
     let old = loadable(&out);
-    assert!(export(&b, &out).wait().unwrap().success());
+    assert!(export(&b, &out, None).wait().unwrap().success());
     let new = loadable(&out);
     assert_ne!(old, new, "the two checkpoints export different weights");
     // Only the files the manifest names are left.
@@ -72,19 +78,26 @@ fn an_export_killed_at_any_moment_leaves_weights_that_load() {
     assert_eq!(loadable(&out), new, "the staged files are not in use yet");
     staged.commit().unwrap();
     assert_eq!(loadable(&out), old);
-    // Kill exports from the other checkpoint at different moments: each time the folder loads,
-    // and holds one of the two exports whole.
-    for (i, ms) in [0, 30, 80, 150, 250, 400, 600, 900, 1300]
-        .into_iter()
-        .enumerate()
-    {
-        let from = if i % 2 == 0 { &a } else { &b };
-        let mut child = export(from, &out);
-        std::thread::sleep(Duration::from_millis(ms));
-        let _ = child.kill();
-        child.wait().unwrap();
+    // Stop exports at every moment a write can be cut short (half-way through a temporary file,
+    // once it is written, once it replaced its target, before a removal), alternately from each
+    // checkpoint, so that each export replaces the other's weights: each time the folder loads and
+    // holds one of the two exports whole. The export that runs to the end has passed every moment.
+    let mut moments = 0;
+    for n in 1.. {
+        let from = if n % 2 == 0 { &a } else { &b };
+        let status = export(from, &out, Some(n)).wait().unwrap();
         let got = loadable(&out);
-        assert!(got == old || got == new, "after a kill at {ms} ms: {got}");
+        assert!(
+            got == old || got == new,
+            "after an abort at moment {n}: {got}"
+        );
+        if status.success() {
+            moments = n - 1;
+            break;
+        }
     }
+    // Three moments in each of the three files' writes, and one before the removal of the other
+    // export's U-Net file (the two share the classifier's).
+    assert_eq!(moments, 10, "the moments an export can be cut short");
     std::fs::remove_dir_all(&root).unwrap();
 }

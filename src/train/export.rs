@@ -133,6 +133,7 @@ fn remove_unnamed(out: &Path, manifest: &Manifest) -> Result<(), Error> {
         let ours = name.ends_with(".safetensors")
             && (name.starts_with("unet") || name.starts_with("classifier"));
         if ours && &name != unet_file && &name != classifier_file {
+            crate::atomic::removing();
             std::fs::remove_file(entry.path())
                 .map_err(Error::io(format!("removing the old {name}")))?;
         }
