@@ -83,10 +83,18 @@ pub struct StepCoefs<C> {
     /// DPM-Solver++(2M)'s weight of the last step's x0, 1 / (2 r) ([`multistep_weight`]), in both
     /// its forms; 0 for DDPM and DDIM, and at a solver step taken at first order.
     pub multistep: C,
+    /// How much x_{t-1} moves per unit of the classifier's shift (`guide` times the gradient):
+    /// 1 where the shift is added to the mean (DDPM and the SDE form); where it is taken off eps
+    /// (DDIM and DPM-Solver++), x0 moves by sqrt((1 - abar_t) / abar_t) per unit, D by (1 + m)
+    /// times that, and x_{t-1} = (sqrt(abar_{t-1}) - sqrt(1 - abar_{t-1}) sqrt(abar_t / (1 -
+    /// abar_t))) D + (terms free of the shift), so the factor is (1 + m) (sqrt(abar_{t-1})
+    /// sqrt((1 - abar_t) / abar_t) - sqrt(1 - abar_{t-1})) (exact where x0 is not clipped). The
+    /// push the page draws is the shift times this: what guidance moved x_{t-1} by.
+    pub push: C,
 }
 
 /// How many numbers a [`StepCoefs`] holds, in its row order.
-pub const STEP_COEFS: usize = 9;
+pub const STEP_COEFS: usize = 10;
 
 /// lambda_t = log(alpha_t / sigma_t) = log(sqrt(abar) / sqrt(1 - abar)), the half log-SNR
 /// DPM-Solver steps in (Lu et al. 2022, Sec. 3.1); +inf at abar = 1.
@@ -141,7 +149,19 @@ impl StepCoefs<f64> {
                 true => multistep_weight(s, k, first),
                 false => 0.0,
             },
+            push: 1.0,
         }
+        .with_push(s, k, method)
+    }
+
+    /// Sets [`push`](Self::push) from the step's other numbers.
+    fn with_push(mut self, s: &Schedule, k: usize, method: Method) -> Self {
+        if !method.shifts_mean() {
+            let (abar, prev) = (s.alphas_cumprod[k], s.alphas_cumprod_prev[k]);
+            self.push = (1.0 + self.multistep)
+                * (prev.sqrt() * ((1.0 - abar) / abar).sqrt() - (1.0 - prev).sqrt());
+        }
+        self
     }
 
     /// The numbers as one f32 row, in field order.
@@ -156,6 +176,7 @@ impl StepCoefs<f64> {
             self.sqrt_one_minus_abar_prev,
             self.guide,
             self.multistep,
+            self.push,
         ]
         .map(|v| v as f32)
     }
@@ -176,6 +197,7 @@ impl StepCoefs<Tensor<4>> {
             sqrt_one_minus_abar_prev: c(6),
             guide: c(7),
             multistep: c(8),
+            push: c(9),
         }
     }
 }

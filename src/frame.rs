@@ -22,8 +22,10 @@ pub struct Frame {
     pub log_p_target: Tensor<1>,
     /// log p_phi(c | x_t, t) of every class c at the input of this step, `[B, 10]`.
     pub log_probs: Tensor<2>,
-    /// The classifier's shift this step applied ([`guidance_shift`](crate::guidance::guidance_shift)), `[B, 1, 28, 28]`; `None`
-    /// when no sample of the run uses the classifier.
+    /// What the classifier's shift ([`guidance_shift`](crate::guidance::guidance_shift)) moved
+    /// x_{t-1} by this step: the shift itself where it is added to the mean, the shift times
+    /// [`StepCoefs::push`](crate::diffusion::StepCoefs::push) where it is taken off eps;
+    /// `[B, 1, 28, 28]`, `None` when no sample of the run uses the classifier.
     pub push: Option<Tensor<4>>,
     /// Wall time of this step (without any readback by the observer).
     pub elapsed: Duration,

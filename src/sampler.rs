@@ -400,7 +400,8 @@ pub(crate) fn update<C: Coef>(
                 Some(x0_last) => dpm_solver_2m_step(c, x, eps, x0_last),
                 None => ddim_step(c, x, eps),
             };
-            (next, x0, shift)
+            // What the shift of eps moved x_{t-1} by (`StepCoefs::push`).
+            (next, x0, shift.map(|shift| c.push.times(shift)))
         }
     }
 }
