@@ -9,13 +9,17 @@ pub fn to_bytes(x: &[f32]) -> Vec<u8> {
         .collect()
 }
 
-/// The push map's colour scale (in units of x, where 2 spans black to white): a pixel pushed
-/// this much or more in one step is drawn at full colour. Chosen from the shipped networks'
-/// largest per-step shifts at the default setting (both s = 0.5, w = 0): 0.0011-0.0097 at steps
-/// 1, 20, 40 and 60 of 100, under 0.0001 from step 80 on (`guided-ddpm sample --class 7 --n 4
-/// --push-png`, seed 0, 2026-12-04), so the default's push shows at up to full colour; stronger
-/// settings saturate (s = 8 pushed 0.039 at its largest, 2026-12-02).
-pub const PUSH_SCALE: f32 = 0.01;
+/// The push map's colour scale for a run of `steps` steps (in units of x, where 2 spans black to
+/// white): a pixel pushed this much or more in one step is drawn at full colour. A run of fewer
+/// steps moves each pixel further per step, so the scale is 1 / steps. Measured on the shipped
+/// networks (`guided-ddpm sample --class 7 --n 4 --push-png`, seed 0): both s = 0.5, w = 0 with
+/// DDPM at 100 steps pushed 0.0011-0.0097 at steps 1, 20, 40 and 60 (2026-12-04), under the
+/// 0.01 of 100 steps; the default, both s = 0.75, w = 0 with DPM-Solver++(2M) at 8 steps,
+/// pushed 0.036, 0.060, 0.10 and 0.19 at steps 1, 2, 3 and 5 and 0.001 at step 6
+/// (2026-12-05), so at 0.125 only its strongest middle step saturates.
+pub fn push_scale(steps: usize) -> f32 {
+    1.0 / steps.max(1) as f32
+}
 
 /// Signed values as RGBA bytes on a white ground: red where positive (the step made the pixel
 /// brighter), blue where negative, the colour's strength |v| / `scale`, full at |v| >= scale.

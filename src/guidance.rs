@@ -59,16 +59,16 @@ pub struct Guidance {
 }
 
 /// The demo's default setting: the conditional model (classifier-free w = 0) steered by the
-/// noise-aware classifier at s = 0.5, picked on the accuracy/fidelity front of the evaluation
-/// (docs/EVAL.md, README; `eval::targets::front_pick`): of the settings that take the
-/// classifier's gradient and that the judge read as the asked digit in at least 99% of 500
-/// samples while meeting the default's other targets (FD, precision, recall, ink within 10% of
-/// real digits'), it drew the digits closest to real ones (the lowest Frechet distance: 0.0855,
-/// against 0.086 for the best classifier-free setting, free w = 0.375; judged 99.2%, ink +8.7%;
-/// int8, 50 per class, 100 DDPM steps, 2026-12-04). At w = 0 a step runs the U-Net's conditional
-/// branch alone. The page's s slider moves in steps of 0.5 (www/index.html), so it can show
-/// this s.
-pub const DEFAULT: Guidance = Guidance::new(Mode::Both, 0.5, 0.0);
+/// noise-aware classifier at s = 0.75, drawn with DPM-Solver++(2M) in 8 steps
+/// ([`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD),
+/// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS)), picked by the evaluation's front rule
+/// (docs/EVAL.md, README; `eval::targets::front_pick`): of the rows that take the classifier's
+/// gradient and that the judge read as the asked digit in at least 99% of 500 samples while
+/// meeting the default's other targets (FD, precision, recall, ink within 10% of real digits'),
+/// the fewest steps, and of those the lowest Frechet distance (0.085; judged 99.4%, ink +8.1%;
+/// int8, 50 per class, 2026-12-05). At w = 0 a step runs the U-Net's conditional branch alone.
+/// The page's s slider moves in steps of 0.25 (www/index.html), so it can show this s.
+pub const DEFAULT: Guidance = Guidance::new(Mode::Both, 0.75, 0.0);
 
 /// A setting that runs every part of a guided step: both U-Net branches (classifier-free w = 1)
 /// and the classifier gradient (s = 4); the default until 2026-12-03. Tests that must exercise

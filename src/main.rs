@@ -115,7 +115,7 @@ struct SampleArgs {
     mask: Option<PathBuf>,
     /// Write the classifier's push (the shift each step's guidance applied) as a PNG: a row per
     /// sample (the first 8), six steps from first to last, red where a step brightened a pixel,
-    /// blue where it darkened it, full colour at the page's fixed scale.
+    /// blue where it darkened it, full colour at the page's scale for the run's steps (1 / steps).
     #[arg(long)]
     push_png: Option<PathBuf>,
     /// Smoke test only: untrained, randomly initialised networks instead of weights (noise out).
@@ -223,8 +223,8 @@ fn run(command: Command) -> Result<(), Error> {
             let report = eval::run(&opts)?;
             for r in &report.settings {
                 println!(
-                    "{:<24} judged accuracy {:5.1}%  FD {:.3}",
-                    r.label,
+                    "{:<32} judged accuracy {:5.1}%  FD {:.3}",
+                    r.name(),
                     100.0 * r.accuracy,
                     r.frechet
                 );
@@ -388,6 +388,7 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         (unet, classifier.to_device(&ad))
     };
     let run_steps = settings.steps_run();
+    let settings_steps = settings.steps;
     let sampler = Sampler::new(unet, classifier.freeze(), settings, &device)?;
     let bar = indicatif::ProgressBar::new(run_steps as u64);
     bar.set_style(
@@ -448,7 +449,7 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
         .map_err(|e| Error::Setting(format!("reading the samples: {e:?}")))?;
     let bytes = grid::to_bytes(&values);
     if let Some(path) = &a.push_png {
-        write_push_png(path, &pushes, n.min(8))?;
+        write_push_png(path, &pushes, n.min(8), settings_steps)?;
     }
     if let Some(path) = &a.png {
         let cols = match a.compare {
@@ -486,12 +487,13 @@ fn sample_cmd(a: SampleArgs) -> Result<(), Error> {
 }
 
 /// The push maps of `rows` samples at the pictured steps as one PNG: a row per sample, a column
-/// per step, coloured by [`grid::signed_rgba`] at the page's scale; prints each pictured step's
+/// per step, coloured by [`grid::signed_rgba`] at [`grid::push_scale`] of `steps`; prints each pictured step's
 /// largest shift.
 fn write_push_png(
     path: &std::path::Path,
     pushes: &[(usize, Vec<f32>)],
     rows: usize,
+    steps: usize,
 ) -> Result<(), Error> {
     let px = SIDE * SIDE;
     let mut tiles = Vec::with_capacity(rows * pushes.len() * px);
@@ -504,7 +506,7 @@ fn write_push_png(
         let largest = push.iter().fold(0f32, |m, v| m.max(v.abs()));
         eprintln!("step {step}: largest push {largest:.4}");
     }
-    let rgba = grid::signed_rgba(&tiles, grid::PUSH_SCALE);
+    let rgba = grid::signed_rgba(&tiles, grid::push_scale(steps));
     let (w, h, px) = grid::layout_pixels(&rgba, pushes.len(), 4);
     grid::write_png(path, w, h, &px, 3)?;
     eprintln!("wrote {}", path.display());

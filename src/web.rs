@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use wasm_bindgen::prelude::*;
 
 use crate::frame::{Frame, FrameData};
-use crate::grid::{signed_rgba, to_bytes, PUSH_SCALE};
+use crate::grid::{push_scale, signed_rgba, to_bytes};
 use crate::nn::{Classifier, UNet};
 use crate::replay::ReplayRun;
 use crate::sampler::Sampler;
@@ -129,6 +129,8 @@ pub struct Demo {
     /// awaiting when either happened, or a caller still holding an older token, knows its run is
     /// over.
     generation: Cell<u32>,
+    /// The current run's push colour scale ([`push_scale`] of its steps).
+    push_scale: Cell<f32>,
 }
 
 /// What one step hands to the page.
@@ -188,7 +190,7 @@ impl StepFrame {
         self.probs.clone()
     }
     /// The classifier's shift of each pixel this step as RGBA bytes, `[B, 28, 28, 4]`
-    /// ([`signed_rgba`] at [`PUSH_SCALE`]: red brighter, blue darker, white unmoved); all white
+    /// ([`signed_rgba`] at the run's [`push_scale`]: red brighter, blue darker, white unmoved); all white
     /// when no sample of the run uses the classifier.
     #[wasm_bindgen(getter)]
     pub fn push(&self) -> Vec<u8> {
@@ -232,6 +234,7 @@ impl Demo {
             run: RefCell::new(None),
             replay: Cell::new(true),
             generation: Cell::new(0),
+            push_scale: Cell::new(push_scale(crate::settings::DEFAULT_STEPS)),
         }
     }
 
@@ -307,9 +310,10 @@ impl Demo {
         Ok(serde_json::Value::from(list).to_string())
     }
 
-    /// The push view's colour scale: a shift this large (in units of x) is drawn at full colour.
-    pub fn push_scale() -> f32 {
-        PUSH_SCALE
+    /// The push view's colour scale for a run of `steps` steps: a shift this large (in units of
+    /// x) is drawn at full colour ([`push_scale`]).
+    pub fn push_scale(steps: usize) -> f32 {
+        push_scale(steps)
     }
 
     /// Checks the manifest's format version; returns it normalised as JSON for the page.
@@ -358,8 +362,10 @@ impl Demo {
         // An edit (SDEdit, inpainting) runs its steps eagerly: the recorded step has no place for
         // the kept pixels' replacement.
         let replay = self.replays() && settings.edit.is_none();
+        let scale = push_scale(settings.steps);
         let run = Run::new(nets, settings, &self.device, replay).map_err(js)?;
         *self.run.borrow_mut() = Some(run);
+        self.push_scale.set(scale);
         let token = self.generation.get().wrapping_add(1);
         self.generation.set(token);
         Ok(token)
@@ -393,9 +399,10 @@ impl Demo {
             *self.run.borrow_mut() = Some(run);
         }
         let pushed = !data.push.is_empty();
+        let scale = self.push_scale.get();
         let push = match pushed {
-            true => signed_rgba(&data.push, PUSH_SCALE),
-            false => signed_rgba(&vec![0.0; data.x_t.len()], PUSH_SCALE),
+            true => signed_rgba(&data.push, scale),
+            false => signed_rgba(&vec![0.0; data.x_t.len()], scale),
         };
         Ok(Some(StepFrame {
             step,

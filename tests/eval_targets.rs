@@ -3,7 +3,7 @@
 
 use guided_ddpm::eval::fidelity::Ink;
 use guided_ddpm::eval::targets::{checks, front_pick};
-use guided_ddpm::eval::{Report, SettingResult};
+use guided_ddpm::eval::{run_name, Report, SettingResult};
 use guided_ddpm::guidance::{Guidance, Mode, DEFAULT};
 use guided_ddpm::settings::{Method, DEFAULT_METHOD, DEFAULT_STEPS};
 
@@ -27,6 +27,11 @@ fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -
         judged_share: vec![0.1; 10],
         seconds: 1.0,
     }
+}
+
+/// A row's name at the default's sampler and steps, as the checks write it.
+fn named(label: &str) -> String {
+    run_name(label, DEFAULT_METHOD, DEFAULT_STEPS)
 }
 
 fn g(mode: Mode, scale: f64, cfg_scale: f64) -> Guidance {
@@ -103,8 +108,12 @@ fn the_front_pick_meets_the_default_s_other_targets_too() {
         .unwrap();
     assert_eq!(
         c.measured,
-        "picked: default (FD 0.140); lower FD but outside a target: both s=1 w=0 (FD 0.130; \
-         mean ink against the held-out digits': 0.144 against 0.128 (+12.2%))"
+        format!(
+            "picked: {} (FD 0.140); lower FD but outside a target: {} (FD 0.130; mean ink \
+             against the held-out digits': 0.144 against 0.128 (+12.2%))",
+            named("default"),
+            named("both s=1 w=0")
+        )
     );
     // Within the ink bound it is the pick, and the default no longer meets the check.
     r.settings.last_mut().unwrap().ink.mean = 0.139;
@@ -134,7 +143,8 @@ fn each_target_against_its_bound() {
     assert!(met(&r, "default: recall"));
     // int8 100% against float 99.6%: 0.4 points.
     assert!(met(&r, "default: int8"));
-    assert!(met(&r, "default (default): judged"));
+    let judged = format!("default ({}): judged", named("default"));
+    assert!(met(&r, &judged));
 
     // Each FD target has its own floor.
     r.real_vs_real_same_n_frechet = 0.09; // the default at 1.56x
@@ -149,7 +159,7 @@ fn each_target_against_its_bound() {
     r.settings[4].accuracy = 0.994; // 0.6 points
     assert!(!met(&r, "default: int8"));
     r.settings[3].accuracy = 0.985;
-    assert!(!met(&r, "default (default): judged"));
+    assert!(!met(&r, &judged));
 }
 
 #[test]

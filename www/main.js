@@ -21,7 +21,7 @@ const state = {
   frames: null, // the last frame: { xt, x0, push, pushed, n, captions }, for the views and the PNG
   history: [], // per step: { p: mean p(asked), probs: mean p of each digit, tiles: p(asked) per image }
   settings: null,
-  pushScale: 0.01, // the push view's full-colour shift; replaced by the crate's (grid::PUSH_SCALE)
+  pushPerStep: 1, // the push view's full-colour shift times the run's steps; replaced by the crate's (grid::push_scale)
 };
 
 const pad = new DrawPad($("pad"));
@@ -55,7 +55,7 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 // Guidance, sampler and steps defaults are replaced by the crate's own (guidance::STARTING: the
 // default, with the classifier scale its other modes start from; settings::DEFAULT_METHOD and
 // DEFAULT_STEPS) once the module loads.
-const DEFAULTS = { class: 7, mode: "both", s: 0.5, w: 0, interval: "all", steps: 100, sampler: "ddpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
+const DEFAULTS = { class: 7, mode: "both", s: 0.75, w: 0, interval: "all", steps: 8, sampler: "dpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The settings in the address bar; a value out of range or not offered by the page is replaced by
 // the default, and `notices` says so, naming both (a shared link must not show another setting
@@ -161,7 +161,8 @@ function applySettings(s) {
 
 function syncSliders() {
   const mode = document.querySelector('input[name="mode"]:checked').value;
-  $("scale-out").textContent = Number($("scale").value).toFixed(1);
+  // Steps of 0.25: two decimals, so the label is the s that runs.
+  $("scale-out").textContent = Number($("scale").value).toFixed(2);
   // Steps of 0.125: three decimals, so the label is the w that runs.
   $("cfg-out").textContent = Number($("cfg").value).toFixed(3);
   $("strength-out").textContent = Number($("strength").value).toFixed(2);
@@ -193,10 +194,13 @@ function redraw() {
 }
 
 // The push view's legend, on the crate's scale.
-function legend() {
+// `steps`: the run's (or, before one, the steps menu's); a run of fewer steps moves a pixel
+// further per step, so its full colour is a larger shift.
+function legend(steps = Number($("steps").value) || DEFAULTS.steps) {
+  const scale = Number((state.pushPerStep / steps).toPrecision(3)); // an f32 (0.0099999...) as written: 0.01
   drawLegend($("legend-bar"));
-  $("legend-lo").textContent = `−${state.pushScale} or less: darker`;
-  $("legend-hi").textContent = `brighter: +${state.pushScale} or more`;
+  $("legend-lo").textContent = `−${scale} or less: darker`;
+  $("legend-hi").textContent = `brighter: +${scale} or more`;
 }
 
 // p(digit | x_t) over the steps so far, of a run of `total` steps.
@@ -612,6 +616,7 @@ async function main() {
   applySettings(readUrl());
   for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
   for (const id of ["steps", "method", "batch", "seed", "preset"]) $(id).addEventListener("change", writeUrl);
+  $("steps").addEventListener("change", () => legend());
   for (const el of document.querySelectorAll('input[name="view"]')) el.addEventListener("change", () => { redraw(); writeUrl(); });
   $("random-seed").addEventListener("click", () => {
     $("seed").value = crypto.getRandomValues(new Uint32Array(1))[0];
@@ -650,13 +655,14 @@ async function main() {
   const started = await startWorker();
   state.primary = started.worker;
   performance.mark("module-ready");
-  state.pushScale = Number(started.pushScale.toPrecision(3)); // an f32 (0.0099999...) as written: 0.01
+  state.pushPerStep = started.pushPerStep;
   legend();
   const g = started.defaultGuidance;
   const r = started.defaultRun;
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale, interval: g.interval ? g.interval.join("-") : "all", sampler: r.method, steps: r.steps });
   const notices = [];
   applySettings(readUrl(notices));
+  legend();
   if (notices.length) {
     $("notice").textContent = `Note: ${notices.join("; ")}.`;
     $("notice").hidden = false;

@@ -263,7 +263,7 @@ function cancel(id) {
 const CALLS = {
   start: async () => {
     await init({ module_or_path: new URL("guided-ddpm_bg.wasm", self.location.href) });
-    return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), defaultRun: JSON.parse(wasm.Demo.default_run()), pushScale: wasm.Demo.push_scale(), constructorRuns: wasm.constructor_runs() };
+    return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), defaultRun: JSON.parse(wasm.Demo.default_run()), pushPerStep: wasm.Demo.push_scale(1), constructorRuns: wasm.constructor_runs() };
   },
   // The guidance settings of a comparison ("scales" or "modes" at s, w and the classifier's
   // interval), each with its label.

@@ -218,6 +218,7 @@ pub fn settings() -> Vec<(String, Guidance, bool)> {
     // noise leaves knowable").
     for (mode, s, w, interval) in [
         (Mode::Both, 0.5, 0.0, None),
+        (Mode::Both, 0.75, 0.0, None),
         (Mode::Both, 1.0, 0.0, Some([250, 749])),
         (Mode::Both, 2.0, 0.0, Some([250, 749])),
         (Mode::Classifier, 8.0, 0.0, Some([250, 749])),

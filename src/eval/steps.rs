@@ -13,9 +13,16 @@ pub const FOLDER: &str = "steps";
 /// The plot's file, in the sweep's folder.
 pub const PLOT: &str = "fd-vs-steps.png";
 
-/// Whether `r` holds a steps sweep: some sampler evaluated at two step counts or more.
+/// Whether `r` holds a steps sweep: one setting, and some sampler evaluated at two step counts
+/// or more.
 pub fn is_sweep(r: &Report) -> bool {
-    Method::ALL.iter().any(|&m| series(r, m).len() >= 2)
+    let one_setting = r.settings.windows(2).all(|w| w[0].label == w[1].label);
+    let counts = |m: Method| {
+        let mut steps: Vec<usize> = series(r, m).iter().map(|x| x.steps).collect();
+        steps.dedup();
+        steps.len()
+    };
+    one_setting && Method::ALL.into_iter().any(|m| counts(m) >= 2)
 }
 
 /// The int8 rows of `method`, by steps.

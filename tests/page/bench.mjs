@@ -11,7 +11,8 @@
 // Override with
 // BENCH_WEBGPU_STEPS, BENCH_CPU_STEPS, BENCH_PHASE_STEPS, BENCH_BATCHES ("1,16"), BENCH_OLD_STEPS
 // (steps of the first image with DDPM, beside the default's: one of the page's step counts),
-// BENCH_ONLY, BENCH_REAL_GPU.
+// BENCH_ONLY, BENCH_REAL_GPU. BENCH_FIRST_ONLY=1 times only the first images and prints their
+// table, leaving the report alone.
 
 import { readFile, readdir, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
@@ -182,6 +183,27 @@ async function workerRun(page, url) {
   return ((m["run-done"] - m["run-start"]) * 1000) / Number(new URL(url).searchParams.get("steps"));
 }
 
+// The first image at each of FIRST_RUNS: a cold visit (a fresh profile: nothing cached), then a
+// warm reload.
+async function firstImages(b, server, { cpu, errors }) {
+  const first = [];
+  for (const run of FIRST_RUNS) {
+    const q = new URLSearchParams({ ...FIRST_IMAGE, ...run.params, backend: cpu ? "cpu" : "webgpu" });
+    const url = `${server.url}?${q}`;
+    const fresh = await b.newContext();
+    const p = await fresh.newPage();
+    p.on("pageerror", (e) => errors.push(String(e)));
+    log(cpu ? "wasm CPU fallback" : "WebGPU", `${run.label}: cold visit`);
+    const cold = await visit(p, url);
+    log(`${run.label}: warm visit`);
+    const warm = await visit(p, url, { reload: true });
+    const settings = await p.evaluate(() => ({ steps: document.getElementById("steps").value, sampler: document.getElementById("method").selectedOptions[0].textContent }));
+    first.push({ label: `${run.label} (${settings.sampler}, ${settings.steps} steps)`, cold, warm });
+    await fresh.close();
+  }
+  return first;
+}
+
 // A cold visit (fresh profile: empty HTTP cache and Cache API), a warm reload, the page's
 // responsiveness during a run, then on the bench harness the step benchmark and the reference
 // matrix product on the same device.
@@ -192,22 +214,7 @@ async function measure(server, { cpu }) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   try {
-    const first = [];
-    for (const run of FIRST_RUNS) {
-      const q = new URLSearchParams({ ...FIRST_IMAGE, ...run.params, backend: cpu ? "cpu" : "webgpu" });
-      const url = `${server.url}?${q}`;
-      // A fresh profile for each cold visit: nothing cached.
-      const fresh = await b.newContext();
-      const p = await fresh.newPage();
-      p.on("pageerror", (e) => errors.push(String(e)));
-      log(cpu ? "wasm CPU fallback" : "WebGPU", `${run.label}: cold visit`);
-      const cold = await visit(p, url);
-      log(`${run.label}: warm visit`);
-      const warm = await visit(p, url, { reload: true });
-      const settings = await p.evaluate(() => ({ steps: document.getElementById("steps").value, sampler: document.getElementById("method").selectedOptions[0].textContent }));
-      first.push({ label: `${run.label} (${settings.sampler}, ${settings.steps} steps)`, cold, warm });
-      await fresh.close();
-    }
+    const first = await firstImages(b, server, { cpu, errors });
     await page.goto(`${server.url}?${new URLSearchParams({ ...FIRST_IMAGE, backend: cpu ? "cpu" : "webgpu" })}`);
     await ready(page);
     const adapter = await adapterLabel(page);
@@ -350,8 +357,9 @@ function nativeImageTable(native) {
 }
 
 async function main() {
-  const native = JSON.parse(await readFile(args.native, "utf8"));
   await stat(join(args.dist, "index.html")).catch(() => { throw new Error(`${args.dist}/index.html is missing: run \`make site\` first`); });
+  if (process.env.BENCH_FIRST_ONLY === "1") return firstOnly();
+  const native = JSON.parse(await readFile(args.native, "utf8"));
   const server = await serve(args.dist);
   let gpu, cpu;
   try {
@@ -451,6 +459,29 @@ async function main() {
   await writeSection(args.out, BEGIN, END, section);
   console.log(section.replace(BEGIN, "").replace(END, "").trim());
   console.log(`\nwrote ${args.out}`);
+}
+
+// BENCH_FIRST_ONLY=1: the first-image table alone, printed.
+async function firstOnly() {
+  const server = await serve(args.dist);
+  const runs = [];
+  try {
+    for (const cpu of [false, true]) {
+      if (ONLY === (cpu ? "webgpu" : "cpu")) continue;
+      const b = await browser();
+      const errors = [];
+      try {
+        const first = await firstImages(b, server, { cpu, errors });
+        runs.push({ device: cpu ? "wasm CPU fallback (flex)" : "WebGPU", first });
+      } finally {
+        await b.close();
+      }
+      if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
+    }
+  } finally {
+    await server.close();
+  }
+  console.log(firstImageTable(runs));
 }
 
 main().catch((e) => {

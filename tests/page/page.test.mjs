@@ -261,17 +261,18 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.ok(await notice.isVisible(), "a notice is shown");
     const text = await notice.textContent();
     assert.match(text, /class=12 is not a setting this page offers; it uses class=7/);
-    assert.match(text, /steps=33 .* it uses steps=100/);
+    assert.match(text, /steps=33 .* it uses steps=8/);
     assert.match(text, /seed=-1 .* it uses seed=0/);
     assert.match(text, /strength=1.5 .* it uses strength=0.5/);
     assert.match(text, /compare=ranks .* it uses compare=scales/);
     assert.match(text, /interval=3-4 is not a setting this page offers; it uses interval=(all|\d+-\d+)/);
     assert.equal(await b.page.locator("#strength").inputValue(), "0.5");
     assert.doesNotMatch(text, /mode=|s=4/, "valid values are not mentioned");
-    assert.equal(await b.page.locator("#steps").inputValue(), "100");
+    assert.equal(await b.page.locator("#steps").inputValue(), "8");
+    assert.equal(await b.page.locator("#method").inputValue(), "dpm");
     // A clean URL shows no notice, and the guidance starts at the crate's default
-    // (guidance::DEFAULT: both, s = 0.5, w = 0): the sliders hold it exactly (the s slider's
-    // step is 0.5; a coarser one would move it unnoticed).
+    // (guidance::DEFAULT: both, s = 0.75, w = 0, DPM-Solver++(2M) in 8 steps): the sliders
+    // hold it exactly (the s slider's step is 0.25; a coarser one would move it unnoticed).
     // A guidance interval the menu offers is taken as it is; a link from before the page had
     // intervals (a mode, no interval) guides at every step, as it did then.
     await ready(b.page, "?mode=classifier&interval=250-749");
@@ -281,8 +282,8 @@ test("settings in the URL that the page does not offer are named in a notice, no
     await ready(b.page, "?class=3&steps=25");
     assert.ok(!(await b.page.locator("#notice").isVisible()));
     assert.ok(await b.page.locator('input[name="mode"][value="both"]').isChecked());
-    assert.equal(await b.page.locator("#scale").inputValue(), "0.5");
-    assert.equal(await b.page.locator("#scale-out").textContent(), "0.5");
+    assert.equal(await b.page.locator("#scale").inputValue(), "0.75");
+    assert.equal(await b.page.locator("#scale-out").textContent(), "0.75");
     assert.equal(await b.page.locator("#cfg").inputValue(), "0");
     assert.equal(await b.page.locator("#interval").inputValue(), "all");
     assert.deepEqual(b.errors, []);
@@ -452,8 +453,12 @@ test("the push view shows the classifier's shift mid-run on WebGPU, white where 
     await ready(b.page, "?backend=webgpu&steps=25&class=3&seed=2&compare=scales&view=push");
     assert.equal(await b.page.evaluate(() => globalThis.guidedDdpm.gpu), true);
     assert.equal(await b.page.locator("#push-legend").isVisible(), true);
-    // The legend reads the crate's full-colour shift (grid::PUSH_SCALE).
+    // The legend reads the crate's full-colour shift for the run's steps (grid::push_scale:
+    // 1 / 25), and follows the steps menu.
+    assert.match(await b.page.locator("#legend-hi").textContent(), /^brighter: \+0\.04 or more$/);
+    await b.page.selectOption("#steps", "100");
     assert.match(await b.page.locator("#legend-hi").textContent(), /^brighter: \+0\.01 or more$/);
+    await b.page.selectOption("#steps", "25");
     await b.page.click("#compare");
     // Mid-run (the last steps push almost nothing: Sigma_t falls to ~0).
     await b.page.waitForFunction(() => {
