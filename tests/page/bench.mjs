@@ -42,7 +42,7 @@ const ONLY = process.env.BENCH_ONLY;
 const FIRST_IMAGE = { class: 7, n: 1 };
 const FIRST_RUNS = [
   { label: "default", params: {} },
-  { label: `DDPM, ${env("BENCH_OLD_STEPS", 100)} steps`, params: { sampler: "ddpm", steps: env("BENCH_OLD_STEPS", 100) } },
+  { label: "DDPM as before 2026-12-05", params: { sampler: "ddpm", steps: env("BENCH_OLD_STEPS", 100) } },
 ];
 // Steps of the CPU runs that compare one sampler worker with two.
 const WORKER_STEPS = env("BENCH_WORKER_STEPS", 25);
