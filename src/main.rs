@@ -42,6 +42,10 @@ enum Command {
     /// leaves knowable (a kernel Bayes classifier, the U-Net as a classifier); writes
     /// docs/knowable.json and its section of docs/EVAL.md (resumable).
     Knowable(eval::knowable::KnowableOptions),
+    /// A second judge, independent of eval's: each run's samples (eval's seeds) labelled by their
+    /// nearest train digit in pixels, and their FD in 7 x 7 block-averaged pixels; prints a
+    /// Markdown table.
+    Crosscheck(eval::crosscheck::CrosscheckOptions),
     /// Judge a training run's latest checkpoint (default guidance and unguided) and add it to
     /// the run's FD-against-steps curve: docs/training-eval.csv, docs/training-curve.png and the
     /// "Training progress" section of docs/EVAL.md.
@@ -227,6 +231,20 @@ fn run(command: Command) -> Result<(), Error> {
                     r.name(),
                     100.0 * r.accuracy,
                     r.frechet
+                );
+            }
+            Ok(())
+        }
+        Command::Crosscheck(opts) => {
+            let rows = eval::crosscheck::run(&opts)?;
+            println!("| samples | nearest train digit of the asked class | FD, 7 x 7 pixels |");
+            println!("|---|---:|---:|");
+            for r in rows {
+                println!(
+                    "| {} | {:.1}% | {:.4} |",
+                    r.what,
+                    100.0 * r.nearest_accuracy,
+                    r.pixel_frechet
                 );
             }
             Ok(())

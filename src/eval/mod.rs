@@ -6,6 +6,7 @@
 //! real-vs-real floor. Results go to `docs/eval.json` (one entry per setting, so an interrupted
 //! run continues where it stopped) and `docs/EVAL.md` with a sample grid per setting.
 
+pub mod crosscheck;
 pub mod curve;
 pub mod fidelity;
 pub mod frechet;
