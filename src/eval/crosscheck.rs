@@ -194,7 +194,7 @@ mod tests {
     fn blocks_average_each_block_of_each_image() {
         let mut img = vec![0f32; 2 * SIDE * SIDE];
         // Image 0: block (0, 1) holds one 16.0 (mean 1); image 1: every pixel 2.
-        img[1 * SIDE + BLOCK + 2] = 16.0;
+        img[SIDE + BLOCK + 2] = 16.0;
         img[SIDE * SIDE..].fill(2.0);
         let b = blocks(&img);
         assert_eq!(b.len(), 2 * 49);
