@@ -194,7 +194,10 @@ async fn the_fused_attention_kernel_matches_burns_ops_on_webgpu() {
 /// default (its guidance, sampler and steps). f32 kernels that sum in different orders differ by
 /// rounding, which the steps carry along (the U-Net's fused kernels on WebGPU against burn's ops
 /// on the CPU among them). Measured here (SwiftShader): 2.8e-5 at most after three classifier
-/// steps, on values in about [-4, 4]; the bound leaves 3.5x room.
+/// steps, on values in about [-4, 4]; the bound leaves 3.5x room. The default's 8 steps are
+/// long ones (its first multiplies eps by sqrt(1 / abar - 1), about 160, and moves t from 999
+/// to 856), so its rounding grows more: 2.1e-4 after three steps (2026-12-05), held to 1e-3;
+/// a wrong kernel or coefficient is off by far more (the replay test's note).
 #[wasm_bindgen_test]
 async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
     let gpu_device = gpu().await;
@@ -205,16 +208,22 @@ async fn classifier_guided_steps_on_webgpu_match_the_cpu() {
         steps: guided_ddpm::settings::DEFAULT_STEPS,
         ..settings(100)
     };
-    let mut worst = 0f32;
-    for s in [settings(100), default] {
-        let start = |device: &Device| {
-            let (unet, classifier) = nets(device);
-            Sampler::new(unet, classifier, s.clone(), device).unwrap()
-        };
-        let (on_gpu, on_cpu) = (start(&gpu_device), start(&cpu_device));
-        worst = worst.max(three_steps_apart(on_gpu, on_cpu).await);
-    }
-    within_1e4("WebGPU-vs-CPU after 3 guided steps", worst);
+    let start = |s: &SampleSettings, device: &Device| {
+        let (unet, classifier) = nets(device);
+        Sampler::new(unet, classifier, s.clone(), device).unwrap()
+    };
+    let pair = |s: SampleSettings| (start(&s, &gpu_device), start(&s, &cpu_device));
+    let (on_gpu, on_cpu) = pair(settings(100));
+    within_1e4(
+        "WebGPU-vs-CPU after 3 classifier-guided DDPM steps",
+        three_steps_apart(on_gpu, on_cpu).await,
+    );
+    let (on_gpu, on_cpu) = pair(default);
+    let worst = three_steps_apart(on_gpu, on_cpu).await;
+    web_sys::console::log_1(
+        &format!("WebGPU-vs-CPU after 3 default steps: largest difference {worst:e}").into(),
+    );
+    assert!(worst < 1e-3, "the default's steps differ by {worst}");
 }
 
 /// The largest difference of x_t and log p over three steps of two samplers.
