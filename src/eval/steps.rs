@@ -112,7 +112,7 @@ pub fn plot(r: &Report) -> Canvas {
         }
         left.legend(&mut c, i % 2, i / 2, title(m), colour(m));
     }
-    left.legend(&mut c, 1, 1, "real digits (same N)", plot::GREY);
+    left.legend(&mut c, 0, 2, "real digits (same N)", plot::GREY);
     c
 }
 
@@ -130,11 +130,17 @@ pub fn section(r: &Report) -> String {
     s += &format!(
         "`{label}` drawn by each sampler at each number of steps, {n} per class, int8 weights, \
          the same seeds (`guided-ddpm eval --out docs/{FOLDER} --n-per-class {n} --only \"{label}\" \
-         --method dpm,ddim,ddpm --steps 8,10,15,20,25,50,100`; its own report, with its floors at \
+         --method dpm,ddim,ddpm,dpm-sde --steps 8,10,15,20,25,50,100`; its own report, with its floors at \
          this N, is docs/{FOLDER}/EVAL.md). DPM-Solver++(2M) is the deterministic second-order \
          multistep solver (Lu et al. 2022); DDIM its first-order counterpart; DDPM the ancestral \
-         sampler. FD / floor is against the real-vs-real FD at this N{}.\n\n",
-        floor.map_or(String::new(), |f| format!(" ({f:.3})"))
+         sampler, and the SDE form of the solver its ancestral counterpart. FD / floor is against \
+         the real-vs-real FD at this N{}{}.\n\n",
+        floor.map_or(String::new(), |f| format!(" ({f:.3})")),
+        r.same_n_spread().map_or(String::new(), |(mean, sd)| format!(
+            "; FD between {} draws of real digits at this N has mean {mean:.3} and sd {sd:.3}, \
+             so rows whose FDs differ by less than that differ by about the luck of a draw",
+            r.real_vs_real_same_n_draws.len()
+        ))
     );
     s += "| sampler | steps | judged acc. | FD | FD / floor | precision | recall | ink | time |\n";
     s += "|---|---|---|---|---|---|---|---|---|\n";
