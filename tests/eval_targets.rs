@@ -71,6 +71,14 @@ fn report() -> Report {
     }
 }
 
+/// The check that the default is the front rule's pick.
+fn front_check(r: &Report) -> guided_ddpm::eval::targets::Check {
+    checks(r)
+        .into_iter()
+        .find(|c| c.what.starts_with("default is, of the rows"))
+        .unwrap()
+}
+
 fn met(r: &Report, starts: &str) -> bool {
     let found: Vec<_> = checks(r)
         .into_iter()
@@ -102,10 +110,7 @@ fn the_front_pick_meets_the_default_s_other_targets_too() {
     r.settings.push(bold);
     assert_eq!(front_pick(&r).unwrap().label, "default");
     assert!(met(&r, "default is, of the rows"));
-    let c = checks(&r)
-        .into_iter()
-        .find(|c| c.what.starts_with("default is, of the rows"))
-        .unwrap();
+    let c = front_check(&r);
     assert_eq!(
         c.measured,
         format!(
@@ -299,10 +304,7 @@ fn the_front_pick_takes_the_fewest_steps_that_meet_the_targets() {
     let pick = front_pick(&r).unwrap();
     assert_eq!((pick.method, pick.steps), (Method::DpmSolver, few));
     assert!(!met(&r, "default is, of the rows"));
-    let c = checks(&r)
-        .into_iter()
-        .find(|c| c.what.starts_with("default is, of the rows"))
-        .unwrap();
+    let c = front_check(&r);
     assert_eq!(
         c.measured,
         format!("picked: default · dpm {few} (FD 0.145)")

@@ -19,7 +19,7 @@ use crate::guidance::Guidance;
 use crate::nn::{NUM_CLASSES, SIDE};
 use crate::sampler::Sampler;
 use crate::schedule::Schedule;
-use crate::settings::{Method, SampleSettings};
+use crate::settings::Method;
 use crate::{weights, Error};
 
 #[derive(clap::Args)]
@@ -153,25 +153,12 @@ pub fn run(opts: &CrosscheckOptions) -> Result<Vec<Row>, Error> {
     let (manifest, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
     let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
     for (label, guidance, method, steps) in runs {
-        let per_batch = 10;
         let mut x = Vec::new();
         let mut asked = Vec::new();
-        for b in 0..opts.n_per_class.div_ceil(per_batch) {
-            let classes: Vec<usize> = (0..NUM_CLASSES)
-                .flat_map(|c| std::iter::repeat_n(c, per_batch))
-                .collect();
-            let settings = SampleSettings {
-                classes: classes.clone(),
-                guidance,
-                steps,
-                method,
-                seed: 1000 + b as u64,
-                schedule: manifest.schedule.kind,
-                first_image: 0,
-                per_sample: Vec::new(),
-                same_noise: false,
-                edit: None,
-            };
+        for b in 0..opts.n_per_class.div_ceil(super::PER_BATCH) {
+            let settings =
+                super::batch_settings(b, guidance, (method, steps), manifest.schedule.kind);
+            let classes = settings.classes.clone();
             let out = Sampler::new(unet.clone(), classifier.clone(), settings, &device)?
                 .run(|_| std::ops::ControlFlow::Continue(()))
                 .expect("never cancelled");

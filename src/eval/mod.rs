@@ -420,8 +420,7 @@ fn run_setting(
     device: &Device,
 ) -> Result<(SettingResult, Vec<u8>), Error> {
     let started = std::time::Instant::now();
-    let per_batch = 10; // samples of each class per batch of 100
-    let batches = opts.n_per_class.div_ceil(per_batch);
+    let batches = opts.n_per_class.div_ceil(PER_BATCH);
     let (mut correct, mut feats, mut grid_rows) = (
         vec![0usize; NUM_CLASSES],
         Vec::new(),
@@ -431,21 +430,8 @@ fn run_setting(
     let mut judged = [0usize; NUM_CLASSES];
     let mut pixels = Vec::new();
     for b in 0..batches {
-        let classes: Vec<usize> = (0..NUM_CLASSES)
-            .flat_map(|c| std::iter::repeat_n(c, per_batch))
-            .collect();
-        let settings = SampleSettings {
-            classes: classes.clone(),
-            guidance,
-            steps,
-            method,
-            seed: 1000 + b as u64,
-            schedule,
-            first_image: 0,
-            per_sample: Vec::new(),
-            same_noise: false,
-            edit: None,
-        };
+        let settings = batch_settings(b, guidance, (method, steps), schedule);
+        let classes = settings.classes.clone();
         let x = Sampler::new(unet.clone(), classifier.clone(), settings, device)?
             .run(|_| std::ops::ControlFlow::Continue(()))
             .expect("never cancelled");
@@ -496,6 +482,33 @@ fn run_setting(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((result, grid_rows.concat()))
+}
+
+/// Samples of each class in one of eval's batches.
+pub const PER_BATCH: usize = 10;
+
+/// Batch `b` of eval's samples of a setting: [`PER_BATCH`] of each class, in class order, from
+/// seed 1000 + b. The cross-check draws the same.
+pub fn batch_settings(
+    b: usize,
+    guidance: Guidance,
+    (method, steps): (Method, usize),
+    schedule: BetaSchedule,
+) -> SampleSettings {
+    SampleSettings {
+        classes: (0..NUM_CLASSES)
+            .flat_map(|c| std::iter::repeat_n(c, PER_BATCH))
+            .collect(),
+        guidance,
+        steps,
+        method,
+        seed: 1000 + b as u64,
+        schedule,
+        first_image: 0,
+        per_sample: Vec::new(),
+        same_noise: false,
+        edit: None,
+    }
 }
 
 /// Indices of the first `n` digits of each class.
