@@ -90,7 +90,8 @@ struct SampleArgs {
     /// unless given.
     #[arg(long, default_value_t = guided_ddpm::settings::DEFAULT_STEPS)]
     steps: usize,
-    /// The reverse step: ddpm, ddim or dpm (DPM-Solver++(2M)); the demo's default unless given.
+    /// The reverse step: ddpm, ddim, dpm (DPM-Solver++(2M)) or dpm-sde (its SDE form); the
+    /// demo's default unless given.
     #[arg(long, value_enum, default_value_t = guided_ddpm::settings::DEFAULT_METHOD)]
     sampler: Method,
     #[arg(long, default_value_t = 0)]

@@ -14,11 +14,10 @@
 //!   only, so their MLPs run once per run, not once per step) are rows of per-run tables, made
 //!   once by [`ReplayRun::new`] and picked by a device-side step index `k`;
 //! - the step first decrements `k` in place and reads its rows at the decremented index, and
-//!   ends by writing x_{t-1} back into the buffer of x_t, in place too (DPM-Solver++(2M), which
-//!   extrapolates from the last step's x0, keeps that x0 in the same buffer after x_t and
-//!   writes both at once) (burn's cubecl kernels
+//!   ends by writing x_{t-1} back into the buffer of x_t, in place too (burn's cubecl kernels
 //!   reuse a buffer whose tensor is the only one holding it), so the next replay reads the next
-//!   step's inputs. Each in-place write comes where every other read of its buffer in the step
+//!   step's inputs; DPM-Solver++(2M), which extrapolates from the last step's x0, keeps that x0
+//!   in the same buffer after x_t, and the one write stores both. Each in-place write comes where every other read of its buffer in the step
 //!   depends on it or feeds it (every row read needs the decremented k; x_{t-1} needs every read
 //!   of x_t). burn's fusion orders launches by data dependence only: with the decrement at the
 //!   end of the step, where nothing in the step depended on it, the replayed DDPM steps in the

@@ -244,3 +244,17 @@ impl SampleSettings {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Method::name`] is how the URL, the CLI and eval.json spell each sampler: the same as
+    /// its serde name, which the page's settings JSON uses.
+    #[test]
+    fn each_sampler_is_named_as_serde_writes_it() {
+        for m in Method::ALL {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.name(), "{m:?}");
+        }
+    }
+}

@@ -193,10 +193,11 @@ function redraw() {
   drawTiles($("canvas"), bytes, f.n, { rgba, captions: captions() });
 }
 
-// The push view's legend, on the crate's scale.
-// `steps`: the run's (or, before one, the steps menu's); a run of fewer steps moves a pixel
-// further per step, so its full colour is a larger shift.
-function legend(steps = Number($("steps").value) || DEFAULTS.steps) {
+// The push view's legend, on the crate's scale for the steps menu's count (a run takes the
+// menu's): grid::push_scale is inversely proportional to the steps (a run of fewer steps moves a
+// pixel further per step), so its value at one step, divided by the steps, is its value there.
+function legend() {
+  const steps = Number($("steps").value) || DEFAULTS.steps;
   const scale = Number((state.pushPerStep / steps).toPrecision(3)); // an f32 (0.0099999...) as written: 0.01
   drawLegend($("legend-bar"));
   $("legend-lo").textContent = `−${scale} or less: darker`;
@@ -656,7 +657,6 @@ async function main() {
   state.primary = started.worker;
   performance.mark("module-ready");
   state.pushPerStep = started.pushPerStep;
-  legend();
   const g = started.defaultGuidance;
   const r = started.defaultRun;
   Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale, interval: g.interval ? g.interval.join("-") : "all", sampler: r.method, steps: r.steps });

@@ -130,8 +130,9 @@ fn time_to_image(weights_dir: &Path, method: Method, steps: usize) -> Result<Ima
 }
 
 impl NativeReport {
-    /// The report as `guided-ddpm bench` prints it: a row per batch of the step's phases, then
-    /// the matrix product, training throughput and peak memory, each line ending in a newline.
+    /// The report as `guided-ddpm bench` prints it: a row per batch of the step's phases, a line
+    /// per time to an image, then the matrix product, training throughput and peak memory, each
+    /// line ending in a newline.
     pub fn summary(&self) -> String {
         let mut out = format!(
             "{:<8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8}\n",

@@ -251,7 +251,7 @@ pub struct EvalOptions {
     /// Reverse steps per sample; a list (`8,15,100`) evaluates each setting at each.
     #[arg(long, value_delimiter = ',', default_value = "100")]
     pub steps: Vec<usize>,
-    /// The reverse step (ddpm, ddim, dpm); a list evaluates each setting with each.
+    /// The reverse step (ddpm, ddim, dpm, dpm-sde); a list evaluates each setting with each.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "ddpm")]
     pub method: Vec<Method>,
     /// Also evaluate this setting with the float EMA weights (int8-vs-float check).
