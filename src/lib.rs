@@ -39,6 +39,8 @@ pub mod eval;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod npz;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod sample;
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod train;
 
 /// Everything that can go wrong, each with a message a person can act on.

@@ -1,86 +1,91 @@
-//! A minimal writer of NumPy `.npz` archives: a zip of `.npy` files, stored without compression
-//! (NumPy's `np.savez`). Enough for uint8 and int64 arrays.
+//! `sample --npz`: samples as a NumPy `.npz` archive (npyz over the zip crate), stored without
+//! compression as NumPy's `np.savez` stores it: `x` uint8 [n, 28, 28] (the images as grey bytes)
+//! and `y` int64 [n] (each image's asked class).
 
+use std::io::Cursor;
 use std::path::Path;
 
+use npyz::npz::{NpzArchive, NpzWriter};
+use npyz::zip::{write::FileOptions, CompressionMethod};
+use npyz::WriterBuilder;
+
+use crate::nn::SIDE;
 use crate::Error;
 
-/// One array to store: its name (without `.npy`), NumPy dtype string, shape and raw bytes.
-pub struct Array<'a> {
-    pub name: &'a str,
-    /// e.g. `|u1` or `<i8`.
-    pub dtype: &'a str,
-    pub shape: &'a [usize],
-    pub data: &'a [u8],
-}
-
-/// The `.npy` v1.0 encoding of one array: magic, header length, a padded dict, the data.
-fn npy(a: &Array) -> Vec<u8> {
-    let shape = match a.shape {
-        [n] => format!("({n},)"),
-        dims => format!(
-            "({})",
-            dims.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+/// Writes `images` (n x 28 x 28 grey bytes) and their `labels` (n) to `path`, atomically.
+pub fn write_samples(path: &Path, images: &[u8], labels: &[i64]) -> Result<(), Error> {
+    let n = labels.len();
+    if images.len() != n * SIDE * SIDE {
+        return Err(Error::Setting(format!(
+            "{} images need {} bytes, got {}",
+            n,
+            n * SIDE * SIDE,
+            images.len()
+        )));
+    }
+    let io = |e: std::io::Error| Error::Io {
+        context: format!("encoding {}", path.display()),
+        source: e,
     };
-    let mut header = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
-        a.dtype
-    );
-    // Pad with spaces so that magic + length + header + '\n' is a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(a.data);
-    out
+    let stored = || FileOptions::default().compression_method(CompressionMethod::Stored);
+    let mut npz = NpzWriter::new(Cursor::new(Vec::new()));
+    npz.array::<u8>("x", stored())
+        .map_err(io)?
+        .default_dtype()
+        .shape(&[n as u64, SIDE as u64, SIDE as u64])
+        .begin_nd()
+        .map_err(io)?
+        .extend(images.iter().copied())
+        .map_err(io)?;
+    npz.array::<i64>("y", stored())
+        .map_err(io)?
+        .default_dtype()
+        .shape(&[n as u64])
+        .begin_nd()
+        .map_err(io)?
+        .extend(labels.iter().copied())
+        .map_err(io)?;
+    let bytes = npz
+        .zip_writer()
+        .finish()
+        .map_err(|e| io(e.into()))?
+        .into_inner();
+    crate::atomic::write(path, &bytes)
 }
 
-/// Writes the arrays as a stored (uncompressed) zip archive.
-pub fn write(path: &Path, arrays: &[Array]) -> Result<(), Error> {
-    let mut body = Vec::new();
-    let mut central = Vec::new();
-    for a in arrays {
-        let name = format!("{}.npy", a.name);
-        let data = npy(a);
-        let crc = crc32fast::hash(&data);
-        let offset = body.len() as u32;
-        let size = data.len() as u32;
-        // local file header (APPNOTE 4.3.7): version 2.0, no flags, stored, no time
-        body.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        body.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-        for v in [crc, size, size] {
-            body.extend_from_slice(&v.to_le_bytes());
-        }
-        body.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        body.extend_from_slice(&0u16.to_le_bytes());
-        body.extend_from_slice(name.as_bytes());
-        body.extend_from_slice(&data);
-        // central directory entry (APPNOTE 4.3.12)
-        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        central.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-        for v in [crc, size, size] {
-            central.extend_from_slice(&v.to_le_bytes());
-        }
-        central.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        central.extend_from_slice(&[0; 12]); // extra, comment, disk, internal and external attributes
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(name.as_bytes());
-    }
-    let mut end = 0x0605_4b50u32.to_le_bytes().to_vec(); // end of central directory (APPNOTE 4.3.16)
-    end.extend_from_slice(&[0; 4]);
-    end.extend_from_slice(&(arrays.len() as u16).to_le_bytes());
-    end.extend_from_slice(&(arrays.len() as u16).to_le_bytes());
-    end.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    end.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    end.extend_from_slice(&0u16.to_le_bytes());
-    body.extend_from_slice(&central);
-    body.extend_from_slice(&end);
-    crate::atomic::write(path, &body)
+/// An archive's samples, as [`read_samples`] reads them.
+pub struct Samples {
+    /// Grey bytes, image after image.
+    pub images: Vec<u8>,
+    /// `x`'s shape: [n, 28, 28].
+    pub shape: Vec<u64>,
+    pub labels: Vec<i64>,
+}
+
+/// Samples as [`write_samples`] wrote them.
+pub fn read_samples(path: &Path) -> Result<Samples, Error> {
+    let bad = |why: String| {
+        Error::Data(format!(
+            "{} is not a samples archive: {why}",
+            path.display()
+        ))
+    };
+    let mut npz =
+        NpzArchive::open(path).map_err(Error::io(format!("opening {}", path.display())))?;
+    let x = npz
+        .by_name("x")
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("no array x".into()))?;
+    let shape = x.shape().to_vec();
+    let images = x.into_vec::<u8>().map_err(|e| bad(e.to_string()))?;
+    let y = npz
+        .by_name("y")
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("no array y".into()))?;
+    let labels = y.into_vec::<i64>().map_err(|e| bad(e.to_string()))?;
+    Ok(Samples {
+        images,
+        shape,
+        labels,
+    })
 }

@@ -59,8 +59,9 @@ pub struct CurveOptions {
     pub report_only: bool,
 }
 
-/// One setting of one checkpoint, judged.
-#[derive(Clone, Debug, PartialEq)]
+/// One setting of one checkpoint, judged: a row of [`CSV`] (its columns in this order, the
+/// header the field names; measurements to 4 decimals, seconds whole).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub run: String,
     pub step: usize,
@@ -68,18 +69,36 @@ pub struct Row {
     pub setting: String,
     pub n_per_class: usize,
     pub steps: usize,
+    #[serde(serialize_with = "decimals4")]
     pub accuracy: f64,
+    #[serde(serialize_with = "decimals4")]
     pub frechet: f64,
     /// Real-vs-real FD at the same N: the first `n_per_class` train digits of each class against
     /// the held-out digits.
+    #[serde(serialize_with = "decimals4")]
     pub floor: f64,
+    #[serde(serialize_with = "decimals4")]
     pub precision: f64,
+    #[serde(serialize_with = "decimals4")]
     pub recall: f64,
+    #[serde(serialize_with = "decimals4")]
     pub real_precision: f64,
+    #[serde(serialize_with = "decimals4")]
     pub real_recall: f64,
+    #[serde(serialize_with = "decimals4")]
     pub ink: f64,
+    #[serde(serialize_with = "decimals4")]
     pub held_ink: f64,
+    #[serde(serialize_with = "whole")]
     pub seconds: f64,
+}
+
+fn decimals4<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:.4}"))
+}
+
+fn whole<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{v:.0}"))
 }
 
 impl Row {
@@ -92,75 +111,24 @@ impl Row {
             self.steps,
         )
     }
-
-    fn to_csv(&self) -> String {
-        format!(
-            "{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.0}",
-            self.run,
-            self.step,
-            self.samples_seen,
-            self.setting,
-            self.n_per_class,
-            self.steps,
-            self.accuracy,
-            self.frechet,
-            self.floor,
-            self.precision,
-            self.recall,
-            self.real_precision,
-            self.real_recall,
-            self.ink,
-            self.held_ink,
-            self.seconds
-        )
-    }
-
-    fn from_csv(line: &str) -> Option<Row> {
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 16 {
-            return None;
-        }
-        let u = |i: usize| f[i].parse::<usize>().ok();
-        let x = |i: usize| f[i].parse::<f64>().ok();
-        Some(Row {
-            run: f[0].to_string(),
-            step: u(1)?,
-            samples_seen: u(2)?,
-            setting: f[3].to_string(),
-            n_per_class: u(4)?,
-            steps: u(5)?,
-            accuracy: x(6)?,
-            frechet: x(7)?,
-            floor: x(8)?,
-            precision: x(9)?,
-            recall: x(10)?,
-            real_precision: x(11)?,
-            real_recall: x(12)?,
-            ink: x(13)?,
-            held_ink: x(14)?,
-            seconds: x(15)?,
-        })
-    }
 }
 
 /// Reads the rows file; a missing file is no rows, a line that does not parse is an error naming
 /// it (the file is the only record of past measurements, so it is never silently dropped).
 pub fn read_rows(path: &Path) -> Result<Vec<Row>, Error> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
     };
-    text.lines()
-        .enumerate()
-        .skip(1)
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            Row::from_csv(l).ok_or_else(|| {
+    csv::Reader::from_reader(file)
+        .deserialize()
+        .map(|row| {
+            row.map_err(|e| {
+                let line = e.position().map_or(0, |p| p.line());
                 Error::Data(format!(
-                    "{} line {} is not a row of {HEADER}: {l:?}",
-                    path.display(),
-                    i + 1
+                    "{} line {line} is not a row of {HEADER}: {e}",
+                    path.display()
                 ))
             })
         })
@@ -168,12 +136,16 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, Error> {
 }
 
 fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
-    let mut text = format!("{HEADER}\n");
-    for r in rows {
-        text += &r.to_csv();
-        text += "\n";
+    let bad = |e: csv::Error| Error::Data(format!("writing {}: {e}", path.display()));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        w.write_record(HEADER.split(',')).map_err(bad)?;
     }
-    crate::atomic::write(path, text.as_bytes())
+    for r in rows {
+        w.serialize(r).map_err(bad)?;
+    }
+    let text = w.into_inner().map_err(|e| bad(e.into_error().into()))?;
+    crate::atomic::write(path, &text)
 }
 
 /// The settings a checkpoint is judged at: each label of `asked` ("default" for the demo's
@@ -637,9 +609,19 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("curve-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(CSV);
-        let rows = vec![row(100, "both s=4 w=1"), row(100, "none")];
+        // A run folder whose name holds a comma and a quote is one field.
+        let mut odd = row(100, "none");
+        odd.run = "runs/a,b \"c\"".into();
+        let rows = vec![row(100, "both s=4 w=1"), row(100, "none"), odd];
         write_rows(&path, &rows).unwrap();
         assert_eq!(read_rows(&path).unwrap(), rows);
+        // The committed table reads and is written back byte for byte.
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(CSV);
+        write_rows(&path, &read_rows(&committed).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            std::fs::read(&committed).unwrap()
+        );
         std::fs::write(&path, format!("{HEADER}\nnot,a,row\n")).unwrap();
         let err = read_rows(&path).unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
