@@ -114,12 +114,22 @@ fn the_front_pick_meets_the_default_s_other_targets_too() {
     assert_eq!(
         c.measured,
         format!(
-            "picked: {} (FD 0.140); lower FD but outside a target: {} (FD 0.130; mean ink \
-             against the held-out digits': 0.144 against 0.128 (+12.2%))",
+            "picked: {} (FD 0.140); lower FD: {} (FD 0.130), outside a target: mean ink \
+             against the held-out digits': 0.144 against 0.128 (+12.2%)",
             named("default"),
             named("both s=1 w=0")
         )
     );
+    // A classifier-free row of lower FD that meets every target is passed by for that.
+    let mut free = row("free w=0.5", g(Mode::Free, 0.0, 0.5), "int8", 0.995, 0.12);
+    free.ink.mean = 0.130;
+    r.settings.push(free);
+    assert_eq!(front_pick(&r).unwrap().label, "default");
+    assert!(front_check(&r).measured.ends_with(&format!(
+        "lower FD: {} (FD 0.120), takes no classifier gradient",
+        named("free w=0.5")
+    )));
+    r.settings.pop();
     // Within the ink bound it is the pick, and the default no longer meets the check.
     r.settings.last_mut().unwrap().ink.mean = 0.139;
     assert_eq!(front_pick(&r).unwrap().label, "both s=1 w=0");
