@@ -35,6 +35,8 @@ pub mod weights;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod data;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
+pub mod digit;
+#[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod eval;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod npz;

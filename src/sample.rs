@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 
+use crate::digit::{Fit, Ink};
 use crate::guidance::{self, Compare, Guidance, Mode};
 use crate::nn::{ClassifierConfig, UNetConfig, SIDE};
 use crate::sampler::Sampler;
@@ -59,17 +60,22 @@ pub struct SampleOptions {
     /// Write the samples as a NumPy archive: x uint8 [N, 28, 28], y int64 [N] (the asked class).
     #[arg(long)]
     pub npz: Option<PathBuf>,
-    /// Edit this image instead of drawing from noise (SDEdit): a 28 x 28 PNG, a white digit on
-    /// black as the samples are.
+    /// Edit this image instead of drawing from noise (SDEdit): any PNG (any size, grey or
+    /// colour), made a 28 x 28 digit as MNIST's were (the ink's box scaled into 20 x 20, centred
+    /// by its mass; a 28 x 28 light-on-dark image, such as the samples, is taken as it is).
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Which way round --init's ink is: auto (a light border is paper, so the ink is dark),
+    /// light (on dark, as the samples) or dark (on light, as on paper).
+    #[arg(long, value_enum, default_value_t = Ink::Auto, requires = "init")]
+    pub ink: Ink,
     /// How much of the --init image to change, 0-1: the share of the reverse steps run from the
     /// image noised to that level (0 returns it, 1 starts from noise) [default: 0.5, or 1 with
     /// --mask].
     #[arg(long, requires = "init", allow_negative_numbers = true)]
     pub strength: Option<f64>,
-    /// Keep the --init image's pixels where this 28 x 28 PNG is white and let the model draw the
-    /// rest (inpainting).
+    /// Keep the --init image's pixels where this PNG is white and let the model draw the rest
+    /// (inpainting): 28 x 28, or the size of --init (then moved and scaled as it is).
     #[arg(long, requires = "init")]
     pub mask: Option<PathBuf>,
     /// Write the classifier's push (the shift each step's guidance applied) as a PNG: a row per
@@ -111,28 +117,42 @@ impl SampleOptions {
             per_sample,
             edit: match &a.init {
                 None => None,
-                Some(init) => Some(Edit {
-                    image: read_28(init)?
-                        .iter()
-                        .map(|&v| v as f32 / 127.5 - 1.0)
-                        .collect(),
-                    strength: a
-                        .strength
-                        .unwrap_or(if a.mask.is_some() { 1.0 } else { 0.5 }),
-                    mask: match &a.mask {
-                        None => None,
-                        Some(m) => Some(
-                            read_28(m)?
-                                .iter()
-                                .map(|&v| (v > 127) as u8 as f32)
-                                .collect(),
-                        ),
-                    },
-                }),
+                Some(init) => Some(a.edit(init)?),
             },
         };
         settings.validate()?;
         Ok(settings)
+    }
+}
+
+impl SampleOptions {
+    /// The edit of `init` (with `--mask`, `--strength` and `--ink`): the image as a 28 x 28
+    /// digit ([`Fit`]), its mask moved with it.
+    fn edit(&self, init: &Path) -> Result<Edit, Error> {
+        let (w, h, px) = grid::read_png(init)?;
+        let fit = Fit::of(w, h, &px, self.ink)
+            .map_err(|e| Error::Setting(format!("{}: {e}", init.display())))?;
+        let mask = match &self.mask {
+            None => None,
+            Some(m) => {
+                let (mw, mh, mpx) = grid::read_png(m)?;
+                let kept = fit
+                    .mask(mw, mh, &mpx)
+                    .map_err(|e| Error::Setting(format!("{}: {e}", m.display())))?;
+                Some(kept.iter().map(|&v| (v > 127) as u8 as f32).collect())
+            }
+        };
+        Ok(Edit {
+            image: fit
+                .image(&px)
+                .iter()
+                .map(|&v| v as f32 / 127.5 - 1.0)
+                .collect(),
+            strength: self
+                .strength
+                .unwrap_or(if self.mask.is_some() { 1.0 } else { 0.5 }),
+            mask,
+        })
     }
 }
 
@@ -264,16 +284,4 @@ fn write_push_png(
     grid::write_png(path, w, h, &px, 3)?;
     eprintln!("wrote {}", path.display());
     Ok(())
-}
-
-/// A 28 x 28 PNG as grey bytes, or a sentence saying why not.
-fn read_28(path: &Path) -> Result<Vec<u8>, Error> {
-    let (w, h, px) = grid::read_png(path)?;
-    if (w, h) != (SIDE, SIDE) {
-        return Err(Error::Setting(format!(
-            "{} must be {SIDE} x {SIDE} pixels, got {w} x {h}",
-            path.display()
-        )));
-    }
-    Ok(px)
 }

@@ -324,6 +324,14 @@ fn init_and_mask_edit_an_image_and_keep_its_pixels() {
         2,
     )
     .unwrap();
+    grid::write_png(
+        std::path::Path::new(&file("blank.png")),
+        40,
+        30,
+        &[90; 1200],
+        1,
+    )
+    .unwrap();
     let (code, stderr) = cli(&[
         "sample",
         "--class",
@@ -359,8 +367,18 @@ fn init_and_mask_edit_an_image_and_keep_its_pixels() {
     );
     let cases: Vec<(Vec<String>, String)> = vec![
         (
-            vec!["--init".into(), file("big.png")],
-            "must be 28 x 28 pixels, got 56 x 28".into(),
+            vec!["--init".into(), file("blank.png")],
+            "has no ink".into(),
+        ),
+        (
+            vec![
+                "--init".into(),
+                file("big.png"),
+                "--mask".into(),
+                file("blank.png"),
+            ],
+            "the mask must be the size of the image it masks (56 x 28), or 28 x 28; got 40 x 30"
+                .into(),
         ),
         (
             vec![
@@ -415,4 +433,43 @@ fn sample_starts_from_the_default_and_a_picked_mode_steers() {
     const { assert!(STARTING.scale > 0.0) };
     assert!(run(&["--guidance", "classifier"]).contains(&format!("({})", classifier.label())));
     std::fs::remove_file(&png).ok();
+}
+
+/// `sample --init` takes the command line's own `--png` output (a 112 x 112 grid of one sample)
+/// and any photo-like image, made a 28 x 28 digit as MNIST's were (src/digit.rs): an edit at low
+/// strength of a written 3 keeps most of its strokes. It refused anything but 28 x 28 before.
+#[test]
+fn init_takes_the_command_line_s_own_png_and_keeps_its_strokes() {
+    use guided_ddpm::digit::{Fit, Ink};
+    use guided_ddpm::grid;
+    let dir = std::env::temp_dir().join(format!("guided-ddpm-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let base = ["sample", "--class", "3", "--n", "1", "--steps", "8"];
+    let (code, stderr) = cli(&[&base[..], &["--png", &file("three.png")]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (w, h, px) = grid::read_png(std::path::Path::new(&file("three.png"))).unwrap();
+    assert!(w > 28 && h > 28, "the grid is zoomed: {w} x {h}");
+    let prepared = Fit::of(w, h, &px, Ink::Auto).unwrap().image(&px);
+    let args = [
+        "--init",
+        &file("three.png"),
+        "--strength",
+        "0.25",
+        "--npz",
+        &file("edit.npz"),
+    ];
+    let (code, stderr) = cli(&[&base[..], &args].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let edited = guided_ddpm::npz::read_samples(std::path::Path::new(&file("edit.npz")))
+        .unwrap()
+        .images;
+    let strokes: Vec<usize> = (0..28 * 28).filter(|&i| prepared[i] > 128).collect();
+    let kept = strokes.iter().filter(|&&i| edited[i] > 128).count();
+    assert!(
+        strokes.len() > 30 && kept * 10 >= strokes.len() * 6,
+        "{kept} of {} stroke pixels kept",
+        strokes.len()
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }
