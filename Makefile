@@ -5,18 +5,23 @@ CARGO ?= cargo
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/guided-ddpm
 # The wasm tests build what the page ships: burn's fusion on, the `web` profile (www/index.html).
 WASM := --profile web --target wasm32-unknown-unknown --no-default-features --features fusion
+# The wasm tests, the page tests and the benchmarks reach into the module's test hooks; the site
+# (`make site`, `make serve`) is built without them.
+WASM_TEST := --profile web --target wasm32-unknown-unknown --no-default-features --features fusion,test-hooks
+TEST_SITE := target/test-site
 # wasm-bindgen's CLI must match the library version that Cargo.lock pins.
 WASM_BINDGEN := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
 TRUNK_VERSION := 0.21.14
 export CHROMEDRIVER ?= /usr/bin/chromedriver
 export WASM_BINDGEN_TEST_TIMEOUT ?= 900
 
-.PHONY: help serve site test test-native test-wasm test-page test-gpu tools browser data weights train export eval build bench profile
+.PHONY: help serve site test test-native test-wasm test-site test-page test-gpu tools browser data weights train export eval build bench profile
 
 help:
 	@echo "make serve    install the tools if missing, build, and serve the demo at http://127.0.0.1:8080"
 	@echo "make test     install what the tests need and run every test (native, wasm in Chromium, page)"
 	@echo "make site     the static site in dist/ (trunk build --release)"
+	@echo "make test-site the site with the test hooks in target/test-site/ (page tests, bench)"
 	@echo "make weights  train all networks (resumable), export int8 weights, evaluate"
 	@echo "make test-gpu the replayed step on a native GPU device (software Vulkan where there is none)"
 	@echo "make bench    time native flex, WebGPU and the wasm CPU fallback; writes docs/BENCHMARKS.md"
@@ -52,11 +57,16 @@ test-native: data
 
 test-wasm: tools browser
 	@echo "== test-wasm from $$(date +%T)"
-	$(CARGO) test $(WASM) --locked --test web
+	$(CARGO) test $(WASM_TEST) --locked --test web
 
-test-page: site browser
+# The site with the test hooks in, for the page tests and `make bench`.
+test-site: tools
+	$(CARGO) fetch --locked
+	GUIDED_DDPM_TEST_HOOKS=1 trunk build --release --dist $(TEST_SITE)
+
+test-page: test-site browser
 	@echo "== test-page from $$(date +%T)"
-	cd tests/page && npm ci --no-audit --no-fund && npm test
+	cd tests/page && npm ci --no-audit --no-fund && DIST=../../$(TEST_SITE) npm test
 
 # Not part of `make test`: the replayed step on a native GPU device (wgpu, WGSL, burn's fusion on),
 # on whatever adapter the machine has; Mesa's software Vulkan (lavapipe) where there is no GPU.
@@ -66,14 +76,14 @@ test-gpu:
 	$(CARGO) test --release --locked --features wgpu,fusion --test gpu -- --nocapture
 
 # ---- benchmarks: native flex first, then the built site in headless Chromium ----
-bench: data site browser
+bench: data site test-site browser
 	$(BIN) bench --out target/bench/native.json
-	cd tests/page && npm ci --no-audit --no-fund && node bench.mjs --native ../../target/bench/native.json --out ../../docs/BENCHMARKS.md
+	cd tests/page && npm ci --no-audit --no-fund && node bench.mjs --native ../../target/bench/native.json --dist ../../$(TEST_SITE) --shipped ../../dist --out ../../docs/BENCHMARKS.md
 
 # A site whose wasm keeps its name section (www/strip-wasm.mjs skips it), profiled in Chromium.
 profile: tools browser
 	$(CARGO) fetch --locked
-	GUIDED_DDPM_KEEP_NAMES=1 trunk build --release --dist target/profile-site
+	GUIDED_DDPM_KEEP_NAMES=1 GUIDED_DDPM_TEST_HOOKS=1 trunk build --release --dist target/profile-site
 	cd tests/page && npm ci --no-audit --no-fund && node profile.mjs --dist ../../target/profile-site --out ../../docs/BENCHMARKS.md
 
 # ---- data, training, weights ----

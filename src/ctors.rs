@@ -52,7 +52,9 @@ pub fn start() {
 }
 
 /// How many times the static constructors have run in this instance: 1 once the module has
-/// started. More means wasm-ld is wrapping exports again (each export call re-runs them).
+/// started. More means wasm-ld is wrapping exports again (each export call re-runs them). A
+/// test hook (feature `test-hooks`).
+#[cfg(test_hooks)]
 #[wasm_bindgen]
 pub fn constructor_runs() -> u32 {
     RUNS.load(Ordering::Relaxed)

@@ -15,6 +15,8 @@
 
 #[cfg(not(target_family = "wasm"))]
 pub mod atomic;
+// The wasm module times steps for `make bench` only with the test hooks.
+#[cfg(any(not(target_family = "wasm"), test_hooks))]
 pub mod bench;
 #[cfg(target_family = "wasm")]
 pub mod ctors;

@@ -50,7 +50,7 @@ use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::noise::NoiseStreams;
 use crate::sampler::{classifier_term, guided_eps, unet_labels, update};
 use crate::schedule::Schedule;
-use crate::settings::SampleSettings;
+use crate::settings::{SampleSettings, Steer};
 use crate::Error;
 
 /// How the steps of a run are executed. One per run, so the replay variant's size is no cost.
@@ -70,24 +70,87 @@ enum Mode {
     Failed(String),
 }
 
-/// A run in progress whose steps replay one recorded step where the device can record.
-pub struct ReplayRun {
-    unet: UNet,
-    classifier: Classifier,
-    settings: SampleSettings,
+/// The per-run tables that follow from the asked classes and their guidance.
+struct Tables {
     /// The run's guidance; per-sample factors are fixed tensors, read by every replay.
     guidance: BatchGuidance,
-    timesteps: Vec<usize>,
     /// Row k: [`StepCoefs::row`] of step k, `[S, STEP_COEFS]`.
     coefs: Tensor<2>,
-    /// Row k: the noise z of step k, `[S, B 784]` (zeros where a step draws none).
-    noise: Tensor<2>,
     /// Row k: step k's embedding for the U-Net's rows (`[S, rows E]`, [`UNet::embedding`]) and
     /// for the classifier's B samples (`[S, B E]`, [`Classifier::embedding`]).
     emb_unet: Tensor<2>,
     emb_classifier: Tensor<2>,
     labels: Tensor<1, Int>,
     onehot: Tensor<2>,
+}
+
+impl Tables {
+    fn new(
+        unet: &UNet,
+        classifier: &Classifier,
+        settings: &SampleSettings,
+        schedule: &Schedule,
+        device: &Device,
+    ) -> Tables {
+        let s = schedule.len();
+        let b = settings.classes.len();
+        let method = settings.method;
+        let guidance = BatchGuidance::new(&settings.per_sample_guidance(), device);
+        let coefs: Vec<f32> = (0..s)
+            .flat_map(|k| {
+                let scale = guidance.coef_scale_at(schedule.timesteps[k]);
+                StepCoefs::at(schedule, k, scale, method, k + 1 == s).row()
+            })
+            .collect();
+        let coefs = Tensor::from_data(TensorData::new(coefs, [s, STEP_COEFS]), device);
+        // Every (step, row) pair as one batch, row-major over steps, so that reshaping each
+        // network's [S rows, E] embedding to [S, rows E] puts step k's rows in row k.
+        let t = t_tensor(&schedule.timesteps, device);
+        let spread = |features: Tensor<2>, rows: usize| {
+            let d = features.dims()[1];
+            features
+                .reshape([s, 1, d])
+                .expand([s, rows, d])
+                .reshape([s * rows, d])
+        };
+        let table = |emb: Tensor<2>, rows: usize| {
+            let e = emb.dims()[1];
+            emb.reshape([s, rows * e])
+        };
+        let labels = unet_labels(&settings.classes, &guidance, device);
+        let rows = labels.dims()[0];
+        let y = labels.clone().reshape([1, rows]).expand([s, rows]);
+        let emb_unet = unet.embedding(
+            spread(sinusoidal(t.clone(), unet.sinusoid_dim()), rows),
+            y.reshape([s * rows]),
+        );
+        let emb_classifier = classifier_embedding(
+            classifier,
+            spread(sinusoidal(t, classifier.sinusoid_dim()), b),
+        );
+        let (emb_unet, emb_classifier) = (table(emb_unet, rows), table(emb_classifier, b));
+        Tables {
+            onehot: one_hot(&settings.classes, device),
+            labels,
+            guidance,
+            coefs,
+            emb_unet,
+            emb_classifier,
+        }
+    }
+}
+
+/// A run in progress whose steps replay one recorded step where the device can record.
+pub struct ReplayRun {
+    unet: UNet,
+    classifier: Classifier,
+    settings: SampleSettings,
+    /// What the class and guidance decide, read by every replay; made anew by a steer.
+    tables: Tables,
+    schedule: Schedule,
+    timesteps: Vec<usize>,
+    /// Row k: the noise z of step k, `[S, B 784]` (zeros where a step draws none).
+    noise: Tensor<2>,
     /// x_t, `[B, 1, 28, 28]`, overwritten in place by each step; for DPM-Solver++(2M) in either
     /// form, `[2B, 1, 28, 28]`: x_t, then the last step's x0.
     x: Tensor<4>,
@@ -98,6 +161,7 @@ pub struct ReplayRun {
     next: Option<usize>,
     mode: Mode,
     /// Test hook: this many more recordings ask for a buffer no pool holds, so they fail.
+    #[cfg(test_hooks)]
     fail_recordings: usize,
     /// Whether a failed recording has been tried again (once per run).
     retried: bool,
@@ -143,58 +207,21 @@ impl ReplayRun {
         }
         let noise = Tensor::from_data(TensorData::new(noise, [s, n]), device);
 
-        let guidance = BatchGuidance::new(&settings.per_sample_guidance(), device);
-        let coefs: Vec<f32> = (0..s)
-            .flat_map(|k| {
-                let scale = guidance.coef_scale_at(schedule.timesteps[k]);
-                StepCoefs::at(&schedule, k, scale, method, k + 1 == s).row()
-            })
-            .collect();
-        let coefs = Tensor::from_data(TensorData::new(coefs, [s, STEP_COEFS]), device);
-        // Every (step, row) pair as one batch, row-major over steps, so that reshaping each
-        // network's [S rows, E] embedding to [S, rows E] puts step k's rows in row k.
-        let t = t_tensor(&schedule.timesteps, device);
-        let spread = |features: Tensor<2>, rows: usize| {
-            let d = features.dims()[1];
-            features
-                .reshape([s, 1, d])
-                .expand([s, rows, d])
-                .reshape([s * rows, d])
-        };
-        let table = |emb: Tensor<2>, rows: usize| {
-            let e = emb.dims()[1];
-            emb.reshape([s, rows * e])
-        };
-        let labels = unet_labels(&settings.classes, &guidance, device);
-        let rows = labels.dims()[0];
-        let y = labels.clone().reshape([1, rows]).expand([s, rows]);
-        let emb_unet = unet.embedding(
-            spread(sinusoidal(t.clone(), unet.sinusoid_dim()), rows),
-            y.reshape([s * rows]),
-        );
-        let emb_classifier = classifier_embedding(
-            &classifier,
-            spread(sinusoidal(t, classifier.sinusoid_dim()), b),
-        );
-        let (emb_unet, emb_classifier) = (table(emb_unet, rows), table(emb_classifier, b));
-
+        let tables = Tables::new(&unet, &classifier, &settings, &schedule, device);
         let k = Tensor::from_data(TensorData::new(vec![s as i64], [1]), device);
         Ok(Self {
-            labels,
-            onehot: one_hot(&settings.classes, device),
             unet,
             classifier,
-            guidance,
+            tables,
             timesteps: schedule.timesteps.clone(),
+            schedule,
             settings,
-            coefs,
             noise,
-            emb_unet,
-            emb_classifier,
             x,
             k,
             next: Some(s - 1),
             mode: Mode::Warmup,
+            #[cfg(test_hooks)]
             fail_recordings: 0,
             retried: false,
             device: device.clone(),
@@ -203,6 +230,30 @@ impl ReplayRun {
 
     pub fn is_done(&self) -> bool {
         self.next.is_none()
+    }
+
+    /// Steers the run from its next step on ([`Steer`]), as
+    /// [`Sampler::steer`](crate::sampler::Sampler::steer) does: x_t, the noise and the schedule
+    /// stay; the tables the class and guidance decide are made anew. A recorded step reads the
+    /// old tables' buffers, so it is dropped, and the next step warms up and records again (two
+    /// eager steps, then replays). An impossible steer is refused and changes nothing.
+    pub fn steer(&mut self, steer: &Steer) -> Result<(), Error> {
+        let settings = self.settings.steered(steer)?;
+        // The graph goes before the buffers it reads.
+        self.mode = match std::mem::replace(&mut self.mode, Mode::Warmup) {
+            Mode::Eager(why) => Mode::Eager(why),
+            Mode::Warmup | Mode::Replay { .. } | Mode::Failed(_) => Mode::Warmup,
+        };
+        self.retried = false;
+        self.tables = Tables::new(
+            &self.unet,
+            &self.classifier,
+            &settings,
+            &self.schedule,
+            &self.device,
+        );
+        self.settings = settings;
+        Ok(())
     }
 
     /// Whether the steps now replay a recorded step.
@@ -245,8 +296,10 @@ impl ReplayRun {
                     let (x, k) = (self.x.clone(), self.k.clone());
                     drop(self.record());
                     (self.x, self.k) = (x, k);
-                    let len =
-                        frame_len(self.settings.classes.len(), self.guidance.uses_classifier());
+                    let len = frame_len(
+                        self.settings.classes.len(),
+                        self.tables.guidance.uses_classifier(),
+                    );
                     let spare = Tensor::<1>::empty([len], &self.device);
                     let frame = self.record();
                     drop(spare);
@@ -308,12 +361,14 @@ impl ReplayRun {
             return Mode::Eager(format!("the device records no graphs: {e:?}"));
         }
         let frame = self.record();
-        // 64 MiB, held until the recording ends: more than the pools hold after a step here.
+        // Test hook: 64 MiB, held until the recording ends, more than the pools hold after a step.
+        #[cfg(test_hooks)]
         let hog = (self.fail_recordings > 0).then(|| {
             self.fail_recordings -= 1;
             Tensor::<1>::zeros([16 << 20], &self.device)
         });
         let stopped = Dispatch::graph_stop_capture(dispatch);
+        #[cfg(test_hooks)]
         drop(hog);
         match stopped {
             Ok(graph) => Mode::Replay { graph, frame },
@@ -330,7 +385,7 @@ impl ReplayRun {
 
     /// Test hook: makes this run's next `n` recordings fail (each asks for a buffer larger than
     /// the pools hold), as a recording that finds no room does.
-    #[doc(hidden)]
+    #[cfg(test_hooks)]
     pub fn fail_recordings(&mut self, n: usize) {
         self.fail_recordings = n;
     }
@@ -347,19 +402,19 @@ impl ReplayRun {
     /// buffer by then), in the order the module doc gives.
     fn record(&mut self) -> Tensor<1> {
         let b = self.settings.classes.len();
-        let g = &self.guidance;
+        let g = &self.tables.guidance;
         self.k.inplace(|k| k - 1);
         let (next, frame) = {
             let k = self.k.clone();
             let row = |table: &Tensor<2>| table.clone().select(0, k.clone());
-            let coefs = StepCoefs::from_row(row(&self.coefs));
+            let coefs = StepCoefs::from_row(row(&self.tables.coefs));
             let z = row(&self.noise).reshape([b, 1, SIDE, SIDE]);
             let unflat = |table: &Tensor<2>, rows: usize| {
                 let e = table.dims()[1] / rows;
                 row(table).reshape([rows, e])
             };
-            let emb_unet = unflat(&self.emb_unet, self.labels.dims()[0]);
-            let emb_classifier = unflat(&self.emb_classifier, b);
+            let emb_unet = unflat(&self.tables.emb_unet, self.tables.labels.dims()[0]);
+            let emb_classifier = unflat(&self.tables.emb_classifier, b);
             let (x, x0_last) = match self.settings.method.multistep() {
                 true => (
                     self.x.clone().narrow(0, 0, b),
@@ -374,7 +429,7 @@ impl ReplayRun {
                 g.uses_classifier(),
                 x.clone(),
                 emb_classifier,
-                self.onehot.clone(),
+                self.tables.onehot.clone(),
             );
             let (next, x0, push) = update(
                 self.settings.method,

@@ -24,7 +24,7 @@ use crate::nn::embedding::sinusoidal;
 use crate::nn::{dense, label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, SIDE};
 use crate::noise::NoiseStreams;
 use crate::schedule::Schedule;
-use crate::settings::{Method, SampleSettings};
+use crate::settings::{Method, SampleSettings, Steer};
 use crate::Error;
 
 /// Where a step starts: the index into the respaced schedule and its original timestep.
@@ -139,6 +139,16 @@ impl Sampler {
 
     pub fn is_done(&self) -> bool {
         self.next.is_none()
+    }
+
+    /// Steers the run from its next step on ([`Steer`]): the class and guidance change, the
+    /// x_t reached, the noise streams and the schedule stay. An impossible steer (a comparison,
+    /// a bad setting) is refused with a sentence and changes nothing.
+    pub fn steer(&mut self, steer: &Steer) -> Result<(), Error> {
+        let settings = self.settings.steered(steer)?;
+        self.guidance = BatchGuidance::new(&settings.per_sample_guidance(), &self.device);
+        self.settings = settings;
+        Ok(())
     }
 
     /// One reverse step; `None` once the last step is done.

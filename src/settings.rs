@@ -170,6 +170,15 @@ impl Edit {
     }
 }
 
+/// A change of a run in progress (live steering): from the next step on, every image is asked
+/// for `class` under `guidance`, from the x_t the run has reached. A steered run's images are
+/// not those of any settings a run starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Steer {
+    pub class: usize,
+    pub guidance: Guidance,
+}
+
 /// The most samples one run may ask for (a 16-image grid in the browser, more natively).
 pub const MAX_BATCH: usize = 256;
 
@@ -222,6 +231,24 @@ impl SampleSettings {
             .iter()
             .chain([&self.guidance])
             .try_for_each(Guidance::validate)
+    }
+
+    /// These settings steered by `steer` for the rest of a run: every image asked for its class,
+    /// under its guidance. A comparison (per-sample guidance) is not steered: its images exist
+    /// to differ by their settings.
+    pub fn steered(&self, steer: &Steer) -> Result<SampleSettings, Error> {
+        if !self.per_sample.is_empty() {
+            return Err(Error::Setting(
+                "a comparison cannot be steered: its images differ by their settings".into(),
+            ));
+        }
+        let settings = SampleSettings {
+            classes: vec![steer.class; self.classes.len()],
+            guidance: steer.guidance,
+            ..self.clone()
+        };
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// How many reverse steps the run takes: `steps`, or an edit's share of them.

@@ -17,7 +17,7 @@ use crate::grid::{push_scale, signed_rgba, to_bytes};
 use crate::nn::{Classifier, UNet};
 use crate::replay::ReplayRun;
 use crate::sampler::Sampler;
-use crate::settings::{Method, SampleSettings};
+use crate::settings::{Method, SampleSettings, Steer};
 use crate::weights::{self, Manifest};
 use crate::Error;
 
@@ -94,6 +94,13 @@ impl Run {
         }
     }
 
+    fn steer(&mut self, steer: &Steer) -> Result<(), Error> {
+        match self {
+            Run::Eager(s) => s.steer(steer),
+            Run::Replay(r) => r.steer(steer),
+        }
+    }
+
     /// One step, read back; `None` once the run is done.
     async fn step(&mut self) -> Result<Option<StepDone>, Error> {
         let out = match self {
@@ -131,6 +138,11 @@ pub struct Demo {
     generation: Cell<u32>,
     /// The current run's push colour scale ([`push_scale`] of its steps).
     push_scale: Cell<f32>,
+    /// Whether the current run can be steered (a comparison cannot).
+    steerable: Cell<bool>,
+    /// A steer of run `token` not yet applied: the run's next step applies it (a step awaiting
+    /// its readback holds the run, so a steer that arrives meanwhile waits here).
+    steer: RefCell<Option<(u32, Steer)>>,
 }
 
 /// What one step hands to the page.
@@ -235,13 +247,9 @@ impl Demo {
             replay: Cell::new(true),
             generation: Cell::new(0),
             push_scale: Cell::new(push_scale(crate::settings::DEFAULT_STEPS)),
+            steerable: Cell::new(false),
+            steer: RefCell::new(None),
         }
-    }
-
-    /// Whether later runs on WebGPU replay one recorded step (true, the default) or run every
-    /// step eagerly; the CPU path always runs eagerly.
-    pub fn set_replay(&self, replay: bool) {
-        self.replay.set(replay);
     }
 
     fn replays(&self) -> bool {
@@ -276,6 +284,15 @@ impl Demo {
             "steps": crate::settings::DEFAULT_STEPS,
         })
         .to_string()
+    }
+
+    /// How many steps a run of `settings_json` (a [`SampleSettings`] as JSON) takes: its steps,
+    /// or an edit's share of them ([`SampleSettings::steps_run`]), so the page counts a run's
+    /// steps as the sampler does.
+    pub fn steps_run(settings_json: &str) -> Result<usize, JsError> {
+        let settings: SampleSettings = serde_json::from_str(settings_json)
+            .map_err(|e| JsError::new(&format!("the settings are not valid: {e}")))?;
+        Ok(settings.steps_run())
     }
 
     /// The settings of a comparison (`preset` "scales" or "modes", the latter at classifier scale
@@ -363,9 +380,12 @@ impl Demo {
         // the kept pixels' replacement.
         let replay = self.replays() && settings.edit.is_none();
         let scale = push_scale(settings.steps);
+        let steerable = settings.per_sample.is_empty();
         let run = Run::new(nets, settings, &self.device, replay).map_err(js)?;
         *self.run.borrow_mut() = Some(run);
         self.push_scale.set(scale);
+        self.steerable.set(steerable);
+        self.steer.borrow_mut().take();
         let token = self.generation.get().wrapping_add(1);
         self.generation.set(token);
         Ok(token)
@@ -381,6 +401,12 @@ impl Demo {
         let Some(mut run) = self.run.borrow_mut().take() else {
             return Ok(None);
         };
+        if let Some((for_token, steer)) = self.steer.borrow_mut().take() {
+            if for_token == token {
+                // Checked by `steer` when it arrived, against this run.
+                run.steer(&steer).map_err(js)?;
+            }
+        }
         let started = web_time::Instant::now();
         let done = run.step().await;
         let Some(StepDone {
@@ -418,45 +444,37 @@ impl Demo {
         }))
     }
 
+    /// Steers run `token` from its next step on: `steer_json` is a [`Steer`] as JSON (`{"class",
+    /// "guidance"}`), every image asked for that class under that guidance from the x_t it has
+    /// reached. A steer of a run that is over does nothing; an impossible one (a comparison, a
+    /// bad setting) is refused with a sentence and the run goes on as it was. A later steer
+    /// before the next step replaces an earlier one.
+    pub fn steer(&self, token: u32, steer_json: &str) -> Result<(), JsError> {
+        let steer: Steer = serde_json::from_str(steer_json)
+            .map_err(|e| JsError::new(&format!("the steer is not valid: {e}")))?;
+        if token != self.generation.get() {
+            return Ok(());
+        }
+        if !self.steerable.get() {
+            return Err(JsError::new(
+                "a comparison cannot be steered: its images differ by their settings",
+            ));
+        }
+        if steer.class >= crate::nn::NUM_CLASSES {
+            return Err(JsError::new(&format!(
+                "the class must be a digit from 0 to 9, got {}",
+                steer.class
+            )));
+        }
+        steer.guidance.validate().map_err(js)?;
+        *self.steer.borrow_mut() = Some((token, steer));
+        Ok(())
+    }
+
     /// Stops the run in progress; its token steps nothing from now on.
     pub fn cancel(&self) {
         self.run.borrow_mut().take();
         self.generation.set(self.generation.get().wrapping_add(1));
-    }
-
-    /// Times a guided step phase by phase and a whole run on this page's device
-    /// (`bench::BenchSettings` as JSON in, `bench::StepReport` as JSON out); `make bench` drives it.
-    pub async fn bench(&self, settings_json: &str) -> Result<String, JsError> {
-        let settings: crate::bench::BenchSettings = serde_json::from_str(settings_json)
-            .map_err(|e| JsError::new(&format!("the benchmark settings are not valid: {e}")))?;
-        let (unet, classifier) = {
-            let nets = self.nets.borrow();
-            let nets = nets
-                .as_ref()
-                .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
-            (nets.unet.clone(), nets.classifier.clone())
-        };
-        let report = crate::bench::steps(&unet, &classifier, &settings, &self.device)
-            .await
-            .map_err(js)?;
-        Ok(serde_json::to_string(&report).expect("the report serializes"))
-    }
-
-    /// GFLOP/s of `reps` products of two `n x n` matrices on this page's device, as JSON.
-    pub async fn bench_matmul(&self, n: usize, reps: usize) -> Result<String, JsError> {
-        let report = crate::bench::matmul(n, reps, &self.device)
-            .await
-            .map_err(js)?;
-        Ok(serde_json::to_string(&report).expect("the report serializes"))
-    }
-
-    /// Bytes of WebAssembly linear memory: it only grows, so this is its peak so far.
-    pub fn wasm_memory_bytes() -> f64 {
-        wasm_bindgen::memory()
-            .unchecked_into::<js_sys::WebAssembly::Memory>()
-            .buffer()
-            .unchecked_into::<js_sys::ArrayBuffer>()
-            .byte_length() as f64
     }
 
     /// Compiles the GPU programs with the first guided steps of a run on one sample at the
@@ -492,5 +510,58 @@ impl Demo {
         let started = web_time::Instant::now();
         while run.step().await.map_err(js)?.is_some() {}
         Ok(started.elapsed().as_secs_f64() * 1e3 / TIMED as f64)
+    }
+}
+
+/// What the wasm tests, the page tests and `make bench` reach into (feature `test-hooks`); the
+/// site's build has none of it.
+#[cfg(test_hooks)]
+#[wasm_bindgen]
+impl Demo {
+    /// Whether this module was built with the test hooks: the page installs its own hooks
+    /// (`globalThis.guidedDdpm`) only then.
+    pub fn test_hooks() -> bool {
+        true
+    }
+
+    /// Whether later runs on WebGPU replay one recorded step (true, the default) or run every
+    /// step eagerly; the CPU path always runs eagerly.
+    pub fn set_replay(&self, replay: bool) {
+        self.replay.set(replay);
+    }
+
+    /// Times a guided step phase by phase and a whole run on this page's device
+    /// (`bench::BenchSettings` as JSON in, `bench::StepReport` as JSON out); `make bench` drives it.
+    pub async fn bench(&self, settings_json: &str) -> Result<String, JsError> {
+        let settings: crate::bench::BenchSettings = serde_json::from_str(settings_json)
+            .map_err(|e| JsError::new(&format!("the benchmark settings are not valid: {e}")))?;
+        let (unet, classifier) = {
+            let nets = self.nets.borrow();
+            let nets = nets
+                .as_ref()
+                .ok_or_else(|| JsError::new("the weights are not loaded yet"))?;
+            (nets.unet.clone(), nets.classifier.clone())
+        };
+        let report = crate::bench::steps(&unet, &classifier, &settings, &self.device)
+            .await
+            .map_err(js)?;
+        Ok(serde_json::to_string(&report).expect("the report serializes"))
+    }
+
+    /// GFLOP/s of `reps` products of two `n x n` matrices on this page's device, as JSON.
+    pub async fn bench_matmul(&self, n: usize, reps: usize) -> Result<String, JsError> {
+        let report = crate::bench::matmul(n, reps, &self.device)
+            .await
+            .map_err(js)?;
+        Ok(serde_json::to_string(&report).expect("the report serializes"))
+    }
+
+    /// Bytes of WebAssembly linear memory: it only grows, so this is its peak so far.
+    pub fn wasm_memory_bytes() -> f64 {
+        wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length() as f64
     }
 }

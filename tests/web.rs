@@ -1,7 +1,8 @@
 //! Browser tests (wasm-bindgen-test in headless Chromium; `make test` runs them): the shipped
 //! weights load on WebGPU, classifier-guided steps on WebGPU match the flex CPU backend, bad
-//! files give errors, and the exported `Demo` runs, cancels and rejects bad settings.
-#![cfg(target_family = "wasm")]
+//! files give errors, and the exported `Demo` runs, cancels and rejects bad settings. They reach
+//! into the module's test hooks, so `make test-wasm` builds it with feature `test-hooks`.
+#![cfg(all(target_family = "wasm", test_hooks))]
 
 use std::cell::RefCell;
 
@@ -14,7 +15,7 @@ use guided_ddpm::nn::{Classifier, UNet};
 use guided_ddpm::replay::ReplayRun;
 use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::BetaSchedule;
-use guided_ddpm::settings::{Method, SampleSettings};
+use guided_ddpm::settings::{Method, SampleSettings, Steer};
 use guided_ddpm::web::{webgpu, Demo};
 use guided_ddpm::weights::{self, Manifest};
 use wasm_bindgen::JsValue;
@@ -265,20 +266,29 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
     let default = guided_ddpm::guidance::DEFAULT;
     let both = guided_ddpm::guidance::FULL_STEP;
     let modes = guided_ddpm::guidance::Compare::Modes.settings(both);
-    for (method, guidance, steps, run_steps, batch, compare) in [
-        (Method::Ddpm, default, 100, 5, 2, false),
-        (Method::Ddim, settings(4).guidance, 4, 4, 2, false),
-        (Method::Ddpm, both, 100, 2, 16, false),
-        (Method::Ddpm, both, 25, 3, 1, false),
-        (Method::Ddpm, both, 25, 4, modes.len(), true),
+    // Live steering: after this many steps (0: never), every image is asked for an 8 under
+    // FULL_STEP; the replayed run records again and replays on.
+    let to = Steer {
+        class: 8,
+        guidance: both,
+    };
+    for (method, guidance, steps, run_steps, batch, compare, steer_after) in [
+        (Method::Ddpm, default, 100, 5, 2, false, 0),
+        (Method::Ddim, settings(4).guidance, 4, 4, 2, false, 0),
+        (Method::Ddpm, both, 100, 2, 16, false, 0),
+        (Method::Ddpm, both, 25, 3, 1, false, 0),
+        (Method::Ddpm, both, 25, 4, modes.len(), true, 0),
         // Whole short runs, the last steps included (no noise at k = 0; the solver's last two
         // steps at first order).
-        (Method::Ddpm, default, 6, 6, 2, false),
-        (Method::DpmSolver, default, 8, 8, 2, false),
+        (Method::Ddpm, default, 6, 6, 2, false, 0),
+        (Method::DpmSolver, default, 8, 8, 2, false, 0),
         // The solver carries its last x0 from replay to replay.
-        (Method::DpmSolver, default, 15, 6, 2, false),
-        (Method::DpmSolver, both, 15, 5, 3, false),
-        (Method::DpmSde, both, 15, 5, 2, false),
+        (Method::DpmSolver, default, 15, 6, 2, false, 0),
+        (Method::DpmSolver, both, 15, 5, 3, false, 0),
+        (Method::DpmSde, both, 15, 5, 2, false, 0),
+        // Steered after the first replay, to the end of the run.
+        (Method::DpmSolver, default, 8, 8, 2, false, 3),
+        (Method::Ddpm, default, 10, 10, 1, false, 2),
     ] {
         let mut s = settings(steps);
         s.classes = (0..batch).map(|i| i % 10).collect();
@@ -292,6 +302,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
             ReplayRun::new(unet.clone(), classifier.clone(), s.clone(), &device).unwrap();
         let mut plain = Sampler::new(unet.clone(), classifier.clone(), s, &device).unwrap();
         for step in 1..=run_steps {
+            if step == steer_after + 1 && steer_after > 0 {
+                replayed.steer(&to).unwrap();
+                plain.steer(&to).unwrap();
+            }
             let out = replayed.step().unwrap().expect("a step left");
             assert_eq!(out.step, step);
             let g = out

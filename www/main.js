@@ -1,18 +1,21 @@
-// guided-ddpm page: the view. The wasm module, the weights and the sampling live in sampler
-// threads (www/worker.js, driven through www/sampler.js), so this thread only reads the
-// controls, draws frames and reports; the math and the weight checks are Rust (src/web.rs).
+// guided-ddpm page: the wiring of the DOM. The wasm module, the weights and the sampling live in
+// sampler threads (www/worker.js), which www/pool.js starts and whose frames it merges; the
+// address bar's settings are www/url.js's, the choice of device www/device.js's, the drawing
+// www/views.js's. This file reads the controls, shows frames and reports; the math and the weight
+// checks are Rust (src/web.rs).
 
-import { SamplerWorker, split } from "./sampler.js";
+import { Pool, parts, merge, meanProbs, workerCount } from "./pool.js";
+import { chooseDevice, onDevice, fmtMs } from "./device.js";
+import { PAGE_DEFAULTS, crateDefaults, readUrl, writeUrl as putUrl, intervalOf, askedBackend } from "./url.js";
 import { DrawPad } from "./draw.js";
 import { drawChart as chart, drawLegend, drawTiles } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
 
+const pool = new Pool(onEvent, renderCapability);
+
 const state = {
-  primary: null, // the SamplerWorker that loads the weights and runs on the chosen device
-  helpers: [], // more SamplerWorkers on the CPU path, each taking a part of a batch
-  gpu: false, // whether the primary samples on WebGPU
-  weights: null, // { total, fromCache, sha256, schedule, files }: `files` for helpers and a restart
+  weights: null, // { total, fromCache, sha256, schedule, files }
   broken: null, // why the sampler stopped; the next Generate starts a new one
   capability: { line: "", ready: "" },
   running: false,
@@ -21,7 +24,9 @@ const state = {
   frames: null, // the last frame: { xt, x0, push, pushed, n, captions }, for the views and the PNG
   history: [], // per step: { p: mean p(asked), probs: mean p of each digit, tiles: p(asked) per image }
   settings: null,
-  pushPerStep: 1, // the push view's full-colour shift times the run's steps; replaced by the crate's (grid::push_scale)
+  // What the page starts from: its own defaults, and the crate's once the module has started.
+  defaults: { ...PAGE_DEFAULTS },
+  pushPerStep: null, // the push view's full-colour shift times the run's steps (grid::push_scale), once the module has started
 };
 
 const pad = new DrawPad($("pad"));
@@ -52,54 +57,19 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // ---------- settings <-> URL ----------
 
-// Guidance, sampler and steps defaults are replaced by the crate's own (guidance::STARTING: the
-// default, with the classifier scale its other modes start from; settings::DEFAULT_METHOD and
-// DEFAULT_STEPS) once the module loads.
-const DEFAULTS = { class: 7, mode: "both", s: 0.75, w: 0, interval: "all", steps: 8, sampler: "dpm", seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
-
-// The settings in the address bar; a value out of range or not offered by the page is replaced by
-// the default, and `notices` says so, naming both (a shared link must not show another setting
-// without a word).
-function readUrl(notices = []) {
-  const q = new URLSearchParams(location.search);
-  const get = (k, ok, fix = (v) => v) => {
-    if (!q.has(k)) return DEFAULTS[k];
-    const raw = q.get(k);
-    const v = fix(raw);
-    if (ok(v)) return v;
-    notices.push(`${k}=${raw} is not a setting this page offers; it uses ${k}=${DEFAULTS[k]}`);
-    return DEFAULTS[k];
-  };
-  const num = (lo, hi) => (v) => Number.isFinite(v) && v >= lo && v <= hi;
-  const int = (lo, hi) => (v) => Number.isInteger(v) && v >= lo && v <= hi;
-  const oneOf = (list) => (v) => list.includes(v);
+// The values the page's menus offer, read from the menus themselves.
+function offered() {
+  const values = (id) => Array.from($(id).options, (o) => o.value);
+  const radios = (name) => Array.from(document.querySelectorAll(`input[name="${name}"]`), (r) => r.value);
   return {
-    class: get("class", int(0, 9), Number),
-    mode: get("mode", oneOf(["classifier", "free", "both", "none"])),
-    s: get("s", num(0, 10), Number),
-    w: get("w", num(0, 5), Number),
-    // A link made before the page offered intervals names a mode but no interval: its classifier
-    // acted at every step, so it still does.
-    interval: q.has("mode") && !q.has("interval") ? "all" : get("interval", oneOf(intervalChoices())),
-    steps: get("steps", oneOf([8, 10, 15, 20, 25, 50, 100, 250, 1000]), Number),
-    sampler: get("sampler", oneOf(["ddpm", "ddim", "dpm", "dpm-sde"])),
-    seed: get("seed", int(0, 4294967295), Number),
-    n: get("n", oneOf([1, 4, 9, 16]), Number),
-    view: get("view", oneOf(["xt", "x0", "push"])),
-    compare: get("compare", oneOf(["scales", "modes"])),
-    strength: get("strength", num(0.05, 1), Number),
+    mode: radios("mode"),
+    interval: values("interval"),
+    steps: values("steps").map(Number),
+    sampler: values("method"),
+    n: values("batch").map(Number),
+    view: radios("view"),
+    compare: values("preset"),
   };
-}
-
-// Where the classifier's gradient acts, as the page's menu offers it: "all" (every step) or
-// "LO-HI" (original timesteps, inclusive), the crate's `guidance::parse_interval` text.
-function intervalChoices() {
-  return Array.from($("interval").options, (o) => o.value);
-}
-
-// The guidance interval as the crate's settings hold it: null for every step, else [lo, hi].
-function intervalOf(choice) {
-  return choice === "all" ? null : choice.split("-").map(Number);
 }
 
 function currentSettings() {
@@ -120,12 +90,7 @@ function currentSettings() {
 }
 
 function writeUrl() {
-  const s = currentSettings();
-  const q = new URLSearchParams(Object.entries(s).map(([k, v]) => [k, String(v)]));
-  // `?backend=cpu|webgpu` is not a control on the page; keep it so a reload or a shared link keeps it.
-  const backend = new URLSearchParams(location.search).get("backend");
-  if (backend === "cpu" || backend === "webgpu") q.set("backend", backend);
-  history.replaceState(null, "", `${location.pathname}?${q}`);
+  putUrl(currentSettings());
 }
 
 function applySettings(s) {
@@ -141,15 +106,17 @@ function applySettings(s) {
     b.addEventListener("click", () => {
       for (const o of classes.children) o.setAttribute("aria-checked", String(o === b));
       writeUrl();
+      steer();
     });
     classes.append(b);
   }
-  document.querySelector(`input[name="mode"][value="${s.mode}"]`).checked = true;
-  $("scale").value = s.s;
-  $("cfg").value = s.w;
-  $("interval").value = s.interval;
-  $("steps").value = String(s.steps);
-  $("method").value = s.sampler;
+  // Before the module has started the crate's settings may be missing: those controls wait.
+  if (s.mode !== undefined) document.querySelector(`input[name="mode"][value="${s.mode}"]`).checked = true;
+  if (s.s !== undefined) $("scale").value = s.s;
+  if (s.w !== undefined) $("cfg").value = s.w;
+  if (s.interval !== undefined) $("interval").value = s.interval;
+  if (s.steps !== undefined) $("steps").value = String(s.steps);
+  if (s.sampler !== undefined) $("method").value = s.sampler;
   $("seed").value = s.seed;
   $("batch").value = String(s.n);
   document.querySelector(`input[name="view"][value="${s.view}"]`).checked = true;
@@ -160,7 +127,7 @@ function applySettings(s) {
 }
 
 function syncSliders() {
-  const mode = document.querySelector('input[name="mode"]:checked').value;
+  const mode = document.querySelector('input[name="mode"]:checked')?.value;
   // Steps of 0.25: two decimals, so the label is the s that runs.
   $("scale-out").textContent = Number($("scale").value).toFixed(2);
   // Steps of 0.125: three decimals, so the label is the w that runs.
@@ -197,7 +164,8 @@ function redraw() {
 // menu's): grid::push_scale is inversely proportional to the steps (a run of fewer steps moves a
 // pixel further per step), so its value at one step, divided by the steps, is its value there.
 function legend() {
-  const steps = Number($("steps").value) || DEFAULTS.steps;
+  if (state.pushPerStep === null) return;
+  const steps = Number($("steps").value) || state.defaults.steps;
   const scale = Number((state.pushPerStep / steps).toPrecision(3)); // an f32 (0.0099999...) as written: 0.01
   drawLegend($("legend-bar"));
   $("legend-lo").textContent = `−${scale} or less: darker`;
@@ -228,79 +196,18 @@ function onEvent(e, worker) {
   }
 }
 
-// A new worker with its module started, or a plain sentence why not.
-async function startWorker() {
-  const w = new SamplerWorker(onEvent);
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error("The WebAssembly module did not start in a minute. Reload the page; if it persists, this browser may be too old.")), 60000);
-  });
-  try {
-    const started = await Promise.race([w.call("start"), timeout]);
-    return { worker: w, ...started };
-  } catch (e) {
-    w.terminate();
-    throw new Error(`The sampler could not start: ${messageOf(e)}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// Prepares `worker`'s Demo on WebGPU (`gpu`) or the CPU and makes it the one that runs; returns
-// the measured step ({ ms, ... }).
-async function onDevice(worker, gpu) {
-  const prepared = await worker.call("prepare", gpu);
-  await worker.call("use", gpu);
-  return prepared;
-}
-
-// How many workers split a batch on the CPU path: one per core, at most 4 (each holds its own
-// module and weights); `?workers=N` (1-8) sets it.
-function workerCount() {
-  const asked = Number(new URLSearchParams(location.search).get("workers"));
-  if (Number.isInteger(asked) && asked >= 1 && asked <= 8) return asked;
-  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
-}
-
-// Starts the helper workers of the CPU path in the background; each joins once it is ready.
-async function startHelpers() {
-  if (state.gpu) return;
-  const generation = state.primary;
-  await Promise.all(Array.from({ length: workerCount() - 1 }, async () => {
-    let w;
-    try {
-      ({ worker: w } = await startWorker());
-      await w.call("setWeights", state.weights.files);
-      await onDevice(w, false);
-    } catch (e) {
-      w?.terminate();
-      console.warn(`a helper worker did not start: ${messageOf(e)}`);
-      return;
-    }
-    if (state.primary !== generation || state.gpu) return w.terminate();
-    state.helpers.push(w);
-    renderCapability();
-  }));
-}
-
-function stopHelpers() {
-  for (const w of state.helpers) w.terminate();
-  state.helpers = [];
-}
-
 function renderCapability() {
-  const workers = state.gpu ? "" : ` · ${1 + state.helpers.length} of ${workerCount()} CPU workers ready`;
+  const workers = pool.gpu ? "" : ` · ${1 + pool.helpers.length} of ${workerCount()} CPU workers ready`;
   $("capability").textContent = `Backend: ${state.capability.line}${workers}${state.capability.ready}`;
 }
 
 // A worker died (an uncaught error, a trap in the module): the run on screen ends with a plain
 // sentence and the next Generate starts the sampler again.
 function crashed(worker, why) {
-  const helper = state.helpers.indexOf(worker);
-  if (helper >= 0) state.helpers.splice(helper, 1);
-  if (worker === state.primary) state.broken = why;
+  const primary = pool.lost(worker);
+  if (primary) state.broken = why;
   const inRun = state.run?.parts.some((p) => p.worker === worker);
-  if (inRun || worker === state.primary) {
+  if (inRun || primary) {
     stopRun();
     fail(`The sampler stopped unexpectedly (${why}). Press Generate to start it again.`);
   }
@@ -310,27 +217,16 @@ function crashed(worker, why) {
 async function restart() {
   setRunning(true);
   status("Starting the sampler again…");
-  state.primary?.terminate();
-  stopHelpers();
   try {
-    const { worker } = await startWorker();
-    state.primary = worker;
-    await worker.call("setWeights", state.weights.files);
-    try {
-      await onDevice(worker, state.gpu);
-    } catch (e) {
-      if (!state.gpu) throw e;
-      await onDevice(worker, false);
-      state.gpu = false;
-      state.capability.line = `CPU fallback (WebGPU failed on restart: ${messageOf(e)})`;
-    }
+    const gaveUp = await pool.restart();
+    if (gaveUp) state.capability.line = `CPU fallback (WebGPU failed on restart: ${gaveUp})`;
   } catch (e) {
     fail(`The sampler could not be started again: ${messageOf(e)}. Reload the page.`);
     return false;
   }
   state.broken = null;
   renderCapability();
-  startHelpers();
+  pool.startHelpers();
   setRunning(false);
   return true;
 }
@@ -339,10 +235,10 @@ async function restart() {
 
 function setRunning(on) {
   state.running = on;
-  $("generate").disabled = on || !state.primary;
-  $("compare").disabled = on || !state.primary;
-  $("sdedit").disabled = on || !state.primary;
-  $("inpaint").disabled = on || !state.primary;
+  $("generate").disabled = on || !pool.primary;
+  $("compare").disabled = on || !pool.primary;
+  $("sdedit").disabled = on || !pool.primary;
+  $("inpaint").disabled = on || !pool.primary;
   $("cancel").disabled = !on || !state.run;
   $("download").disabled = on || !state.frames;
 }
@@ -354,28 +250,6 @@ const fmtSecs = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} mi
 function stopRun() {
   if (state.run) for (const p of state.run.parts) p.worker.send("cancel", state.run.id);
   state.run = null;
-}
-
-// Concatenates the parts' frames of one step (in image order) into one.
-function merge(frames) {
-  if (frames.length === 1) return frames[0];
-  const cat = (key) => {
-    const out = new (frames[0][key].constructor)(frames.reduce((a, f) => a + f[key].length, 0));
-    let at = 0;
-    for (const f of frames) {
-      out.set(f[key], at);
-      at += f[key].length;
-    }
-    return out;
-  };
-  return { ...frames[0], xt: cat("xt"), x0: cat("x0"), p: cat("p"), probs: cat("probs"), push: cat("push"), pushed: frames.some((f) => f.pushed) };
-}
-
-// The mean over images of each of the ten digits' p, from a frame's `probs` ([n, 10]).
-function meanProbs(probs, n) {
-  const out = new Array(10).fill(0);
-  for (let k = 0; k < n; k++) for (let d = 0; d < 10; d++) out[d] += probs[k * 10 + d] / n;
-  return out;
 }
 
 // One run at a time: `state.run` is the run the page shows. A run that is no longer current
@@ -390,12 +264,16 @@ async function generate({ compare = false, edit = null } = {}) {
     return;
   }
   if (state.broken && !(await restart())) return;
+  // Busy from the press on: what follows asks the sampler thread (the comparison's settings, the
+  // run's step count) before the run starts.
+  setRunning(true);
+  status("Sampling: starting…");
   const s = currentSettings();
   writeUrl();
   let perSample = [];
   if (compare) {
     try {
-      perSample = await state.primary.call("compare", s.compare, s.s, s.w, s.interval);
+      perSample = await pool.primary.call("compare", s.compare, s.s, s.w, s.interval);
     } catch (e) {
       fail(`The comparison could not be set up: ${messageOf(e)}`);
       return;
@@ -414,9 +292,14 @@ async function generate({ compare = false, edit = null } = {}) {
   // starts the rest from noise (strength 1).
   if (edit === "sdedit") settings.edit = { image: pad.image(), strength: s.strength };
   if (edit === "inpaint") settings.edit = { image: pad.image(), strength: 1, mask: pad.mask() };
-  const expected = settings.edit ? Math.round(settings.edit.strength * settings.steps) : settings.steps;
+  let expected;
+  try {
+    expected = await pool.primary.call("stepsRun", settings);
+  } catch (e) {
+    fail(messageOf(e));
+    return;
+  }
   state.expected = expected;
-  const workers = state.gpu ? [state.primary] : [state.primary, ...state.helpers];
   const run = {
     id: ++state.runIds,
     edit,
@@ -424,7 +307,8 @@ async function generate({ compare = false, edit = null } = {}) {
     // Each worker samples a contiguous part of the batch. A run's `first_image` picks its noise
     // streams, so the images are the same whatever the split; a comparison's images all draw
     // stream 0 (`same_noise`), so they differ by their setting alone.
-    parts: split(n, workers.length).map(([first, count], i) => ({ worker: workers[i], first, count, queue: [] })),
+    parts: parts(n, pool.runners()),
+    steers: [], // { step, digit, label }: each live steer, after how many steps, to what
   };
   const partSettings = (p) => ({
     ...settings,
@@ -457,8 +341,8 @@ async function generate({ compare = false, edit = null } = {}) {
     redraw();
     drawChart(frame.total);
     $("progress").value = frame.step / frame.total;
-    status(`Sampling: step ${frame.step} of ${frame.total} (t = ${frame.t})${compare ? `, ${what}` : ""}`);
-    $("timing").textContent = `${rate.toFixed(1)} steps/s · ${fmtSecs((frame.total - frame.step) / rate)} left · last step ${(now - last).toFixed(0)} ms · p(${s.class}) = ${state.history.at(-1).p.toFixed(2)}`;
+    status(`Sampling: step ${frame.step} of ${frame.total} (t = ${frame.t})${compare ? `, ${what}` : ""}${steeredSoFar(run)}`);
+    $("timing").textContent = `${rate.toFixed(1)} steps/s · ${fmtSecs((frame.total - frame.step) / rate)} left · last step ${(now - last).toFixed(0)} ms · p(${state.settings.class}) = ${state.history.at(-1).p.toFixed(2)}`;
     last = now;
   };
   let results;
@@ -486,13 +370,51 @@ async function generate({ compare = false, edit = null } = {}) {
     $("timing").textContent = run.compare.labels.map((l, k) => `${l}: p(${s.class}) = ${final.tiles[k].toFixed(2)}`).join(" · ");
   } else if (edit) {
     const how = edit === "sdedit" ? `edited the drawing at strength ${s.strength} (the last ${expected} of ${s.steps} steps)` : "finished the drawing, keeping every drawn pixel";
-    status(`Done: ${how}, ${s.n} × digit ${s.class}, in ${fmtSecs(secs)}`);
-    $("timing").textContent = `final p(${s.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
+    status(`Done: ${how}, ${s.n} × digit ${s.class}, in ${fmtSecs(secs)}${steeredRun(run)}`);
+    $("timing").textContent = `final p(${state.settings.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
   } else {
-    status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)`);
-    $("timing").textContent = `final p(${s.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
+    status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)${steeredRun(run)}`);
+    $("timing").textContent = `final p(${state.settings.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
   }
   setRunning(false);
+}
+
+// ---------- live steering ----------
+
+// Steers the run on screen from its next step on (issue 32): the digit, mode, strengths and
+// interval the controls show now apply to every image, from the x_t it has reached, on each
+// worker of the run (src/web.rs, Demo.steer). A comparison is not steered. The run keeps each
+// steer, so its result says it was steered: its link names the last settings, not the run.
+function steer() {
+  const run = state.run;
+  if (!run || run.compare) return;
+  const c = currentSettings();
+  const guidance = { mode: c.mode, scale: c.s, cfg_scale: c.w, interval: intervalOf(c.interval) };
+  const label = `digit ${c.class}, ${c.mode}${c.mode === "classifier" || c.mode === "both" ? ` s=${c.s}` : ""}${c.mode === "free" || c.mode === "both" ? ` w=${c.w}` : ""}${c.interval === "all" || c.mode === "free" || c.mode === "none" ? "" : ` t=${c.interval}`}`;
+  if ((run.steers.at(-1)?.label ?? null) === label) return;
+  run.steers.push({ step: state.history.length, digit: c.class, label });
+  state.settings = { ...state.settings, class: c.class, mode: c.mode, s: c.s, w: c.w, interval: c.interval };
+  for (const p of run.parts) {
+    p.worker.call("steer", run.id, { class: c.class, guidance }).catch((e) => {
+      if (state.run !== run) return;
+      $("notice").textContent = `The run could not be steered: ${messageOf(e)}`;
+      $("notice").hidden = false;
+    });
+  }
+  drawChart(state.expected);
+}
+
+// While a run samples: its last steer.
+function steeredSoFar(run) {
+  const last = run.steers.at(-1);
+  return last ? ` · steered to ${last.label} after step ${last.step}` : "";
+}
+
+// When a run is done: that it was steered, and that its link does not reproduce it.
+function steeredRun(run) {
+  if (!run.steers.length) return "";
+  const to = run.steers.map((t) => `to ${t.label} after step ${t.step}`).join(", then ");
+  return `, steered live ${to} (a steered run: its link alone does not reproduce it)`;
 }
 
 function cancel() {
@@ -522,21 +444,21 @@ function download() {
 // running gets its image from the start.
 let switching = false;
 async function toCpu(why) {
-  if (switching || !state.gpu) return;
+  if (switching || !pool.gpu) return;
   switching = true;
   const interrupted = state.run; // the run on screen, to start again on the CPU
   state.run = null; // the run in flight on the GPU is over: its loop stops without a word
   setRunning(true);
   status(`The GPU stopped working (${why}); switching to the CPU path…`, { error: true });
   try {
-    const cpu = await onDevice(state.primary, false);
-    state.gpu = false;
+    const cpu = await onDevice(pool.primary, false);
+    pool.gpu = false;
     state.capability = { line: `CPU fallback (the GPU stopped: ${why}) · a guided step takes ${fmtMs(cpu.ms)}`, ready: "" };
     renderCapability();
     $("notice").textContent = `The GPU stopped working (${why}), so the page now draws on the CPU.`;
     $("notice").hidden = false;
     setRunning(false);
-    startHelpers();
+    pool.startHelpers();
     if (interrupted) generate({ compare: Boolean(interrupted.compare), edit: interrupted.edit });
     else status("Ready (on the CPU): pick a digit and press Generate.");
   } catch (e) {
@@ -548,74 +470,33 @@ async function toCpu(why) {
 
 // ---------- start-up ----------
 
-const CHOICE = "guided-ddpm-device";
-const fmtMs = (ms) => `${ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
-
-// Picks the device for the primary worker. WebGPU is used where its measured guided step beats
-// the CPU path's: both are timed once per browser, adapter and weights, and the result is
-// remembered (localStorage). `?backend=cpu` and `?backend=webgpu` force either without measuring
-// the other. Returns { gpu, line }.
-async function chooseDevice(adapter, asked) {
-  const w = state.primary;
-  const prepare = async (gpu) => (await w.call("prepare", gpu)).ms;
-  const use = async (gpu, line) => {
-    await w.call("use", gpu);
-    return { gpu, line };
+// For the page tests and `make bench`, in a build with the test hooks only (the site has none).
+function installHooks() {
+  globalThis.guidedDdpm = {
+    get gpu() { return pool.gpu; },
+    get workers() { return pool.primary ? 1 + pool.helpers.length : 0; },
+    get lastRunParts() { return state.lastRunParts; },
+    // The comparison on screen: each tile's label and p(asked digit) at the last frame.
+    get tiles() {
+      const c = state.frames?.compare;
+      return c ? c.labels.map((label, k) => ({ label, p: state.history.at(-1).tiles[k] })) : null;
+    },
+    get pushed() { return state.frames?.pushed ?? null; },
+    // The drawing on the pad (1 where drawn) and the last frame's x_t bytes, for the page tests.
+    get drawing() { return Array.from(pad.ink); },
+    get lastImage() { return state.frames ? Array.from(state.frames.xt) : null; },
+    // p(asked digit | x_t) at the last frame, as the chart draws it.
+    get lastP() { return state.history.at(-1)?.p ?? null; },
+    // The mean p of each digit at the last frame, as the chart draws them.
+    get lastProbs() { return state.history.at(-1)?.probs ?? null; },
   };
-  if (!adapter.name) {
-    status(`Compiling: preparing the CPU path (${adapter.why})…`);
-    const ms = await prepare(false);
-    return use(false, `CPU fallback (${adapter.why}) · a guided step takes ${fmtMs(ms)}`);
-  }
-  const gpuName = `WebGPU (${adapter.name})`;
-  if (asked === "webgpu") {
-    status("Compiling: preparing the GPU programs (once per visit)…");
-    try {
-      const ms = await prepare(true);
-      return use(true, `${gpuName}, as asked with ?backend=webgpu · a guided step takes ${fmtMs(ms)}`);
-    } catch (e) {
-      return chooseDevice({ name: null, why: `${gpuName} failed: ${messageOf(e)}` }, asked);
-    }
-  }
-  const key = `${adapter.name}|${state.weights.sha256}`;
-  let saved = null;
-  try {
-    saved = JSON.parse(localStorage.getItem(CHOICE) ?? "null");
-  } catch {}
-  const vs = (gpuMs, cpuMs, when) => `a guided step takes ${fmtMs(gpuMs)} on WebGPU and ${fmtMs(cpuMs)} on the CPU${when}`;
-  if (saved?.key === key) {
-    const useGpu = saved.gpu_ms < saved.cpu_ms;
-    status(useGpu ? "Compiling: preparing the GPU programs (once per visit)…" : "Compiling: preparing the CPU path…");
-    try {
-      await prepare(useGpu);
-      return use(useGpu, `${useGpu ? gpuName : `CPU fallback (faster here than ${gpuName})`} · ${vs(saved.gpu_ms, saved.cpu_ms, ", measured on an earlier visit")}`);
-    } catch (e) {
-      if (!useGpu) throw e;
-      localStorage.removeItem(CHOICE);
-      return chooseDevice({ name: null, why: `WebGPU failed: ${messageOf(e)}` }, asked);
-    }
-  }
-  status("Compiling: timing a guided step on the CPU…");
-  const cpuMs = await prepare(false);
-  status(`Compiling: preparing the GPU programs and timing a step on ${gpuName}, to use the faster one (once per browser)…`);
-  let gpuMs;
-  try {
-    gpuMs = await prepare(true);
-  } catch (e) {
-    return use(false, `CPU fallback (${gpuName} failed: ${messageOf(e)}) · a guided step takes ${fmtMs(cpuMs)}`);
-  }
-  try {
-    localStorage.setItem(CHOICE, JSON.stringify({ key, gpu_ms: gpuMs, cpu_ms: cpuMs }));
-  } catch {}
-  const numbers = vs(gpuMs, cpuMs, " (measured just now)");
-  if (gpuMs < cpuMs) return use(true, `${gpuName} · ${numbers}`);
-  const soft = adapter.software ? ", a software adapter that runs on the CPU" : "";
-  return use(false, `CPU fallback (faster here than ${gpuName}${soft}; ?backend=webgpu uses it anyway) · ${numbers}`);
 }
 
 async function main() {
-  applySettings(readUrl());
+  applySettings(readUrl(state.defaults, offered()));
   for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
+  // A run in progress follows the guidance controls from its next step (a slider once let go).
+  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval')) el.addEventListener("change", steer);
   for (const id of ["steps", "method", "batch", "seed", "preset"]) $(id).addEventListener("change", writeUrl);
   $("steps").addEventListener("change", () => legend());
   for (const el of document.querySelectorAll('input[name="view"]')) el.addEventListener("change", () => { redraw(); writeUrl(); });
@@ -634,44 +515,26 @@ async function main() {
   $("download").addEventListener("click", download);
   drawChart(1);
   legend();
-  // For the console, the page tests and `make bench`.
-  globalThis.guidedDdpm = {
-    get gpu() { return state.gpu; },
-    get workers() { return state.primary ? 1 + state.helpers.length : 0; },
-    get lastRunParts() { return state.lastRunParts; },
-    // The comparison on screen: each tile's label and p(asked digit) at the last frame.
-    get tiles() {
-      const c = state.frames?.compare;
-      return c ? c.labels.map((label, k) => ({ label, p: state.history.at(-1).tiles[k] })) : null;
-    },
-    get pushed() { return state.frames?.pushed ?? null; },
-    // The drawing on the pad (1 where drawn) and the last frame's x_t bytes, for the page tests.
-    get drawing() { return Array.from(pad.ink); },
-    get lastImage() { return state.frames ? Array.from(state.frames.xt) : null; },
-    // p(asked digit | x_t) at the last frame, as the chart draws it.
-    get lastP() { return state.history.at(-1)?.p ?? null; },
-  };
 
   status("Starting: loading the WebAssembly module…");
-  const started = await startWorker();
-  state.primary = started.worker;
+  const started = await pool.start();
+  if (started.hooks) installHooks();
   performance.mark("module-ready");
   state.pushPerStep = started.pushPerStep;
-  const g = started.defaultGuidance;
-  const r = started.defaultRun;
-  Object.assign(DEFAULTS, { mode: g.mode, s: g.scale, w: g.cfg_scale, interval: g.interval ? g.interval.join("-") : "all", sampler: r.method, steps: r.steps });
+  Object.assign(state.defaults, crateDefaults(started.defaultGuidance, started.defaultRun));
   const notices = [];
-  applySettings(readUrl(notices));
+  applySettings(readUrl(state.defaults, offered(), notices));
   legend();
   if (notices.length) {
     $("notice").textContent = `Note: ${notices.join("; ")}.`;
     $("notice").hidden = false;
   }
-  const asked = new URLSearchParams(location.search).get("backend");
-  const adapter = await state.primary.call("adapter", asked);
+  const asked = askedBackend();
+  const adapter = await pool.primary.call("adapter", asked);
   performance.mark("device-ready");
   try {
-    state.weights = await state.primary.call("weights");
+    state.weights = await pool.primary.call("weights");
+    pool.files = state.weights.files;
   } catch (e) {
     fail(`The weights could not be loaded: ${messageOf(e)}`);
     return;
@@ -681,21 +544,21 @@ async function main() {
   const t0 = performance.now();
   let chosen;
   try {
-    chosen = await chooseDevice(adapter, asked);
+    chosen = await chooseDevice(pool.primary, adapter, asked, state.weights.sha256, status);
   } catch (e) {
     fail(`The first step failed: ${messageOf(e)}`);
     return;
   }
-  state.gpu = chosen.gpu;
+  pool.gpu = chosen.gpu;
   performance.mark("compiled");
   $("progress").value = 0;
   const w = state.weights;
   state.capability = { line: chosen.line, ready: ` · weights ${mb(w.total)} int8${w.fromCache ? " (from the cache)" : ""} · ready in ${fmtSecs((performance.now() - t0) / 1000)}` };
   renderCapability();
-  status(state.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU): pick a digit and press Generate.");
+  status(pool.gpu ? "Ready: pick a digit and press Generate." : "Ready (on the CPU): pick a digit and press Generate.");
   document.body.dataset.ready = "true";
   setRunning(false);
-  startHelpers();
+  pool.startHelpers();
 }
 
 main().catch((e) => fail(messageOf(e)));

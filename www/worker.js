@@ -17,10 +17,13 @@ const state = {
   gpuLost: null, // why the GPU device in use stopped, once it has
 };
 
-// For the page tests and the console (`page.workers()` in playwright): the module, the Demo in
-// use and the GPU devices the runtime asked for.
+// The GPU devices the runtime asked for, the last one the device in use.
 const gpuDevices = [];
-self.guidedDdpm = { wasm, gpuDevices, get demo() { return state.demo; } };
+// Whether the module was built with the test hooks (feature `test-hooks`; the site is not).
+const HOOKS = typeof wasm.Demo.test_hooks === "function";
+// For the page tests (`page.workers()` in playwright), in a build with the hooks only: the
+// module, the Demo in use and the GPU devices.
+if (HOOKS) self.guidedDdpm = { wasm, gpuDevices, get demo() { return state.demo; } };
 
 const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 const emit = (event, data, transfer = []) => postMessage({ event, ...data }, transfer);
@@ -252,6 +255,14 @@ async function run(id, settings) {
   return { steps, stopped: false };
 }
 
+// Steers run `id` from its next step on (`steer`: { class, guidance }); a run that is over is
+// left alone. An impossible steer is refused with a sentence and the run goes on as it was.
+function steer(id, to) {
+  if (state.run?.id !== id || !state.demo) return false;
+  state.demo.steer(state.run.token, JSON.stringify(to));
+  return true;
+}
+
 function cancel(id) {
   if (state.run?.id !== id) return;
   state.run = null;
@@ -263,11 +274,13 @@ function cancel(id) {
 const CALLS = {
   start: async () => {
     await init({ module_or_path: new URL("guided-ddpm_bg.wasm", self.location.href) });
-    return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), defaultRun: JSON.parse(wasm.Demo.default_run()), pushPerStep: wasm.Demo.push_scale(1), constructorRuns: wasm.constructor_runs() };
+    return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), defaultRun: JSON.parse(wasm.Demo.default_run()), pushPerStep: wasm.Demo.push_scale(1), hooks: HOOKS };
   },
   // The guidance settings of a comparison ("scales" or "modes" at s, w and the classifier's
   // interval), each with its label.
   compare: (preset, s, w, interval) => JSON.parse(wasm.Demo.compare_settings(preset, s, w, interval)),
+  // The steps a run of `settings` takes (an edit runs a share of them).
+  stepsRun: (settings) => wasm.Demo.steps_run(JSON.stringify(settings)),
   adapter,
   weights: loadWeights,
   // The files another worker loaded, for a worker that helps split a batch.
@@ -277,6 +290,7 @@ const CALLS = {
   prepare,
   use,
   run,
+  steer,
   cancel,
 };
 

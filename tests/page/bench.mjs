@@ -29,7 +29,10 @@ const { values: args } = parseArgs({
   options: {
     native: { type: "string", default: "../../target/bench/native.json" },
     out: { type: "string", default: "../../docs/BENCHMARKS.md" },
-    dist: { type: "string", default: "../../dist" },
+    // The site with the test hooks (`make test-site`), which the harness drives; the shipped
+    // site (`make site`), whose files' sizes the report gives.
+    dist: { type: "string", default: "../../target/test-site" },
+    shipped: { type: "string", default: "../../dist" },
   },
 });
 const env = (k, d) => (process.env[k] ? Number(process.env[k]) : d);
@@ -357,7 +360,8 @@ function nativeImageTable(native) {
 }
 
 async function main() {
-  await stat(join(args.dist, "index.html")).catch(() => { throw new Error(`${args.dist}/index.html is missing: run \`make site\` first`); });
+  await stat(join(args.dist, "index.html")).catch(() => { throw new Error(`${args.dist}/index.html is missing: run \`make test-site\` first`); });
+  await stat(join(args.shipped, "index.html")).catch(() => { throw new Error(`${args.shipped}/index.html is missing: run \`make site\` first`); });
   if (process.env.BENCH_FIRST_ONLY === "1") return firstOnly();
   const native = JSON.parse(await readFile(args.native, "utf8"));
   const server = await serve(args.dist);
@@ -368,7 +372,7 @@ async function main() {
   } finally {
     await server.close();
   }
-  const files = await sizes(args.dist);
+  const files = await sizes(args.shipped);
   const machine = `${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores visible, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM`;
   const g = native.steps[0].settings.guidance;
 

@@ -4,13 +4,13 @@
 // are grouped under their stem (`kernel_binop`). Prints a table; where the count of a default
 // step goes is what this is for (docs/BENCHMARKS.md).
 //
-//   node kernels.mjs [DIST] [BATCH]      DIST: a built site (default ../../dist), BATCH: 1
+//   node kernels.mjs [DIST] [BATCH]      DIST: a built site with the test hooks (default ../../target/test-site), BATCH: 1
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { CHROMIUM, BASE_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
 import { openHarness, start, steps } from "./host.mjs";
 
-const [dist = "../../dist", batch = "1"] = process.argv.slice(2);
+const [dist = "../../target/test-site", batch = "1"] = process.argv.slice(2);
 const server = await serve(dist);
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: [...BASE_ARGS, ...WEBGPU_ARGS] });
 try {

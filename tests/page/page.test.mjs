@@ -584,12 +584,14 @@ test("every guidance setting replays its recorded step on WebGPU after any seque
       // Both forms of DPM-Solver++(2M) carry the last x0 from replay to replay.
       { label: "both s=1 w=0, DPM-Solver++(2M)", classes: [2, 8], guidance: { mode: "both", scale: 1, cfg_scale: 0 }, method: "dpm", steps: 15 },
       { label: "default, DPM-Solver++(2M) SDE", classes: [4], guidance: "default", method: "dpm-sde", steps: 10 },
+      // Steered live after the first replay: the next step records again, and the steps after it replay.
+      { label: "default steered to classifier s=4 on 8", classes: [3], guidance: "default", method: "dpm", steps: 15, steer: { class: 8, guidance: { mode: "classifier", scale: 4, cfg_scale: 0 } } },
     ];
     for (const run of runs) {
       const groups = await b.page.evaluate(async (run) => {
         const { Demo, demo } = globalThis.guidedDdpm;
         const guidance = run.guidance === "default" ? JSON.parse(Demo.default_guidance()) : run.guidance;
-        const { label, ...rest } = run;
+        const { label, steer, ...rest } = run;
         const token = demo.start(JSON.stringify({ steps: 100, method: "ddpm", ...rest, guidance, seed: 4, schedule: "linear" }));
         const step = async () => {
           const f = await demo.step(token);
@@ -599,6 +601,12 @@ test("every guidance setting replays its recorded step on WebGPU after any seque
         // The first step warms up and records; the second is the first replay.
         await step();
         await step();
+        if (steer) {
+          await step();
+          demo.steer(token, JSON.stringify(steer));
+          await step(); // steered: warms up and records again
+          await step();
+        }
         const proto = GPUDevice.prototype;
         const create = proto.createBindGroup;
         let count = 0;
@@ -620,3 +628,28 @@ test("every guidance setting replays its recorded step on WebGPU after any seque
     await b.close();
   }
 });
+
+for (const [name, query] of [["the CPU path, split over two workers", "backend=cpu&workers=2&n=4"], ["WebGPU", "backend=webgpu&n=1"]]) {
+  test(`steering live on ${name}: a 3 bent into an 8 mid-run, the chart and the result follow, and the result says it was steered`, { timeout: SLOW }, async () => {
+    const b = await open({ webgpu: query.startsWith("backend=webgpu") });
+    try {
+      await ready(b.page, `?steps=25&sampler=ddpm&class=3&seed=1&${query}`);
+      if (query.includes("workers=2")) await b.page.waitForFunction(() => globalThis.guidedDdpm.workers === 2, null, { timeout: SLOW });
+      await b.page.click("#generate");
+      await b.page.waitForFunction(() => /step [3-6] of 25/.test(document.getElementById("status").textContent), null, { timeout: SLOW });
+      await b.page.click('#classes [data-digit="8"]');
+      await done(b.page);
+      const text = await status(b.page);
+      assert.match(text, /steered live to digit 8, both s=0\.75 w=0 after step [3-9]/, text);
+      assert.match(text, /its link alone does not reproduce it/);
+      assert.match(b.page.url(), /class=8/);
+      // Asked for a 3 until the steer, the images end as 8s.
+      const after = await b.page.evaluate(() => globalThis.guidedDdpm.lastProbs);
+      assert.ok(after[8] > 0.5 && after[3] < 0.2, `p(8) ${after[8]}, p(3) ${after[3]} at the end`);
+      await assertDigit(b.page);
+      assert.deepEqual(b.errors, []);
+    } finally {
+      await b.close();
+    }
+  });
+}
