@@ -148,7 +148,6 @@ pub struct ReplayRun {
     /// What the class and guidance decide, read by every replay; made anew by a steer.
     tables: Tables,
     schedule: Schedule,
-    timesteps: Vec<usize>,
     /// Row k: the noise z of step k, `[S, B 784]` (zeros where a step draws none).
     noise: Tensor<2>,
     /// x_t, `[B, 1, 28, 28]`, overwritten in place by each step; for DPM-Solver++(2M) in either
@@ -213,7 +212,6 @@ impl ReplayRun {
             unet,
             classifier,
             tables,
-            timesteps: schedule.timesteps.clone(),
             schedule,
             settings,
             noise,
@@ -341,12 +339,12 @@ impl ReplayRun {
                 self.record()
             }
         };
-        let total = self.timesteps.len();
+        let total = self.schedule.len();
         self.next = k.checked_sub(1);
         Ok(Some(StepOut {
             step: total - k,
             total,
-            t: self.timesteps[k],
+            t: self.schedule.timesteps[k],
             frame,
             classes: self.settings.classes.clone(),
         }))

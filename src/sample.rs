@@ -123,9 +123,7 @@ impl SampleOptions {
         settings.validate()?;
         Ok(settings)
     }
-}
 
-impl SampleOptions {
     /// The edit of `init` (with `--mask`, `--strength` and `--ink`): the image as a 28 x 28
     /// digit ([`Fit`]), its mask moved with it.
     fn edit(&self, init: &Path) -> Result<Edit, Error> {

@@ -179,6 +179,29 @@ pub struct Steer {
     pub guidance: Guidance,
 }
 
+impl Steer {
+    /// Rejects a class or guidance no run could take, with the sentence a run's settings would
+    /// get ([`SampleSettings::validate`]).
+    pub fn validate(&self) -> Result<(), Error> {
+        check_class(self.class)?;
+        self.guidance.validate()
+    }
+}
+
+/// Why a comparison (a run with per-sample guidance) is not steered.
+pub const NOT_STEERABLE: &str =
+    "a comparison cannot be steered: its images differ by their settings";
+
+/// Rejects a class that is not a digit.
+fn check_class(c: usize) -> Result<(), Error> {
+    match c < NUM_CLASSES {
+        true => Ok(()),
+        false => Err(Error::Setting(format!(
+            "the class must be a digit from 0 to 9, got {c}"
+        ))),
+    }
+}
+
 /// The most samples one run may ask for (a 16-image grid in the browser, more natively).
 pub const MAX_BATCH: usize = 256;
 
@@ -197,11 +220,7 @@ impl SampleSettings {
     /// Rejects impossible settings with a sentence that names the problem.
     pub fn validate(&self) -> Result<(), Error> {
         check_batch(self.classes.len())?;
-        if let Some(c) = self.classes.iter().find(|&&c| c >= NUM_CLASSES) {
-            return Err(Error::Setting(format!(
-                "the class must be a digit from 0 to 9, got {c}"
-            )));
-        }
+        self.classes.iter().try_for_each(|&c| check_class(c))?;
         if self.steps == 0 || self.steps > T {
             return Err(Error::Setting(format!(
                 "steps must be between 1 and {T}, got {}",
@@ -238,9 +257,7 @@ impl SampleSettings {
     /// to differ by their settings.
     pub fn steered(&self, steer: &Steer) -> Result<SampleSettings, Error> {
         if !self.per_sample.is_empty() {
-            return Err(Error::Setting(
-                "a comparison cannot be steered: its images differ by their settings".into(),
-            ));
+            return Err(Error::Setting(NOT_STEERABLE.into()));
         }
         let settings = SampleSettings {
             classes: vec![steer.class; self.classes.len()],

@@ -446,29 +446,23 @@ impl Demo {
 
     /// Steers run `token` from its next step on: `steer_json` is a [`Steer`] as JSON (`{"class",
     /// "guidance"}`), every image asked for that class under that guidance from the x_t it has
-    /// reached. A steer of a run that is over does nothing; an impossible one (a comparison, a
-    /// bad setting) is refused with a sentence and the run goes on as it was. A later steer
-    /// before the next step replaces an earlier one.
-    pub fn steer(&self, token: u32, steer_json: &str) -> Result<(), JsError> {
+    /// reached. Returns the guidance's label ([`Guidance::label`](crate::guidance::Guidance::label)),
+    /// for the page's words on the run. A steer of a run that is over does nothing; an impossible
+    /// one (a comparison, a bad setting) is refused with a sentence and the run goes on as it
+    /// was. A later steer before the next step replaces an earlier one.
+    pub fn steer(&self, token: u32, steer_json: &str) -> Result<String, JsError> {
         let steer: Steer = serde_json::from_str(steer_json)
             .map_err(|e| JsError::new(&format!("the steer is not valid: {e}")))?;
+        let label = steer.guidance.label();
         if token != self.generation.get() {
-            return Ok(());
+            return Ok(label);
         }
         if !self.steerable.get() {
-            return Err(JsError::new(
-                "a comparison cannot be steered: its images differ by their settings",
-            ));
+            return Err(JsError::new(crate::settings::NOT_STEERABLE));
         }
-        if steer.class >= crate::nn::NUM_CLASSES {
-            return Err(JsError::new(&format!(
-                "the class must be a digit from 0 to 9, got {}",
-                steer.class
-            )));
-        }
-        steer.guidance.validate().map_err(js)?;
+        steer.validate().map_err(js)?;
         *self.steer.borrow_mut() = Some((token, steer));
-        Ok(())
+        Ok(label)
     }
 
     /// Stops the run in progress; its token steps nothing from now on.

@@ -3,11 +3,11 @@
 // is remembered (localStorage). `?backend=cpu` and `?backend=webgpu` force either without
 // measuring the other.
 
+import { messageOf } from "./sampler.js";
+
 const CHOICE = "guided-ddpm-device";
 
 export const fmtMs = (ms) => `${ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
-
-const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
 // Prepares `worker`'s Demo on WebGPU (`gpu`) or the CPU and makes it the one that runs; returns
 // the measured step ({ ms, ... }).

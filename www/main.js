@@ -5,6 +5,7 @@
 // checks are Rust (src/web.rs).
 
 import { Pool, parts, merge, meanProbs, workerCount } from "./pool.js";
+import { messageOf } from "./sampler.js";
 import { chooseDevice, onDevice, fmtMs } from "./device.js";
 import { PAGE_DEFAULTS, crateDefaults, readUrl, writeUrl as putUrl, intervalOf, askedBackend } from "./url.js";
 import { DrawPad } from "./draw.js";
@@ -47,11 +48,6 @@ function fail(message) {
 
 addEventListener("error", (e) => fail(`Something went wrong: ${e.message}`));
 addEventListener("unhandledrejection", (e) => fail(`Something went wrong: ${messageOf(e.reason)}`));
-
-function messageOf(e) {
-  if (e instanceof Error) return e.message;
-  return String(e);
-}
 
 const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
@@ -389,13 +385,17 @@ function steer() {
   const run = state.run;
   if (!run || run.compare) return;
   const c = currentSettings();
-  const guidance = { mode: c.mode, scale: c.s, cfg_scale: c.w, interval: intervalOf(c.interval) };
-  const label = `digit ${c.class}, ${c.mode}${c.mode === "classifier" || c.mode === "both" ? ` s=${c.s}` : ""}${c.mode === "free" || c.mode === "both" ? ` w=${c.w}` : ""}${c.interval === "all" || c.mode === "free" || c.mode === "none" ? "" : ` t=${c.interval}`}`;
-  if ((run.steers.at(-1)?.label ?? null) === label) return;
-  run.steers.push({ step: state.history.length, digit: c.class, label });
+  const to = { class: c.class, guidance: { mode: c.mode, scale: c.s, cfg_scale: c.w, interval: intervalOf(c.interval) } };
+  const key = JSON.stringify(to);
+  if (run.steers.at(-1)?.key === key) return;
+  // Named by the crate's label of the guidance once a worker answers (Guidance::label).
+  const entry = { step: state.history.length, digit: c.class, key, label: null };
+  run.steers.push(entry);
   state.settings = { ...state.settings, class: c.class, mode: c.mode, s: c.s, w: c.w, interval: c.interval };
   for (const p of run.parts) {
-    p.worker.call("steer", run.id, { class: c.class, guidance }).catch((e) => {
+    p.worker.call("steer", run.id, to).then((label) => {
+      if (label) entry.label = `digit ${c.class}, ${label}`;
+    }, (e) => {
       if (state.run !== run) return;
       $("notice").textContent = `The run could not be steered: ${messageOf(e)}`;
       $("notice").hidden = false;
@@ -404,16 +404,19 @@ function steer() {
   drawChart(state.expected);
 }
 
+// A steer's words: the digit and the guidance, as the crate labels it.
+const steerLabel = (t) => t.label ?? `digit ${t.digit}`;
+
 // While a run samples: its last steer.
 function steeredSoFar(run) {
   const last = run.steers.at(-1);
-  return last ? ` · steered to ${last.label} after step ${last.step}` : "";
+  return last ? ` · steered to ${steerLabel(last)} after step ${last.step}` : "";
 }
 
 // When a run is done: that it was steered, and that its link does not reproduce it.
 function steeredRun(run) {
   if (!run.steers.length) return "";
-  const to = run.steers.map((t) => `to ${t.label} after step ${t.step}`).join(", then ");
+  const to = run.steers.map((t) => `to ${steerLabel(t)} after step ${t.step}`).join(", then ");
   return `, steered live ${to} (a steered run: its link alone does not reproduce it)`;
 }
 

@@ -3,11 +3,9 @@
 // the CPU path, helper workers each take a part of a batch (one module and one copy of the
 // weights each).
 
-import { SamplerWorker, split } from "./sampler.js";
+import { SamplerWorker, split, messageOf } from "./sampler.js";
 import { askedWorkers } from "./url.js";
 import { onDevice } from "./device.js";
-
-const messageOf = (e) => (e instanceof Error ? e.message : String(e));
 
 // How many workers split a batch on the CPU path: one per core, at most 4; `?workers=N` (1-8)
 // sets it.

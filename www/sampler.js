@@ -60,6 +60,9 @@ export class SamplerWorker {
   }
 }
 
+// A caught error's sentence (an Error's message, or the thrown value itself).
+export const messageOf = (e) => (e instanceof Error ? e.message : String(e));
+
 // Splits `n` images into `parts` contiguous ranges, as even as can be: [[first, count], ...].
 export function split(n, parts) {
   const out = [];

@@ -255,12 +255,12 @@ async function run(id, settings) {
   return { steps, stopped: false };
 }
 
-// Steers run `id` from its next step on (`steer`: { class, guidance }); a run that is over is
-// left alone. An impossible steer is refused with a sentence and the run goes on as it was.
+// Steers run `id` from its next step on (`to`: { class, guidance }); returns the guidance's
+// label as the crate writes it, or null for a run that is over (left alone). An impossible steer
+// is refused with a sentence and the run goes on as it was.
 function steer(id, to) {
-  if (state.run?.id !== id || !state.demo) return false;
-  state.demo.steer(state.run.token, JSON.stringify(to));
-  return true;
+  if (state.run?.id !== id || !state.demo) return null;
+  return state.demo.steer(state.run.token, JSON.stringify(to));
 }
 
 function cancel(id) {
