@@ -9,7 +9,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::diffusion::Coef;
+use crate::diffusion::{Coef, StepCoefs};
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{dense, one_hot, Classifier};
 use crate::Error;
@@ -56,6 +56,65 @@ pub struct Guidance {
     /// guides at every step. Classifier-free mixing is not limited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<[usize; 2]>,
+    /// Where the classifier's gradient is taken and how it is sized ([`Grad`]); the paper's
+    /// gradient at x_t unless asked.
+    #[serde(default, skip_serializing_if = "Grad::is_xt")]
+    pub grad: Grad,
+}
+
+/// Where the classifier's gradient is taken and how a step sizes it. Each form hands the step a
+/// gradient in x_t's terms, which the step applies as the paper's does (`s * Sigma_t * g` added
+/// to the DDPM mean, `s * sqrt(1 - abar_t) * g` taken from eps; [`condition_mean`],
+/// [`condition_score`]), so s keeps its place and only its meaning changes ([`applied_grad`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Grad {
+    /// g = grad_{x_t} log p_phi(y | x_t, t), the paper's (Dhariwal & Nichol 2021, Algorithm 1).
+    #[default]
+    Xt,
+    /// The paper's gradient rescaled, per sample, to the length of the model's own score
+    /// estimate -eps / sqrt(1 - abar_t): `g = grad * |eps| / (sqrt(1 - abar_t) |grad|)`, so that
+    /// s is the ratio of the classifier's push to the model's at every step, whether the
+    /// classifier is unsure (a large gradient) or sure (a vanishing one). Gradient
+    /// normalisation in the spirit of normalised classifier guidance (nrCG, arXiv 2507.00687);
+    /// the length is that of the model's score here.
+    Norm,
+    /// The gradient of the clean-digit reading, taken at the predicted x0 (clipped, as the step
+    /// clips it) and with the classifier told t = 0: `g0 = grad_{x0} log p_phi(y | x0_hat, 0)`,
+    /// handed to the step as `g = g0 sqrt(abar_t) / (1 - abar_t)`, so that the step moves its
+    /// predicted x0 by `s * g0` at every t (where x0 is not clipped): guidance as a step on the
+    /// data estimate, as manifold-preserving guided diffusion takes it (He et al. 2024), with the
+    /// U-Net's Jacobian left out. The progress chart still reads p(y | x_t, t).
+    X0,
+}
+
+impl Grad {
+    /// The paper's gradient, which labels and URLs leave unnamed.
+    pub const fn is_xt(&self) -> bool {
+        matches!(self, Grad::Xt)
+    }
+
+    /// The word labels, the command line and the page's URL use.
+    pub const fn word(self) -> &'static str {
+        match self {
+            Grad::Xt => "xt",
+            Grad::Norm => "norm",
+            Grad::X0 => "x0",
+        }
+    }
+
+    /// Reads [`word`](Self::word).
+    pub fn from_word(word: &str) -> Result<Grad, Error> {
+        [Grad::Xt, Grad::Norm, Grad::X0]
+            .into_iter()
+            .find(|g| g.word() == word)
+            .ok_or_else(|| {
+                Error::Setting(format!(
+                    "the classifier's gradient is taken at xt, norm or x0, got {word:?}"
+                ))
+            })
+    }
 }
 
 /// The demo's default setting: the conditional model (classifier-free w = 0) steered by the
@@ -95,6 +154,9 @@ pub const STARTING: Guidance = Guidance {
 /// The largest classifier scale a run accepts: over ten times the strongest setting evaluated
 /// (s = 8, already the boldest digits of the sweep); a larger one only saturates the image.
 pub const MAX_SCALE: f64 = 100.0;
+/// The largest classifier scale a run with the normalised gradient ([`Grad::Norm`]) accepts:
+/// the classifier's push as long as the model's own.
+pub const MAX_NORM_SCALE: f64 = 1.0;
 /// The largest classifier-free weight a run accepts: ten times the strongest evaluated (w = 2).
 pub const MAX_CFG_SCALE: f64 = 20.0;
 
@@ -116,10 +178,12 @@ pub enum Compare {
 impl Compare {
     /// The settings compared, in the order they are shown; `at` gives s and w for `Modes`.
     pub fn settings(self, at: Guidance) -> Vec<Guidance> {
-        // Compared settings share one interval (a batched step has one): the modes take the given
-        // setting's, the classifier's scales guide at every step as they always have.
+        // Compared settings share one interval and one form of the gradient (a batched step has
+        // one of each): the modes take the given setting's, the classifier's scales guide at
+        // every step with the paper's gradient, as they always have.
         let g = |mode, scale, cfg_scale| Guidance {
             interval: at.interval,
+            grad: at.grad,
             ..Guidance::new(mode, scale, cfg_scale)
         };
         match self {
@@ -145,25 +209,32 @@ impl Guidance {
             scale,
             cfg_scale,
             interval: None,
+            grad: Grad::Xt,
         }
     }
 
     /// A short label of the setting: "none", "classifier s=4", "free w=1", "both s=4 w=1",
-    /// "both s=1 w=0 t=250-749" (with an interval; only where the classifier is used).
+    /// "both s=1 w=0 g=norm t=250-749" (with the gradient's form where it is not the paper's,
+    /// and an interval; both only where the classifier is used).
     pub fn label(&self) -> String {
-        let base = match self.mode {
+        let mut label = match self.mode {
             Mode::None => "none".into(),
             Mode::Classifier => format!("classifier s={}", self.scale),
             Mode::Free => format!("free w={}", self.cfg_scale),
             Mode::Both => format!("both s={} w={}", self.scale, self.cfg_scale),
         };
-        match (self.interval, self.mode.uses_classifier()) {
-            (Some([lo, hi]), true) => format!("{base} t={lo}-{hi}"),
-            _ => base,
+        if self.mode.uses_classifier() {
+            if !self.grad.is_xt() {
+                label += &format!(" g={}", self.grad.word());
+            }
+            if let Some([lo, hi]) = self.interval {
+                label += &format!(" t={lo}-{hi}");
+            }
         }
+        label
     }
 
-    /// Reads a setting from its [`label`](Self::label) ("both s=1 w=0 t=250-749"), so that a
+    /// Reads a setting from its [`label`](Self::label) ("both s=1 w=0 g=norm t=250-749"), so that a
     /// setting no list names can be asked for by the words the reports use.
     pub fn from_label(label: &str) -> Result<Guidance, Error> {
         let bad = || {
@@ -186,6 +257,7 @@ impl Guidance {
                 "s" => g.scale = value.parse().map_err(|_| bad())?,
                 "w" => g.cfg_scale = value.parse().map_err(|_| bad())?,
                 "t" => g.interval = parse_interval(value).map_err(|_| bad())?,
+                "g" => g.grad = Grad::from_word(value).map_err(|_| bad())?,
                 _ => return Err(bad()),
             }
         }
@@ -221,13 +293,18 @@ impl Guidance {
                 )));
             }
         }
-        for (name, v, max, why) in [
-            (
-                "classifier scale",
-                self.scale,
-                MAX_SCALE,
-                "s = 8 already draws the boldest digits of the sweep, ink +28%",
+        let (max_scale, why_scale) = match self.grad {
+            Grad::Norm => (
+                MAX_NORM_SCALE,
+                "with the normalised gradient, s = 1 pushes as hard as the model itself",
             ),
+            Grad::Xt | Grad::X0 => (
+                MAX_SCALE,
+                "s = 8 already draws the boldest digits of the sweep, ink +37%",
+            ),
+        };
+        for (name, v, max, why) in [
+            ("classifier scale", self.scale, max_scale, why_scale),
             (
                 "classifier-free scale",
                 self.cfg_scale,
@@ -384,6 +461,37 @@ pub fn guidance_shift<C: Coef>(guide: &C, grad: Tensor<4>) -> Tensor<4> {
     guide.times(grad)
 }
 
+/// The gradient a step applies under `form`, in x_t's terms, from the classifier's gradient
+/// `grad` (at x_t for [`Grad::Xt`] and [`Grad::Norm`], at the predicted x0 for [`Grad::X0`]),
+/// the step's unguided `eps` and its numbers `c` ([`Grad`] gives each form's equation):
+/// - `Xt`: `grad` itself;
+/// - `Norm`: `grad * |eps| / (sqrt(1 - abar_t) |grad|)` per sample (norms over the image; a
+///   zero gradient stays zero);
+/// - `X0`: `grad * sqrt(abar_t) / (1 - abar_t)`.
+///
+/// sqrt(1 - abar_t) is `sqrt_recipm1_abar / sqrt_recip_abar` and sqrt(abar_t) / (1 - abar_t) is
+/// `sqrt_recip_abar / sqrt_recipm1_abar^2`, so a recorded step reads them from its rows too.
+pub fn applied_grad<C: Coef>(
+    form: Grad,
+    grad: Tensor<4>,
+    eps: &Tensor<4>,
+    c: &StepCoefs<C>,
+) -> Tensor<4> {
+    let per_image = |x: Tensor<4>| x.powi_scalar(2).sum_dim(3).sum_dim(2).sum_dim(1).sqrt();
+    match form {
+        Grad::Xt => grad,
+        Grad::Norm => {
+            // Keeps a zero gradient (a step outside the guidance interval) at zero, not 0 / 0.
+            let ratio = per_image(eps.clone()) / (per_image(grad.clone()) + 1e-20);
+            c.sqrt_recipm1_abar
+                .divides(c.sqrt_recip_abar.times(grad * ratio))
+        }
+        Grad::X0 => c
+            .sqrt_recipm1_abar
+            .divides(c.sqrt_recipm1_abar.divides(c.sqrt_recip_abar.times(grad))),
+    }
+}
+
 /// mu' = mu + s * Sigma_t * grad (Dhariwal & Nichol 2021, Algorithm 1; guided-diffusion
 /// `condition_mean`), given the [`guidance_shift`] s * Sigma_t * grad.
 pub fn condition_mean(mean: Tensor<4>, shift: Tensor<4>) -> Tensor<4> {
@@ -412,6 +520,8 @@ pub(crate) enum BatchGuidance {
     PerSample {
         /// The guidance interval every sample shares ([`SampleSettings::validate`](crate::settings::SampleSettings::validate)).
         interval: Option<[usize; 2]>,
+        /// The form of the gradient every sample shares (likewise).
+        grad: Grad,
         /// Whether any sample mixes classifier-free, so the conditional branch runs.
         free: bool,
         /// Whether any sample uses the classifier gradient.
@@ -439,6 +549,7 @@ impl BatchGuidance {
         };
         Self::PerSample {
             interval: all[0].interval,
+            grad: all[0].grad,
             free: all.iter().any(|g| g.mode.uses_free()),
             classifier: all.iter().any(|g| g.mode.uses_classifier()),
             cond: factor(|g| match g.mode.uses_free() {
@@ -493,6 +604,14 @@ impl BatchGuidance {
                 true => 1.0,
                 false => 0.0,
             },
+        }
+    }
+
+    /// The form of the classifier's gradient.
+    pub(crate) fn grad(&self) -> Grad {
+        match self {
+            Self::Same(g) => g.grad,
+            Self::PerSample { grad, .. } => *grad,
         }
     }
 

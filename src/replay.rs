@@ -44,7 +44,7 @@ use burn_dispatch::Dispatch;
 
 use crate::diffusion::{StepCoefs, STEP_COEFS};
 use crate::frame::{frame_len, pack_frame, StepOut};
-use crate::guidance::{classifier_embedding, BatchGuidance};
+use crate::guidance::{classifier_embedding, BatchGuidance, Grad};
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::noise::NoiseStreams;
@@ -80,6 +80,9 @@ struct Tables {
     /// for the classifier's B samples (`[S, B E]`, [`Classifier::embedding`]).
     emb_unet: Tensor<2>,
     emb_classifier: Tensor<2>,
+    /// The classifier's embedding of t = 0 for its B samples, `[B, E]`, which a run whose
+    /// gradient is taken at the predicted x0 reads at every step ([`Grad::X0`]).
+    emb_classifier_x0: Option<Tensor<2>>,
     labels: Tensor<1, Int>,
     onehot: Tensor<2>,
 }
@@ -129,7 +132,12 @@ impl Tables {
             spread(sinusoidal(t, classifier.sinusoid_dim()), b),
         );
         let (emb_unet, emb_classifier) = (table(emb_unet, rows), table(emb_classifier, b));
+        let emb_classifier_x0 = (guidance.grad() == Grad::X0).then(|| {
+            let t0 = t_tensor(&vec![0; b], device);
+            classifier_embedding(classifier, sinusoidal(t0, classifier.sinusoid_dim()))
+        });
         Tables {
+            emb_classifier_x0,
             onehot: one_hot(&settings.classes, device),
             labels,
             guidance,
@@ -428,6 +436,8 @@ impl ReplayRun {
                 x.clone(),
                 emb_classifier,
                 self.tables.onehot.clone(),
+                (&eps, &coefs),
+                self.tables.emb_classifier_x0.clone(),
             );
             let (next, x0, push) = update(
                 self.settings.method,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 
 use crate::digit::{Fit, Ink};
-use crate::guidance::{self, Compare, Guidance, Mode};
+use crate::guidance::{self, Compare, Grad, Guidance, Mode};
 use crate::nn::{ClassifierConfig, UNetConfig, SIDE};
 use crate::sampler::Sampler;
 use crate::settings::{Edit, Method, SampleSettings};
@@ -41,6 +41,11 @@ pub struct SampleOptions {
     /// 250-749, a guidance interval) or `all` [default: the demo's default].
     #[arg(long, value_parser = guidance::parse_interval)]
     pub interval: Option<Option<[usize; 2]>>,
+    /// Where the classifier's gradient is taken: xt (at x_t, the paper's), norm (at x_t,
+    /// rescaled to the length of the model's score, so s is the ratio of the two pushes) or x0
+    /// (at the predicted x0, a step of s times it on x0) [default: the demo's default].
+    #[arg(long, value_enum)]
+    pub grad: Option<Grad>,
     /// Reverse steps (1-1000), respaced from the 1000 training steps; the demo's default
     /// unless given.
     #[arg(long, default_value_t = crate::settings::DEFAULT_STEPS)]
@@ -98,6 +103,7 @@ impl SampleOptions {
             scale: a.scale.unwrap_or(guidance::STARTING.scale),
             cfg_scale: a.cfg_scale.unwrap_or(guidance::STARTING.cfg_scale),
             interval: a.interval.unwrap_or(guidance::STARTING.interval),
+            grad: a.grad.unwrap_or(guidance::STARTING.grad),
         };
         let per_sample = a.compare.map(|c| c.settings(guidance)).unwrap_or_default();
         let n = match a.compare {

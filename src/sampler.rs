@@ -13,12 +13,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use web_time::Instant;
 
 use crate::diffusion::{
-    ancestral_sample, ddim_step, dpm_sde_mean, dpm_solver_2m_step, p_mean, Coef, StepCoefs,
+    ancestral_sample, ddim_step, dpm_sde_mean, dpm_solver_2m_step, p_mean, predict_x0, Coef,
+    StepCoefs,
 };
 use crate::frame::Frame;
 use crate::guidance::{
-    classifier_grad_with, classifier_inputs, classifier_log_prob_with, condition_mean,
-    condition_score, guidance_shift, BatchGuidance,
+    applied_grad, classifier_grad_with, classifier_inputs, classifier_log_prob_with,
+    condition_mean, condition_score, guidance_shift, BatchGuidance, Grad,
 };
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{dense, label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, SIDE};
@@ -156,7 +157,7 @@ impl Sampler {
         let started = Instant::now();
         let at = self.begin()?;
         let eps = self.predict_eps(&at);
-        let class = self.classifier_term(&at);
+        let class = self.classifier_term(&at, &eps);
         Some(self.finish(at, eps, class, started))
     }
 
@@ -197,11 +198,16 @@ impl Sampler {
         guided_eps(&self.unet, g, self.x.clone(), emb)
     }
 
-    /// grad_x log p_phi(y | x_t, t) when the mode uses the classifier (forward and backward),
-    /// else only log p for the progress chart (forward).
-    pub fn classifier_term(&self, at: &StepAt) -> ClassifierTerm {
-        let (emb, onehot) =
-            classifier_inputs(&self.classifier, at.t.clone(), &self.settings.classes);
+    /// The classifier's gradient in the run's form ([`Grad`]) when the mode uses the classifier
+    /// (forward and backward), else only log p for the progress chart (forward); `eps` is the
+    /// step's from [`predict_eps`](Self::predict_eps).
+    pub fn classifier_term(&self, at: &StepAt, eps: &Tensor<4>) -> ClassifierTerm {
+        let classes = &self.settings.classes;
+        let (emb, onehot) = classifier_inputs(&self.classifier, at.t.clone(), classes);
+        let emb_x0 = (self.guidance.grad() == Grad::X0).then(|| {
+            let t0 = t_tensor(&vec![0; classes.len()], &self.device);
+            classifier_inputs(&self.classifier, t0, classes).0
+        });
         classifier_term(
             &self.classifier,
             &self.guidance,
@@ -209,6 +215,8 @@ impl Sampler {
             self.x.clone(),
             emb,
             onehot,
+            (eps, &at.coefs),
+            emb_x0,
         )
     }
 
@@ -318,20 +326,25 @@ pub(crate) fn guided_eps(
     }
 }
 
-/// The classifier's part of a step: the gradient (times each sample's s where s varies per
-/// sample) and log p when the run guides with it, else log p alone (forward only, for the
-/// progress chart). `emb` is the classifier's embedding on x's device ([`classifier_inputs`]).
-/// `guided` is whether the gradient acts at this step: a run that guides but not at this step
-/// (outside its interval) skips the backward pass and takes a zero gradient, which its step
-/// factor of 0 would have made of any gradient; a recorded step passes `g.uses_classifier()`,
-/// since one recording serves every step.
-pub(crate) fn classifier_term(
+/// The classifier's part of a step: the gradient a step applies ([`applied_grad`], times each
+/// sample's s where s varies per sample) and log p when the run guides with it, else log p alone
+/// (forward only, for the progress chart). `emb` is the classifier's embedding on x's device
+/// ([`classifier_inputs`]); `eps` and `c` are the step's unguided eps and numbers, which the
+/// normalised and x0 forms read; `emb_x0` is the embedding of t = 0, which the x0 form
+/// ([`Grad::X0`]) must be given. `guided` is whether the gradient acts at this step: a run that
+/// guides but not at this step (outside its interval) skips the backward pass and takes a zero
+/// gradient, which its step factor of 0 would have made of any gradient; a recorded step passes
+/// `g.uses_classifier()`, since one recording serves every step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn classifier_term<C: Coef>(
     classifier: &Classifier,
     g: &BatchGuidance,
     guided: bool,
     x: Tensor<4>,
     emb: Tensor<2>,
     onehot: Tensor<2>,
+    (eps, c): (&Tensor<4>, &StepCoefs<C>),
+    emb_x0: Option<Tensor<2>>,
 ) -> ClassifierTerm {
     if g.uses_classifier() && !guided {
         let zero = x.zeros_like();
@@ -342,20 +355,34 @@ pub(crate) fn classifier_term(
             log_probs,
         };
     }
-    if g.uses_classifier() {
-        let out = classifier_grad_with(classifier, x, emb, onehot);
-        ClassifierTerm {
-            grad: Some(g.scale_grad(out.grad)),
-            log_p: out.log_p,
-            log_probs: out.log_probs,
-        }
-    } else {
+    if !g.uses_classifier() {
         let (log_p, log_probs) = classifier_log_prob_with(classifier, x, emb, onehot);
-        ClassifierTerm {
+        return ClassifierTerm {
             grad: None,
             log_p,
             log_probs,
+        };
+    }
+    let form = g.grad();
+    let (grad, log_p, log_probs) = match form {
+        Grad::Xt | Grad::Norm => {
+            let out = classifier_grad_with(classifier, x, emb, onehot);
+            (out.grad, out.log_p, out.log_probs)
         }
+        Grad::X0 => {
+            // The gradient of the clean-digit reading at the predicted x0; the chart's reading
+            // stays the one of x_t.
+            let x0 = predict_x0(c, x.clone(), eps.clone());
+            let emb_x0 = emb_x0.expect("the x0 form is given the embedding of t = 0");
+            let out = classifier_grad_with(classifier, x0, emb_x0, onehot.clone());
+            let (log_p, log_probs) = classifier_log_prob_with(classifier, x, emb, onehot);
+            (out.grad, log_p, log_probs)
+        }
+    };
+    ClassifierTerm {
+        grad: Some(g.scale_grad(applied_grad(form, grad, eps, c))),
+        log_p,
+        log_probs,
     }
 }
 

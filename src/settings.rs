@@ -237,10 +237,10 @@ impl SampleSettings {
         if self
             .per_sample
             .iter()
-            .any(|g| g.interval != self.per_sample[0].interval)
+            .any(|g| g.interval != self.per_sample[0].interval || g.grad != self.per_sample[0].grad)
         {
             return Err(Error::Setting(
-                "settings compared side by side must share one guidance interval".into(),
+                "settings compared side by side must share one guidance interval and one form of the classifier's gradient".into(),
             ));
         }
         if let Some(edit) = &self.edit {

@@ -296,8 +296,9 @@ impl Demo {
     }
 
     /// The settings of a comparison (`preset` "scales" or "modes", the latter at classifier scale
-    /// `scale`, classifier-free weight `cfg_scale` and the classifier's `interval`, "all" or
-    /// "LO-HI") as JSON, `[{"mode", "scale", "cfg_scale", "interval", "label"}, ...]` in the
+    /// `scale`, classifier-free weight `cfg_scale`, the classifier's `interval`, "all" or
+    /// "LO-HI", and the form of its gradient `grad`, "xt", "norm" or "x0") as JSON,
+    /// `[{"mode", "scale", "cfg_scale", "interval", "grad", "label"}, ...]` in the
     /// order shown: the page and `sample --compare` share one definition
     /// ([`Compare::settings`](crate::guidance::Compare::settings)).
     pub fn compare_settings(
@@ -305,14 +306,16 @@ impl Demo {
         scale: f64,
         cfg_scale: f64,
         interval: &str,
+        grad: &str,
     ) -> Result<String, JsError> {
-        use crate::guidance::{parse_interval, Compare, Guidance};
+        use crate::guidance::{parse_interval, Compare, Grad, Guidance};
         let compare: Compare = serde_json::from_value(serde_json::Value::from(preset))
             .map_err(|_| JsError::new(&format!("there is no comparison named {preset:?}")))?;
         let at = Guidance {
             scale,
             cfg_scale,
             interval: parse_interval(interval).map_err(|e| JsError::new(&e))?,
+            grad: Grad::from_word(grad).map_err(|e| JsError::new(&e.to_string()))?,
             ..crate::guidance::DEFAULT
         };
         let list: Vec<serde_json::Value> = compare

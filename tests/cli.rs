@@ -45,11 +45,24 @@ fn bad_input_gets_one_line_and_exit_code_2() {
         ),
         (
             &["sample", "--class", "3", "--scale", "1e30", "--random-init"],
-            "the classifier scale must be at most 100 (s = 8 already draws the boldest digits of the sweep, ink +28%; docs/EVAL.md), got 1000000000000000000000000000000",
+            "the classifier scale must be at most 100 (s = 8 already draws the boldest digits of the sweep, ink +37%; docs/EVAL.md), got 1000000000000000000000000000000",
         ),
         (
             &["sample", "--class", "3", "--cfg-scale", "1e300", "--random-init"],
             "the classifier-free scale must be at most 20",
+        ),
+        (
+            &[
+                "sample",
+                "--class",
+                "3",
+                "--grad",
+                "norm",
+                "--scale",
+                "2",
+                "--random-init",
+            ],
+            "the classifier scale must be at most 1 (with the normalised gradient, s = 1 pushes as hard as the model itself; docs/EVAL.md), got 2",
         ),
         (
             &["sample", "--class", "3", "--n", "0", "--random-init"],

@@ -2,10 +2,14 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+use guided_ddpm::diffusion::{predict_x0, StepCoefs};
 use guided_ddpm::guidance::{
-    cfg_mix, classifier_grad, classifier_log_prob, condition_mean, condition_score, guidance_shift,
+    applied_grad, cfg_mix, classifier_grad, classifier_log_prob, condition_mean, condition_score,
+    guidance_shift, Grad, Guidance,
 };
 use guided_ddpm::nn::{t_tensor, ClassifierConfig};
+use guided_ddpm::schedule::{BetaSchedule, Schedule};
+use guided_ddpm::settings::Method;
 
 fn vals<const D: usize>(x: Tensor<D>) -> Vec<f32> {
     x.try_into_vec_as::<f32>().unwrap()
@@ -106,4 +110,119 @@ fn guidance_formulas() {
     assert_eq!(vals(cfg_mix(t(2.0), t(1.0), 3.0)), vec![5.0]);
     // w = 0 is the conditional model alone
     assert_eq!(vals(cfg_mix(t(2.0), t(1.0), 0.0)), vec![2.0]);
+}
+
+/// Deterministic pixels in (-amp, amp) for the gradient-form tests.
+fn pixels(seed: usize, amp: f32, device: &Device) -> Tensor<4> {
+    let v: Vec<f32> = (0..2 * 28 * 28)
+        .map(|i| (((i * 7919 + seed * 104_729) % 1009) as f32 / 504.5 - 1.0) * amp)
+        .collect();
+    Tensor::from_data(TensorData::new(v, [2, 1, 28, 28]), device)
+}
+
+/// The normalised form hands the step the gradient's direction at the length of the model's
+/// score estimate, |eps| / sqrt(1 - abar_t), per sample (the two samples' gradients differ in
+/// length by 1000x and come out at their own eps's length); the paper's form is the gradient
+/// itself; a zero gradient stays zero.
+#[test]
+fn the_normalised_gradient_has_the_length_of_the_models_score() {
+    let device = Device::flex();
+    let schedule = Schedule::respaced(BetaSchedule::Linear, 8).unwrap();
+    for k in [0, 3, 7] {
+        let c = StepCoefs::at(&schedule, k, 2.0, Method::DpmSolver, false);
+        let sqrt_one_minus_abar = (1.0 - schedule.alphas_cumprod[k]).sqrt();
+        let eps = pixels(1, 1.0, &device);
+        let scales =
+            Tensor::<4>::from_data(TensorData::new(vec![1.0f32, 1e-3], [2, 1, 1, 1]), &device);
+        let grad = pixels(2, 0.01, &device) * scales;
+        let norms = |x: Tensor<4>| -> Vec<f64> {
+            vals(x)
+                .chunks(28 * 28)
+                .map(|r| r.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt())
+                .collect()
+        };
+        let got = applied_grad(Grad::Norm, grad.clone(), &eps, &c);
+        let (got_n, eps_n, grad_n) = (norms(got.clone()), norms(eps.clone()), norms(grad.clone()));
+        let (g, d) = (vals(got), vals(grad.clone()));
+        for i in 0..2 {
+            let want = eps_n[i] / sqrt_one_minus_abar;
+            assert!(
+                (got_n[i] / want - 1.0).abs() < 1e-4,
+                "k {k} sample {i}: length {} against {want}",
+                got_n[i]
+            );
+            // The same direction: the cosine of the two is 1.
+            let r = i * 784..(i + 1) * 784;
+            let dot: f64 = g[r.clone()]
+                .iter()
+                .zip(&d[r])
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            let cos = dot / (got_n[i] * grad_n[i]);
+            assert!((cos - 1.0).abs() < 1e-5, "k {k} sample {i}: cosine {cos}");
+        }
+        assert_eq!(vals(applied_grad(Grad::Xt, grad.clone(), &eps, &c)), d);
+        let zero = applied_grad(Grad::Norm, grad.zeros_like(), &eps, &c);
+        assert!(vals(zero).iter().all(|&v| v == 0.0));
+    }
+}
+
+/// The x0 form moves the step's predicted x0 by exactly s times the gradient it was given, at
+/// every t: the eps-form shift (DDIM, DPM-Solver++) of `applied_grad(X0, g0)` taken off eps
+/// changes x0 = sqrt(1/abar) x_t - sqrt(1/abar - 1) eps by s g0 (values small enough that x0 is
+/// not clipped).
+#[test]
+fn the_x0_gradient_moves_the_predicted_x0_by_s_times_it() {
+    let device = Device::flex();
+    let schedule = Schedule::respaced(BetaSchedule::Linear, 8).unwrap();
+    let s = 3.0;
+    for k in [0, 2, 5, 7] {
+        let c = StepCoefs::at(&schedule, k, s, Method::DpmSolver, false);
+        let abar = schedule.alphas_cumprod[k];
+        // x_t made from an x0 in (-0.3, 0.3) and eps, so x0's prediction is unclipped.
+        let eps = pixels(3, 1.0, &device);
+        let x0 = pixels(4, 0.3, &device);
+        let x = x0 * abar.sqrt() + eps.clone() * (1.0 - abar).sqrt();
+        let g0 = pixels(5, 0.01, &device);
+        let g = applied_grad(Grad::X0, g0.clone(), &eps, &c);
+        let guided = condition_score(eps.clone(), guidance_shift(&c.guide, g));
+        let moved: Vec<f32> = vals(predict_x0(&c, x.clone(), guided))
+            .iter()
+            .zip(vals(predict_x0(&c, x, eps)))
+            .map(|(a, b)| a - b)
+            .collect();
+        let want = vals(g0 * s);
+        let worst = moved
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-4, "k {k}: x0 moved off s g0 by {worst}");
+    }
+}
+
+/// A setting's label names the form of its gradient where it is not the paper's, and reads back;
+/// a setting written before the form existed reads as the paper's gradient.
+#[test]
+fn the_gradient_form_is_in_the_label_and_in_old_settings() {
+    for label in [
+        "both s=1 w=0 g=norm t=250-749",
+        "classifier s=16 g=x0",
+        "classifier s=4",
+    ] {
+        assert_eq!(Guidance::from_label(label).unwrap().label(), label);
+    }
+    assert_eq!(
+        Guidance::from_label("classifier s=16 g=x0").unwrap().grad,
+        Grad::X0
+    );
+    assert!(Guidance::from_label("classifier s=1 g=x1").is_err());
+    let old: Guidance =
+        serde_json::from_str(r#"{"mode":"both","scale":0.75,"cfg_scale":0.0}"#).unwrap();
+    assert_eq!(old, guided_ddpm::guidance::DEFAULT);
+    let json = serde_json::to_string(&Guidance {
+        grad: Grad::Norm,
+        ..old
+    })
+    .unwrap();
+    assert!(json.contains(r#""grad":"norm""#), "{json}");
 }

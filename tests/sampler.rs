@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use guided_ddpm::bench::native::block_on;
 use guided_ddpm::frame::Frame;
-use guided_ddpm::guidance::{Guidance, Mode};
+use guided_ddpm::guidance::{Grad, Guidance, Mode};
 use guided_ddpm::nn::{label_tensor, t_tensor, Classifier, ClassifierConfig, UNet, UNetConfig};
 use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::BetaSchedule;
@@ -441,6 +441,29 @@ fn bad_settings_are_rejected_with_a_sentence() {
             settings(Mode::Classifier, f64::INFINITY, Method::Ddpm, 0),
             "classifier scale",
         ),
+        (
+            SampleSettings {
+                guidance: Guidance {
+                    grad: Grad::Norm,
+                    ..Guidance::new(Mode::Classifier, 2.0, 0.0)
+                },
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "must be at most 1 (with the normalised gradient, s = 1 pushes as hard as the model itself",
+        ),
+        (
+            SampleSettings {
+                per_sample: vec![
+                    Guidance::new(Mode::Classifier, 1.0, 0.0),
+                    Guidance {
+                        grad: Grad::X0,
+                        ..Guidance::new(Mode::Classifier, 1.0, 0.0)
+                    },
+                ],
+                ..settings(Mode::None, 0.0, Method::Ddpm, 0)
+            },
+            "one form of the classifier's gradient",
+        ),
     ];
     for (s, msg) in cases {
         let err = Sampler::new(unet.clone(), classifier.clone(), s, &device)
@@ -590,8 +613,17 @@ fn a_comparison_gives_each_sample_its_own_runs_frames() {
         out
     };
     let px = 28 * 28;
-    for method in Method::ALL {
-        let compare = compare_settings(method);
+    // Every sampler with the paper's gradient; the solver with the other forms too (the
+    // normalised form sizes each sample's gradient by its own eps).
+    let forms = Method::ALL.into_iter().map(|m| (m, Grad::Xt)).chain([
+        (Method::DpmSolver, Grad::Norm),
+        (Method::DpmSolver, Grad::X0),
+    ]);
+    for (method, grad) in forms {
+        let mut compare = compare_settings(method);
+        for g in &mut compare.per_sample {
+            *g = with_form(*g, grad);
+        }
         let batched = run(compare.clone());
         for (i, g) in compare.per_sample.iter().enumerate() {
             let alone = run(SampleSettings {
@@ -608,7 +640,12 @@ fn a_comparison_gives_each_sample_its_own_runs_frames() {
                     a.iter().zip(b).fold(0f32, |m, (a, b)| m.max((a - b).abs()))
                 };
                 let tile = |v: &[f32], len: usize| v[i * len..(i + 1) * len].to_vec();
-                let what = format!("{method:?} {:?} s={} step {}", g.mode, g.scale, step + 1);
+                let what = format!(
+                    "{method:?} {grad:?} {:?} s={} step {}",
+                    g.mode,
+                    g.scale,
+                    step + 1
+                );
                 assert!(worst(x, &tile(bx, px)) < 1e-4, "x_t of {what}");
                 assert!(worst(p, &tile(bp, 1)) < 1e-4, "p of {what}");
                 let bpush = tile(bpush.as_ref().expect("the batch uses the classifier"), px);
@@ -640,6 +677,57 @@ fn equal_per_sample_settings_are_the_plain_run_and_replay_agrees() {
         for (g, w) in got.iter().zip(&want) {
             let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             assert!(worst <= 1e-6, "{method:?}: {worst}");
+        }
+    }
+}
+
+/// `g` with its classifier's gradient in `form`; s divided by 20 for the normalised form, whose s
+/// is a ratio to the model's own push (at most 1).
+fn with_form(g: Guidance, form: Grad) -> Guidance {
+    Guidance {
+        grad: form,
+        scale: match form {
+            Grad::Norm => g.scale / 20.0,
+            Grad::Xt | Grad::X0 => g.scale,
+        },
+        ..g
+    }
+}
+
+/// The normalised and x0 forms of the classifier's gradient change the run (each draws other
+/// images than the paper's gradient at the same s) and run the same through the table-driven
+/// step as through the sampler, for every sampler and for a comparison of modes.
+#[test]
+fn every_form_of_the_gradient_runs_the_same_replayed_and_plain() {
+    let n = nets();
+    for method in Method::ALL {
+        let paper = frames(&n, settings(Mode::Both, 2.0, method, 9));
+        for grad in [Grad::Norm, Grad::X0] {
+            let mut s = settings(Mode::Both, 2.0, method, 9);
+            s.guidance = with_form(s.guidance, grad);
+            let want = frames(&n, s.clone());
+            let last = want.len() - 1;
+            let apart = want[last]
+                .iter()
+                .zip(&paper[last])
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                apart > 1e-3,
+                "{method:?} {grad:?}: the same images as the paper's gradient ({apart})"
+            );
+            let mut compare = compare_settings(method);
+            for g in &mut compare.per_sample {
+                *g = with_form(*g, grad);
+            }
+            for s in [s, compare] {
+                let want = frames(&n, s.clone());
+                let (got, _) = table_driven_frames(&n, s);
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                    assert!(worst <= 1e-6, "{method:?} {grad:?}: {worst}");
+                }
+            }
         }
     }
 }

@@ -266,6 +266,16 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
     let default = guided_ddpm::guidance::DEFAULT;
     let both = guided_ddpm::guidance::FULL_STEP;
     let modes = guided_ddpm::guidance::Compare::Modes.settings(both);
+    use guided_ddpm::guidance::{Grad, Guidance};
+    let norm = Guidance {
+        grad: Grad::Norm,
+        scale: 0.05,
+        ..both
+    };
+    let x0 = Guidance {
+        grad: Grad::X0,
+        ..both
+    };
     // Live steering: after this many steps (0: never), every image is asked for an 8 under
     // FULL_STEP; the replayed run records again and replays on.
     let to = Steer {
@@ -286,6 +296,10 @@ async fn replayed_steps_on_webgpu_match_the_plain_sampler() {
         (Method::DpmSolver, default, 15, 6, 2, false, 0),
         (Method::DpmSolver, both, 15, 5, 3, false, 0),
         (Method::DpmSde, both, 15, 5, 2, false, 0),
+        // The other forms of the classifier's gradient: normalised by the model's eps, and
+        // taken at the predicted x0 (with the classifier's embedding of t = 0).
+        (Method::DpmSolver, norm, 8, 8, 2, false, 0),
+        (Method::Ddpm, x0, 25, 4, 2, false, 0),
         // Steered after the first replay, to the end of the run.
         (Method::DpmSolver, default, 8, 8, 2, false, 3),
         (Method::Ddpm, default, 10, 10, 1, false, 2),

@@ -7,7 +7,7 @@
 import { Pool, parts, merge, meanProbs, workerCount } from "./pool.js";
 import { messageOf } from "./sampler.js";
 import { chooseDevice, onDevice, fmtMs } from "./device.js";
-import { PAGE_DEFAULTS, crateDefaults, readUrl, writeUrl as putUrl, intervalOf, askedBackend } from "./url.js";
+import { PAGE_DEFAULTS, SCALE_SLIDER, startScale, crateDefaults, readUrl, writeUrl as putUrl, guidanceOf, askedBackend } from "./url.js";
 import { DrawPad } from "./draw.js";
 import { drawChart as chart, drawLegend, drawTiles } from "./views.js";
 
@@ -60,6 +60,7 @@ function offered() {
   return {
     mode: radios("mode"),
     interval: values("interval"),
+    grad: values("grad"),
     steps: values("steps").map(Number),
     sampler: values("method"),
     n: values("batch").map(Number),
@@ -75,6 +76,7 @@ function currentSettings() {
     s: Number($("scale").value),
     w: Number($("cfg").value),
     interval: $("interval").value,
+    grad: $("grad").value,
     steps: Number($("steps").value),
     sampler: $("method").value,
     seed: Number($("seed").value),
@@ -108,6 +110,9 @@ function applySettings(s) {
   }
   // Before the module has started the crate's settings may be missing: those controls wait.
   if (s.mode !== undefined) document.querySelector(`input[name="mode"][value="${s.mode}"]`).checked = true;
+  // The form first: it sets the s slider's range.
+  if (s.grad !== undefined) $("grad").value = s.grad;
+  scaleSlider();
   if (s.s !== undefined) $("scale").value = s.s;
   if (s.w !== undefined) $("cfg").value = s.w;
   if (s.interval !== undefined) $("interval").value = s.interval;
@@ -122,15 +127,23 @@ function applySettings(s) {
   redraw();
 }
 
+// The s slider's range and step for the chosen form of the gradient (url.js, SCALE_SLIDER); an s
+// past the new range is brought to its end by the slider itself.
+function scaleSlider() {
+  const r = SCALE_SLIDER[$("grad").value];
+  Object.assign($("scale"), { max: r.max, step: r.step });
+}
+
 function syncSliders() {
   const mode = document.querySelector('input[name="mode"]:checked')?.value;
-  // Steps of 0.25: two decimals, so the label is the s that runs.
-  $("scale-out").textContent = Number($("scale").value).toFixed(2);
+  // Steps of 0.25 (0.01 for the normalised form): two decimals, so the label is the s that runs.
+  $("scale-out").textContent = Number($("scale").value).toFixed(SCALE_SLIDER[$("grad").value].decimals);
   // Steps of 0.125: three decimals, so the label is the w that runs.
   $("cfg-out").textContent = Number($("cfg").value).toFixed(3);
   $("strength-out").textContent = Number($("strength").value).toFixed(2);
   $("scale-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
   $("interval-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
+  $("grad-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
   $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));
 }
 
@@ -269,7 +282,7 @@ async function generate({ compare = false, edit = null } = {}) {
   let perSample = [];
   if (compare) {
     try {
-      perSample = await pool.primary.call("compare", s.compare, s.s, s.w, s.interval);
+      perSample = await pool.primary.call("compare", s.compare, s.s, s.w, s.interval, s.grad);
     } catch (e) {
       fail(`The comparison could not be set up: ${messageOf(e)}`);
       return;
@@ -278,7 +291,7 @@ async function generate({ compare = false, edit = null } = {}) {
   const n = compare ? perSample.length : s.n;
   const settings = {
     classes: Array(n).fill(s.class),
-    guidance: { mode: s.mode, scale: s.s, cfg_scale: s.w, interval: intervalOf(s.interval) },
+    guidance: guidanceOf(s),
     steps: s.steps,
     method: s.sampler,
     seed: s.seed,
@@ -310,7 +323,7 @@ async function generate({ compare = false, edit = null } = {}) {
     ...settings,
     classes: settings.classes.slice(p.first, p.first + p.count),
     ...(compare
-      ? { per_sample: perSample.slice(p.first, p.first + p.count).map(({ mode, scale, cfg_scale, interval }) => ({ mode, scale, cfg_scale, interval })), same_noise: true, first_image: 0 }
+      ? { per_sample: perSample.slice(p.first, p.first + p.count).map(({ mode, scale, cfg_scale, interval, grad }) => ({ mode, scale, cfg_scale, interval, grad })), same_noise: true, first_image: 0 }
       : { first_image: p.first }),
   });
   const current = () => state.run === run;
@@ -385,13 +398,13 @@ function steer() {
   const run = state.run;
   if (!run || run.compare) return;
   const c = currentSettings();
-  const to = { class: c.class, guidance: { mode: c.mode, scale: c.s, cfg_scale: c.w, interval: intervalOf(c.interval) } };
+  const to = { class: c.class, guidance: guidanceOf(c) };
   const key = JSON.stringify(to);
   if (run.steers.at(-1)?.key === key) return;
   // Named by the crate's label of the guidance once a worker answers (Guidance::label).
   const entry = { step: state.history.length, digit: c.class, key, label: null };
   run.steers.push(entry);
-  state.settings = { ...state.settings, class: c.class, mode: c.mode, s: c.s, w: c.w, interval: c.interval };
+  state.settings = { ...state.settings, class: c.class, mode: c.mode, s: c.s, w: c.w, interval: c.interval, grad: c.grad };
   for (const p of run.parts) {
     p.worker.call("steer", run.id, to).then((label) => {
       if (label) entry.label = `digit ${c.class}, ${label}`;
@@ -498,8 +511,15 @@ function installHooks() {
 async function main() {
   applySettings(readUrl(state.defaults, offered()));
   for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
+  // A form picked starts from its own s (url.js, SCALE_SLIDER): the scales of the forms differ.
+  $("grad").addEventListener("input", () => {
+    scaleSlider();
+    $("scale").value = startScale($("grad").value, state.defaults.s);
+    syncSliders();
+    writeUrl();
+  });
   // A run in progress follows the guidance controls from its next step (a slider once let go).
-  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval')) el.addEventListener("change", steer);
+  for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #grad')) el.addEventListener("change", steer);
   for (const id of ["steps", "method", "batch", "seed", "preset"]) $(id).addEventListener("change", writeUrl);
   $("steps").addEventListener("change", () => legend());
   for (const el of document.querySelectorAll('input[name="view"]')) el.addEventListener("change", () => { redraw(); writeUrl(); });

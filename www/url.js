@@ -6,33 +6,51 @@
 // the comparison and the edit's strength.
 export const PAGE_DEFAULTS = { class: 7, seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
-// The crate's starting guidance (`{ mode, scale, cfg_scale, interval }`) and run (`{ method,
-// steps }`) as the page's settings.
+// The classifier scale slider for each form of the classifier's gradient (the crate's
+// `guidance::Grad`): the normalised form's s is a ratio to the model's own push, useful in
+// hundredths (docs/EVAL.md), the others' in quarters. `start` is the s a form starts from when
+// it is picked (or named in a link without an s): the paper's gradient at the crate's default
+// s, the others where "both" at w = 0 drew its best digits in docs/EVAL.md.
+export const SCALE_SLIDER = {
+  xt: { max: 10, step: 0.25, decimals: 2, start: null },
+  norm: { max: 0.5, step: 0.01, decimals: 2, start: 0.01 },
+  x0: { max: 10, step: 0.25, decimals: 2, start: 4 },
+};
+
+// The s a run starts from with form `grad`: the form's own start, or `defaultS` (the crate's)
+// for the paper's gradient.
+export function startScale(grad, defaultS) {
+  return SCALE_SLIDER[grad].start ?? defaultS;
+}
+
+// The crate's starting guidance (`{ mode, scale, cfg_scale, interval, grad }`, `grad` left out
+// for the paper's gradient) and run (`{ method, steps }`) as the page's settings.
 export function crateDefaults(guidance, run) {
   return {
     mode: guidance.mode,
     s: guidance.scale,
     w: guidance.cfg_scale,
     interval: guidance.interval ? guidance.interval.join("-") : "all",
+    grad: guidance.grad ?? "xt",
     sampler: run.method,
     steps: run.steps,
   };
 }
 
 // The settings the address bar asks for. A value out of range or not offered by the page
-// (`offered`: the lists of its menus, { mode, interval, steps, sampler, n, view, compare }) is
+// (`offered`: the lists of its menus, { mode, interval, grad, steps, sampler, n, view, compare }) is
 // replaced by the default, and `notices` says so, naming both: a shared link must not show another
 // setting without a word. A setting with no default yet (the crate's, before the module starts)
 // is left out unless the address bar names a value the page offers.
 export function readUrl(defaults, offered, notices = []) {
   const q = new URLSearchParams(location.search);
-  const get = (k, ok, fix = (v) => v) => {
-    if (!q.has(k)) return defaults[k];
+  const get = (k, ok, fix = (v) => v, fallback = defaults[k]) => {
+    if (!q.has(k)) return fallback;
     const raw = q.get(k);
     const v = fix(raw);
     if (ok(v)) return v;
-    if (defaults[k] !== undefined) notices.push(`${k}=${raw} is not a setting this page offers; it uses ${k}=${defaults[k]}`);
-    return defaults[k];
+    if (fallback !== undefined) notices.push(`${k}=${raw} is not a setting this page offers; it uses ${k}=${fallback}`);
+    return fallback;
   };
   const num = (lo, hi) => (v) => Number.isFinite(v) && v >= lo && v <= hi;
   const int = (lo, hi) => (v) => Number.isInteger(v) && v >= lo && v <= hi;
@@ -40,11 +58,12 @@ export function readUrl(defaults, offered, notices = []) {
   const read = {
     class: get("class", int(0, 9), Number),
     mode: get("mode", oneOf(offered.mode)),
-    s: get("s", num(0, 10), Number),
     w: get("w", num(0, 5), Number),
-    // A link made before the page offered intervals names a mode but no interval: its classifier
-    // acted at every step, so it still does.
+    // A link made before the page offered intervals (or forms of the gradient) names a mode but
+    // no interval (no form): its classifier acted at every step, with the paper's gradient, so
+    // it still does.
     interval: q.has("mode") && !q.has("interval") ? "all" : get("interval", oneOf(offered.interval)),
+    grad: q.has("mode") && !q.has("grad") ? "xt" : get("grad", oneOf(offered.grad)),
     steps: get("steps", oneOf(offered.steps), Number),
     sampler: get("sampler", oneOf(offered.sampler)),
     seed: get("seed", int(0, 4294967295), Number),
@@ -53,6 +72,11 @@ export function readUrl(defaults, offered, notices = []) {
     compare: get("compare", oneOf(offered.compare)),
     strength: get("strength", num(0.05, 1), Number),
   };
+  // s is read on the slider of its form; a link that names a form but no s starts from the
+  // form's own s.
+  const grad = read.grad ?? "xt";
+  const start = q.has("grad") ? startScale(grad, defaults.s) : defaults.s;
+  read.s = get("s", num(0, SCALE_SLIDER[grad].max), Number, start);
   return Object.fromEntries(Object.entries(read).filter(([, v]) => v !== undefined));
 }
 
@@ -63,6 +87,11 @@ export function writeUrl(settings) {
   const backend = askedBackend();
   if (backend) q.set("backend", backend);
   history.replaceState(null, "", `${location.pathname}?${q}`);
+}
+
+// The guidance the crate's settings hold (`guidance::Guidance`) from the page's settings.
+export function guidanceOf(s) {
+  return { mode: s.mode, scale: s.s, cfg_scale: s.w, interval: intervalOf(s.interval), grad: s.grad };
 }
 
 // The guidance interval as the crate's settings hold it: null for every step, else [lo, hi]

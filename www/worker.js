@@ -277,8 +277,8 @@ const CALLS = {
     return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), defaultRun: JSON.parse(wasm.Demo.default_run()), pushPerStep: wasm.Demo.push_scale(1), hooks: HOOKS };
   },
   // The guidance settings of a comparison ("scales" or "modes" at s, w and the classifier's
-  // interval), each with its label.
-  compare: (preset, s, w, interval) => JSON.parse(wasm.Demo.compare_settings(preset, s, w, interval)),
+  // interval and form of the gradient), each with its label.
+  compare: (preset, s, w, interval, grad) => JSON.parse(wasm.Demo.compare_settings(preset, s, w, interval, grad)),
   // The steps a run of `settings` takes (an edit runs a share of them).
   stepsRun: (settings) => wasm.Demo.steps_run(JSON.stringify(settings)),
   adapter,

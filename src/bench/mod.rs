@@ -149,7 +149,7 @@ pub async fn steps(
         fence(&eps).await?;
         let unet_ms = ms_since(t0);
         let t1 = Instant::now();
-        let class = s.classifier_term(&at);
+        let class = s.classifier_term(&at, &eps);
         match &class.grad {
             Some(grad) => fence(grad).await?,
             None => fence(&class.log_p).await?,

@@ -279,6 +279,22 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.equal(await b.page.locator("#interval").inputValue(), "250-749");
     await ready(b.page, "?mode=classifier&s=2");
     assert.equal(await b.page.locator("#interval").inputValue(), "all");
+    assert.equal(await b.page.locator("#grad").inputValue(), "xt");
+    // The normalised gradient's s moves in hundredths (its slider, url.js SCALE_SLIDER); an s
+    // past its slider, or a form the page does not offer, is named.
+    await ready(b.page, "?mode=classifier&grad=norm&s=0.05");
+    assert.ok(!(await b.page.locator("#notice").isVisible()));
+    assert.equal(await b.page.locator("#scale").inputValue(), "0.05");
+    assert.equal(await b.page.locator("#scale-out").textContent(), "0.05");
+    await ready(b.page, "?mode=classifier&grad=norm&s=4");
+    assert.match(await b.page.locator("#notice").textContent(), /s=4 is not a setting this page offers; it uses s=0.01/);
+    assert.equal(await b.page.locator("#scale").inputValue(), "0.01");
+    // Picking a form starts it from its own s.
+    await b.page.selectOption("#grad", "xt");
+    assert.equal(await b.page.locator("#scale").inputValue(), "0.75");
+    assert.match(b.page.url(), /grad=xt/);
+    await ready(b.page, "?mode=classifier&grad=x1");
+    assert.match(await b.page.locator("#notice").textContent(), /grad=x1 is not a setting this page offers; it uses grad=xt/);
     await ready(b.page, "?class=3&steps=25");
     assert.ok(!(await b.page.locator("#notice").isVisible()));
     assert.ok(await b.page.locator('input[name="mode"][value="both"]').isChecked());
@@ -584,6 +600,9 @@ test("every guidance setting replays its recorded step on WebGPU after any seque
       // Both forms of DPM-Solver++(2M) carry the last x0 from replay to replay.
       { label: "both s=1 w=0, DPM-Solver++(2M)", classes: [2, 8], guidance: { mode: "both", scale: 1, cfg_scale: 0 }, method: "dpm", steps: 15 },
       { label: "default, DPM-Solver++(2M) SDE", classes: [4], guidance: "default", method: "dpm-sde", steps: 10 },
+      // The other forms of the classifier's gradient.
+      { label: "classifier s=0.05 g=norm", classes: [6, 9], guidance: { mode: "classifier", scale: 0.05, cfg_scale: 0, grad: "norm" }, method: "dpm", steps: 8 },
+      { label: "both s=1 w=0 g=x0", classes: [2], guidance: { mode: "both", scale: 1, cfg_scale: 0, grad: "x0" }, method: "dpm", steps: 8 },
       // Steered live after the first replay: the next step records again, and the steps after it replay.
       { label: "default steered to classifier s=4 on 8", classes: [3], guidance: "default", method: "dpm", steps: 15, steer: { class: 8, guidance: { mode: "classifier", scale: 4, cfg_scale: 0 } } },
     ];
