@@ -11,6 +11,8 @@ import { BASE_ARGS, CHROMIUM, WEBGPU_ARGS } from "./chromium.mjs";
 import { openHarness } from "./host.mjs";
 
 const DIST = process.env.DIST ?? join(import.meta.dirname, "../../dist");
+// axe-core (npm, a dev dependency of these tests), injected into the page to audit it.
+const AXE = join(import.meta.dirname, "node_modules/axe-core/axe.min.js");
 const SLOW = 600_000;
 
 let server;
@@ -192,6 +194,79 @@ test("a GPU lost mid-run: the page says so, switches to the CPU, and the same Ge
     // And the next press works too.
     await b.page.click("#generate");
     await done(b.page);
+  } finally {
+    await b.close();
+  }
+});
+
+test("served under a sub-path, the page loads styled, fetches everything from there and draws a digit", { timeout: SLOW }, async () => {
+  const sub = await serve(DIST, 0, { prefix: "/guided-ddpm/" });
+  const b = await open({ webgpu: false });
+  const failed = [];
+  b.page.on("requestfailed", (r) => failed.push(`${r.url()}: ${r.failure()?.errorText}`));
+  b.page.on("response", (r) => { if (r.status() >= 400) failed.push(`${r.url()}: ${r.status()}`); });
+  try {
+    // Without the trailing slash, as a link to a project page often is: the host redirects.
+    await b.page.goto(`${sub.url.slice(0, -1)}?n=1&class=4`);
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    // The stylesheet applied: the controls panel is laid out by style.css, not the browser's defaults.
+    const styled = await b.page.evaluate(() => [...document.styleSheets].some((s) => s.href && /style-.*\.css$/.test(s.href) && s.cssRules.length > 0));
+    assert.ok(styled, "the stylesheet loaded");
+    await b.page.click("#generate");
+    await done(b.page);
+    await assertDigit(b.page);
+    const paths = [...sub.hits.keys()];
+    assert.ok(paths.some((p) => /^\/guided-ddpm\/.*\.wasm$/.test(p)), `the module came from the sub-path: ${paths}`);
+    assert.ok(paths.some((p) => /^\/guided-ddpm\/weights\/.*\.safetensors$/.test(p)), `the weights came from the sub-path: ${paths}`);
+    assert.deepEqual(failed, []);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+    await sub.close();
+  }
+});
+
+test("axe-core finds no accessibility violation on the page, before a run and after one, and every control takes keyboard focus visibly", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  const audit = async (when) => {
+    await b.page.addScriptTag({ path: AXE });
+    const violations = await b.page.evaluate(async () => (await globalThis.axe.run(document)).violations.map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`));
+    assert.deepEqual(violations, [], `${when}: ${violations.join("; ")}`);
+  };
+  try {
+    await ready(b.page, "?n=4&class=2");
+    await audit("on load");
+    // Each mode leaves some rows off (a slider the mode does not use): still readable.
+    for (const mode of ["classifier", "free", "none", "both"]) {
+      await b.page.check(`input[name="mode"][value="${mode}"]`);
+      await audit(`mode ${mode}`);
+    }
+    await b.page.click("#generate");
+    await done(b.page);
+    await audit("after a run");
+    for (const view of ["x0", "push"]) {
+      await b.page.check(`input[name="view"][value="${view}"]`);
+      await audit(`after a run, the ${view} view`);
+    }
+    // Tab from the top reaches every enabled control, and the focused one is drawn with an outline.
+    const controls = await b.page.evaluate(() => [...document.querySelectorAll("button:not([disabled]), input:not([disabled]), select:not([disabled]), a[href]")].filter((e) => e.offsetParent !== null).length);
+    const seen = new Set();
+    await b.page.evaluate(() => document.activeElement?.blur());
+    for (let i = 0; i < controls + 20; i++) {
+      await b.page.keyboard.press("Tab");
+      const f = await b.page.evaluate(() => {
+        const e = document.activeElement;
+        if (!e || e === document.body) return null;
+        const style = getComputedStyle(e);
+        return { key: e.id || `${e.tagName}:${e.getAttribute("name") ?? ""}:${e.value ?? ""}:${e.textContent}`, outline: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0 };
+      });
+      if (!f) continue;
+      assert.ok(f.outline, `${f.key} takes focus without a visible outline`);
+      seen.add(f.key);
+    }
+    for (const id of ["generate", "scale", "cfg", "interval", "grad", "steps", "method", "batch", "seed", "random-seed", "preset"]) {
+      assert.ok(seen.has(id), `Tab never reaches #${id}: ${[...seen].join(", ")}`);
+    }
   } finally {
     await b.close();
   }

@@ -14,12 +14,23 @@ const TYPES = {
   ".safetensors": "application/octet-stream", ".md": "text/markdown",
 };
 
-export async function serve(root, port = 0, { override } = {}) {
+// `prefix` serves the site under a sub-path ("/guided-ddpm/"), as a project page on a static host
+// is: only paths under it are the site's, and the sub-path without its slash redirects to it.
+export async function serve(root, port = 0, { override, prefix = "/" } = {}) {
   const base = resolve(root);
   const hits = new Map();
   const server = createServer(async (req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const full = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    hits.set(full, (hits.get(full) ?? 0) + 1);
+    if (prefix !== "/" && full === prefix.slice(0, -1)) {
+      res.writeHead(301, { location: prefix }).end();
+      return;
+    }
+    if (!full.startsWith(prefix)) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return;
+    }
+    const path = `/${full.slice(prefix.length)}`;
     const custom = override?.(path);
     if (custom) {
       res.writeHead(custom.status, { "content-type": "application/octet-stream" });
@@ -41,7 +52,7 @@ export async function serve(root, port = 0, { override } = {}) {
     }
   });
   await new Promise((ok) => server.listen(port, "127.0.0.1", ok));
-  return { url: `http://127.0.0.1:${server.address().port}/`, hits, close: () => new Promise((ok) => server.close(ok)) };
+  return { url: `http://127.0.0.1:${server.address().port}${prefix}`, hits, close: () => new Promise((ok) => server.close(ok)) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
