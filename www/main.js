@@ -7,6 +7,7 @@
 import { Pool, parts, merge, meanProbs, workerCount } from "./pool.js";
 import { messageOf } from "./sampler.js";
 import { chooseDevice, onDevice, fmtMs } from "./device.js";
+import { registerOffline } from "./offline.js";
 import { PAGE_DEFAULTS, SCALE_SLIDER, startScale, crateDefaults, readUrl, writeUrl as putUrl, guidanceOf, askedBackend } from "./url.js";
 import { DrawPad } from "./draw.js";
 import { drawChart as chart, drawLegend, drawTiles } from "./views.js";
@@ -582,6 +583,11 @@ async function main() {
   document.body.dataset.ready = "true";
   setRunning(false);
   pool.startHelpers();
+  // Offline use from the next visit on, and a new deploy offered when it is in (www/offline.js).
+  registerOffline((takeOver) => {
+    $("update").hidden = false;
+    $("update-now").onclick = takeOver;
+  });
 }
 
 main().catch((e) => fail(messageOf(e)));

@@ -2,7 +2,7 @@
 // Debian's headless Chromium through playwright-core, WebGPU on SwiftShader.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -269,6 +269,50 @@ test("axe-core finds no accessibility violation on the page, before a run and af
     }
   } finally {
     await b.close();
+  }
+});
+
+test("after one visit the page works offline, and a new deploy is offered and replaces the old build whole", { timeout: SLOW }, async () => {
+  // A copy of the site, so that a second deploy can be made of it.
+  const root = mkdtempSync(join(tmpdir(), "guided-ddpm-deploy-"));
+  cpSync(DIST, root, { recursive: true });
+  const site = await serve(root);
+  const b = await open({ webgpu: false });
+  const controlled = () => b.page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 60_000 });
+  try {
+    await b.page.goto(`${site.url}?backend=cpu&n=1&class=5`);
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    await controlled();
+    const manifest = await b.page.evaluate(async () => (await fetch(document.querySelector('link[rel="manifest"]').href)).json());
+    assert.equal(manifest.start_url, "./");
+    assert.ok(manifest.icons.length > 0);
+
+    await b.context.setOffline(true);
+    await b.page.reload();
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    await b.page.click("#generate");
+    await done(b.page);
+    await assertDigit(b.page);
+    await b.context.setOffline(false);
+
+    // A new deploy: one changed file, and the service worker of its build.
+    appendFileSync(join(root, "main.js"), "\n// the second deploy\n");
+    const sw = join(root, "sw.js");
+    writeFileSync(sw, readFileSync(sw, "utf8").replace(/^const BUILD = ".*";$/m, 'const BUILD = "second-deploy";'));
+    await b.page.reload();
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    // Until the switch the page is the first build's, whole.
+    assert.doesNotMatch(await b.page.evaluate(async () => (await fetch("main.js")).text()), /the second deploy/);
+    await b.page.waitForSelector("#update:not([hidden])", { timeout: SLOW });
+    await Promise.all([b.page.waitForEvent("load", { timeout: SLOW }), b.page.click("#update-now")]);
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    assert.match(await b.page.evaluate(async () => (await fetch("main.js")).text()), /the second deploy/);
+    const builds = await b.page.evaluate(async () => (await caches.keys()).filter((k) => k.startsWith("guided-ddpm-site-")));
+    assert.deepEqual(builds, ["guided-ddpm-site-second-deploy"]);
+  } finally {
+    await b.close();
+    await site.close();
+    rmSync(root, { recursive: true, force: true });
   }
 });
 
