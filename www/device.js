@@ -1,7 +1,9 @@
 // guided-ddpm page: which device the sampler runs on. WebGPU is used where its measured guided
 // step beats the CPU path's: both are timed once per browser, adapter and weights, and the result
-// is remembered (localStorage). `?backend=cpu` and `?backend=webgpu` force either without
-// measuring the other.
+// is remembered (localStorage). On that first visit the page is ready on the CPU path as soon as
+// it is compiled, and WebGPU is timed in a worker of its own in the background
+// (`timeInBackground`). `?backend=cpu` and `?backend=webgpu` force either without measuring the
+// other.
 
 import { messageOf } from "./sampler.js";
 
@@ -17,11 +19,22 @@ export async function onDevice(worker, gpu) {
   return prepared;
 }
 
+// Remembers a timing of both devices for `key` (adapter and weights).
+function remember(key, gpuMs, cpuMs) {
+  try {
+    localStorage.setItem(CHOICE, JSON.stringify({ key, gpu_ms: gpuMs, cpu_ms: cpuMs }));
+  } catch {}
+}
+
+const vs = (gpuMs, cpuMs, when) => `a guided step takes ${fmtMs(gpuMs)} on WebGPU and ${fmtMs(cpuMs)} on the CPU${when}`;
+
 // Picks the device for `worker` (the primary SamplerWorker, its weights set): `adapter` is the
 // worker's answer to "adapter" ({ name, software } or { name: null, why }), `asked` the
 // address bar's backend (or null), `weightsSha` the U-Net's sha256 (a remembered timing is for
-// those weights only), `status` shows what is being done. Returns { gpu, line }: the device and a
-// sentence on it for the page.
+// those weights only), `status` shows what is being done. Returns { gpu, line, timing }: the
+// device, a sentence on it for the page, and, on a first visit with an adapter, what
+// `timeInBackground` needs to time WebGPU without holding the page back (the CPU path is used
+// until then).
 export async function chooseDevice(worker, adapter, asked, weightsSha, status) {
   const prepare = async (gpu) => (await worker.call("prepare", gpu)).ms;
   const use = async (gpu, line) => {
@@ -49,7 +62,6 @@ export async function chooseDevice(worker, adapter, asked, weightsSha, status) {
   try {
     saved = JSON.parse(localStorage.getItem(CHOICE) ?? "null");
   } catch {}
-  const vs = (gpuMs, cpuMs, when) => `a guided step takes ${fmtMs(gpuMs)} on WebGPU and ${fmtMs(cpuMs)} on the CPU${when}`;
   if (saved?.key === key) {
     const useGpu = saved.gpu_ms < saved.cpu_ms;
     status(useGpu ? "Compiling: preparing the GPU programs (once per visit)…" : "Compiling: preparing the CPU path…");
@@ -62,20 +74,34 @@ export async function chooseDevice(worker, adapter, asked, weightsSha, status) {
       return fallBack(`WebGPU failed: ${messageOf(e)}`);
     }
   }
-  status("Compiling: timing a guided step on the CPU…");
+  // A first visit: ready on the CPU path at once; WebGPU is timed in a worker of its own.
+  status("Compiling: preparing the CPU path…");
   const cpuMs = await prepare(false);
-  status(`Compiling: preparing the GPU programs and timing a step on ${gpuName}, to use the faster one (once per browser)…`);
+  const chosen = await use(false, `CPU path · a guided step takes ${fmtMs(cpuMs)} · timing ${gpuName} in the background…`);
+  return { ...chosen, timing: { key, cpuMs, gpuName, software: Boolean(adapter.software) } };
+}
+
+// Times a guided step on WebGPU in `timer`, a worker of its own with the weights set, while the
+// page runs on the CPU path; `timing` is what `chooseDevice` returned. Remembers both timings for
+// the next visit. Resolves to { faster, line }: `faster` whether WebGPU beat the CPU path (then
+// `timer` holds the prepared WebGPU sampler, ready to become the primary; otherwise it is
+// terminated), `line` the page's sentence on the device to use.
+export async function timeInBackground(timer, timing) {
+  const { key, cpuMs, gpuName, software } = timing;
   let gpuMs;
   try {
-    gpuMs = await prepare(true);
+    gpuMs = (await timer.call("prepare", true)).ms;
   } catch (e) {
-    return use(false, `CPU fallback (${gpuName} failed: ${messageOf(e)}) · a guided step takes ${fmtMs(cpuMs)}`);
+    timer.terminate();
+    return { faster: false, line: `CPU fallback (${gpuName} failed: ${messageOf(e)}) · a guided step takes ${fmtMs(cpuMs)}` };
   }
-  try {
-    localStorage.setItem(CHOICE, JSON.stringify({ key, gpu_ms: gpuMs, cpu_ms: cpuMs }));
-  } catch {}
-  const numbers = vs(gpuMs, cpuMs, " (measured just now)");
-  if (gpuMs < cpuMs) return use(true, `${gpuName} · ${numbers}`);
-  const soft = adapter.software ? ", a software adapter that runs on the CPU" : "";
-  return use(false, `CPU fallback (faster here than ${gpuName}${soft}; ?backend=webgpu uses it anyway) · ${numbers}`);
+  remember(key, gpuMs, cpuMs);
+  const numbers = vs(gpuMs, cpuMs, " (measured in the background on this visit)");
+  if (gpuMs < cpuMs) {
+    await timer.call("use", true);
+    return { faster: true, line: `${gpuName}, switched to from the CPU path · ${numbers}` };
+  }
+  timer.terminate();
+  const soft = software ? ", a software adapter that runs on the CPU" : "";
+  return { faster: false, line: `CPU fallback (faster here than ${gpuName}${soft}; ?backend=webgpu uses it anyway) · ${numbers}` };
 }

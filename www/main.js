@@ -4,9 +4,9 @@
 // www/views.js's. This file reads the controls, shows frames and reports; the math and the weight
 // checks are Rust (src/web.rs).
 
-import { Pool, parts, merge, meanProbs, workerCount } from "./pool.js";
+import { Pool, parts, merge, meanProbs, workerCount, startWorker } from "./pool.js";
 import { messageOf } from "./sampler.js";
-import { chooseDevice, onDevice, fmtMs } from "./device.js";
+import { chooseDevice, onDevice, fmtMs, timeInBackground } from "./device.js";
 import { registerOffline } from "./offline.js";
 import { PAGE_DEFAULTS, SCALE_SLIDER, startScale, crateDefaults, readUrl, writeUrl as putUrl, guidanceOf, askedBackend } from "./url.js";
 import { DrawPad } from "./draw.js";
@@ -243,8 +243,15 @@ async function restart() {
 
 // ---------- running ----------
 
+// Resolves when no run is in progress (at once if none is).
+const idleWaiters = [];
+function whenIdle() {
+  return state.running ? new Promise((ok) => idleWaiters.push(ok)) : Promise.resolve();
+}
+
 function setRunning(on) {
   state.running = on;
+  if (!on) idleWaiters.splice(0).forEach((ok) => ok());
   $("generate").disabled = on || !pool.primary;
   $("compare").disabled = on || !pool.primary;
   $("sdedit").disabled = on || !pool.primary;
@@ -485,6 +492,38 @@ async function toCpu(why) {
   }
 }
 
+// ---------- WebGPU timed in the background ----------
+
+// On a first visit the page is ready on the CPU path at once, and a worker of its own prepares
+// and times WebGPU (www/device.js). Where WebGPU is faster it becomes the primary once no run is
+// in progress, and the page says so; otherwise the timer is let go and the line says why.
+// A run pressed meanwhile runs on the CPU, sharing the cores with the timing.
+async function timeWebGpu(timing) {
+  let timer;
+  try {
+    ({ worker: timer } = await startWorker(onEvent));
+    await timer.call("setWeights", pool.files);
+  } catch (e) {
+    timer?.terminate();
+    state.capability.line = `CPU fallback (${timing.gpuName} did not start: ${messageOf(e)}) · a guided step takes ${fmtMs(timing.cpuMs)}`;
+    renderCapability();
+    return;
+  }
+  // Test hook (a build with the hooks only): the CPU step's time to compare against, so a page
+  // test can see the switch on a machine whose WebGPU adapter is a software one.
+  const cpuMs = (state.hooks && Number(localStorage.getItem("guided-ddpm-test-cpu-ms"))) || timing.cpuMs;
+  const { faster, line } = await timeInBackground(timer, { ...timing, cpuMs });
+  performance.mark("webgpu-timed");
+  if (faster) {
+    await whenIdle();
+    if (pool.gpu || state.broken) return timer.terminate();
+    pool.adopt(timer);
+    status(`Ready: switched to ${timing.gpuName}, which measured faster than the CPU path. Pick a digit and press Generate.`);
+  }
+  state.capability.line = line;
+  renderCapability();
+}
+
 // ---------- start-up ----------
 
 // For the page tests and `make bench`, in a build with the test hooks only (the site has none).
@@ -542,6 +581,7 @@ async function main() {
 
   status("Starting: loading the WebAssembly module…");
   const started = await pool.start();
+  state.hooks = started.hooks;
   if (started.hooks) installHooks();
   performance.mark("module-ready");
   state.pushPerStep = started.pushPerStep;
@@ -583,6 +623,7 @@ async function main() {
   document.body.dataset.ready = "true";
   setRunning(false);
   pool.startHelpers();
+  if (chosen.timing) timeWebGpu(chosen.timing);
   // Offline use from the next visit on, and a new deploy offered when it is in (www/offline.js).
   registerOffline((takeOver) => {
     $("update").hidden = false;

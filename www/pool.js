@@ -82,6 +82,15 @@ export class Pool {
     this.helpers = [];
   }
 
+  // Makes `worker` (started, its weights set, its WebGPU sampler in use) the primary, on WebGPU:
+  // the CPU path's workers are let go. Call between runs.
+  adopt(worker) {
+    this.primary?.terminate();
+    this.stopHelpers();
+    this.primary = worker;
+    this.gpu = true;
+  }
+
   // Forgets a worker that died; true when it was the primary.
   lost(worker) {
     const helper = this.helpers.indexOf(worker);

@@ -12,7 +12,8 @@
 // BENCH_WEBGPU_STEPS, BENCH_CPU_STEPS, BENCH_PHASE_STEPS, BENCH_BATCHES ("1,16"), BENCH_OLD_STEPS
 // (steps of the first image with DDPM, beside the default's: one of the page's step counts),
 // BENCH_ONLY, BENCH_REAL_GPU. BENCH_FIRST_ONLY=1 times only the first images and prints their
-// table, leaving the report alone.
+// table, leaving the report alone; BENCH_READY_ONLY=1 likewise times only how soon a visit is
+// ready while WebGPU is timed in the background.
 
 import { readFile, readdir, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
@@ -359,16 +360,88 @@ function nativeImageTable(native) {
   return lines.join("\n");
 }
 
+// Presses Generate, waits for Done, and returns the run's seconds (the page's run marks) and
+// whether the background timing of WebGPU had ended by then.
+async function timedRun(page) {
+  await generateToDone(page);
+  return page.evaluate(() => {
+    const last = (name) => performance.getEntriesByName(name).at(-1)?.startTime;
+    return { secs: (last("run-done") - last("run-start")) / 1000, timed: last("webgpu-timed") !== undefined && last("webgpu-timed") < last("run-done") };
+  });
+}
+
+// A first visit without ?backend= (a fresh profile: nothing cached or remembered): seconds from
+// navigation to Ready (the CPU path compiled) and to the end of the background timing of WebGPU;
+// the first image's run pressed at Ready, during that timing, against the same run pressed after
+// it; then a return visit's seconds to Ready.
+async function readyAtOnce(b, server, errors) {
+  const context = await b.newContext();
+  const page = await context.newPage();
+  page.on("pageerror", (e) => errors.push(String(e)));
+  try {
+    log("ready at once: a first visit");
+    await page.goto(`${server.url}?class=${FIRST_IMAGE.class}&n=${FIRST_IMAGE.n}`);
+    await ready(page);
+    const during = await timedRun(page);
+    await page.waitForFunction(() => performance.getEntriesByName("webgpu-timed").length > 0, null, { timeout: SLOW });
+    const after = await timedRun(page);
+    const first = await marks(page);
+    const capability = await page.locator("#capability").textContent();
+    log("ready at once: a return visit");
+    await page.reload();
+    await ready(page);
+    const back = await marks(page);
+    return { ready: first["compiled"], timed: first["webgpu-timed"], during, after, returnReady: back["compiled"], capability };
+  } finally {
+    await context.close();
+  }
+}
+
+function readyTable(r) {
+  return [
+    "| first visit: Ready s | WebGPU timed s | first run pressed at Ready s (timing still running: yes/no) | same run after the timing s | slowdown | return visit: Ready s |",
+    "|---:|---:|---:|---:|---:|---:|",
+    `| ${f(r.ready, 2)} | ${f(r.timed, 2)} | ${f(r.during.secs, 2)} (${r.during.timed ? "no" : "yes"}) | ${f(r.after.secs, 2)} | ${f(r.during.secs / r.after.secs, 2)}x | ${f(r.returnReady, 2)} |`,
+    "",
+    `The page's line after the timing: "${r.capability}"`,
+  ].join("\n");
+}
+
+// BENCH_READY_ONLY=1: the ready-at-once table alone, printed.
+async function readyOnly() {
+  const server = await serve(args.dist);
+  const b = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...BASE_ARGS, ...WEBGPU_FLAGS] });
+  const errors = [];
+  try {
+    console.log(readyTable(await readyAtOnce(b, server, errors)));
+    if (errors.length) throw new Error(errors.join("; "));
+  } finally {
+    await b.close();
+    await server.close();
+  }
+}
+
 async function main() {
   await stat(join(args.dist, "index.html")).catch(() => { throw new Error(`${args.dist}/index.html is missing: run \`make test-site\` first`); });
   await stat(join(args.shipped, "index.html")).catch(() => { throw new Error(`${args.shipped}/index.html is missing: run \`make site\` first`); });
   if (process.env.BENCH_FIRST_ONLY === "1") return firstOnly();
+  if (process.env.BENCH_READY_ONLY === "1") return readyOnly();
   const native = JSON.parse(await readFile(args.native, "utf8"));
   const server = await serve(args.dist);
-  let gpu, cpu;
+  let gpu, cpu, ready;
   try {
     if (ONLY !== "cpu") gpu = await measure(server, { cpu: false });
     if (ONLY !== "webgpu") cpu = await measure(server, { cpu: true });
+    if (!ONLY) {
+      const b = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...BASE_ARGS, ...WEBGPU_FLAGS] });
+      const errors = [];
+      try {
+        ready = await readyAtOnce(b, server, errors);
+      } finally {
+        await b.close();
+      }
+      if (errors.length) throw new Error(errors.join("; "));
+    }
   } finally {
     await server.close();
   }
@@ -434,6 +507,15 @@ async function main() {
     "",
     firstImageTable(browsers),
     "",
+    ...(ready
+      ? [
+          "A first visit without `?backend=` (a fresh profile) is ready on the CPU path as soon as it is compiled, while a worker of its own prepares and times WebGPU (www/device.js); a run pressed at Ready shares the cores with that timing. Seconds from navigation (the page's marks), class " +
+            `${FIRST_IMAGE.class}, the default settings:`,
+          "",
+          readyTable(ready),
+          "",
+        ]
+      : []),
     `Natively (\`guided-ddpm bench\`, flex on ${native.threads} threads, batch 1, class 7, the default guidance): cold is reading the weights and the whole run in a process that has sampled nothing yet, warm the same run again.`,
     "",
     nativeImageTable(native),
