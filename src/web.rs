@@ -239,8 +239,16 @@ impl Demo {
             )
         };
         Demo {
-            device,
             backend,
+            ..Demo::blank(device, gpu)
+        }
+    }
+
+    /// A Demo on `device` with no weights and no run.
+    fn blank(device: Device, gpu: bool) -> Demo {
+        Demo {
+            device,
+            backend: String::new(),
             gpu,
             nets: RefCell::new(None),
             run: RefCell::new(None),
@@ -507,6 +515,17 @@ impl Demo {
         let started = web_time::Instant::now();
         while run.step().await.map_err(js)?.is_some() {}
         Ok(started.elapsed().as_secs_f64() * 1e3 / TIMED as f64)
+    }
+}
+
+/// Test hook for the wasm tests, which share one WebGPU device (a second init fails): a Demo on
+/// `device`, as [`Demo::create`] makes one.
+#[cfg(test_hooks)]
+impl Demo {
+    pub fn on_device(device: Device, gpu: bool) -> Demo {
+        let mut demo = Demo::blank(device, gpu);
+        demo.backend = format!("test device (gpu: {gpu})");
+        demo
     }
 }
 

@@ -499,5 +499,35 @@ async fn the_demo_runs_cancels_and_rejects_bad_settings_on_the_cpu_fallback() {
         .start(&serde_json::to_string(&s).unwrap())
         .err()
         .expect("rejected");
-    let _ = err;
+    let message = String::from(js_sys::Error::from(wasm_bindgen::JsValue::from(err)).message());
+    assert!(
+        message.contains("the class must be a digit from 0 to 9, got 11"),
+        "{message}"
+    );
+}
+
+/// A step that is awaiting the GPU's readback when its run is replaced hands back no frame (the
+/// token check after the readback in web.rs), and the new run starts at its own step 1. Checked
+/// by hand: without that check the replaced run's frame comes back.
+#[wasm_bindgen_test]
+async fn a_run_replaced_while_its_step_awaits_the_gpu_gets_no_frame() {
+    let demo = Demo::on_device(gpu().await, true);
+    demo.load(MANIFEST, UNET, CLASSIFIER).unwrap();
+    let mut s = settings(4);
+    s.classes = vec![7];
+    let json = serde_json::to_string(&s).unwrap();
+    let run = demo.start(&json).unwrap();
+    assert_eq!(demo.step(run).await.unwrap().unwrap().step(), 1);
+    let mut pending = std::pin::pin!(demo.step(run));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(
+        std::future::Future::poll(pending.as_mut(), &mut cx).is_pending(),
+        "the step awaits the GPU's readback"
+    );
+    let newest = demo.start(&json).unwrap();
+    assert!(
+        pending.await.unwrap().is_none(),
+        "the replaced run's frame is dropped"
+    );
+    assert_eq!(demo.step(newest).await.unwrap().unwrap().step(), 1);
 }
