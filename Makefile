@@ -64,9 +64,11 @@ test-site: tools
 	$(CARGO) fetch --locked
 	GUIDED_DDPM_TEST_HOOKS=1 trunk build --release --dist $(TEST_SITE)
 
-test-page: test-site browser
+# The page tests run on the test site; one of them holds the shipped site (dist/) to exporting
+# no test hook.
+test-page: site test-site browser
 	@echo "== test-page from $$(date +%T)"
-	cd tests/page && npm ci --no-audit --no-fund && DIST=../../$(TEST_SITE) npm test
+	cd tests/page && npm ci --no-audit --no-fund && DIST=../../$(TEST_SITE) SHIPPED=../../dist npm test
 
 # Not part of `make test`: the replayed step on a native GPU device (wgpu, WGSL, burn's fusion on),
 # on whatever adapter the machine has; Mesa's software Vulkan (lavapipe) where there is no GPU.

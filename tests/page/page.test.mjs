@@ -11,6 +11,8 @@ import { BASE_ARGS, CHROMIUM, WEBGPU_ARGS } from "./chromium.mjs";
 import { openHarness } from "./host.mjs";
 
 const DIST = process.env.DIST ?? join(import.meta.dirname, "../../dist");
+// The shipped site (`make site`), which must export none of the test site's hooks.
+const SHIPPED = process.env.SHIPPED ?? join(import.meta.dirname, "../../dist");
 // axe-core (npm, a dev dependency of these tests), injected into the page to audit it.
 const AXE = join(import.meta.dirname, "node_modules/axe-core/axe.min.js");
 const SLOW = 600_000;
@@ -314,6 +316,17 @@ test("after one visit the page works offline, and a new deploy is offered and re
     await site.close();
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("the shipped site's module exports none of the test hooks that the test site's has", () => {
+  const HOOKS = ["test_hooks", "set_replay", "bench(settings_json", "bench_matmul", "wasm_memory_bytes"];
+  const glue = (dir) => readFileSync(join(dir, "guided-ddpm.js"), "utf8");
+  const test = glue(DIST);
+  // The names are the test site's own, so their absence below means something.
+  for (const name of HOOKS) assert.ok(test.includes(name), `the test site exports ${name}`);
+  const shipped = glue(SHIPPED);
+  assert.deepEqual(HOOKS.filter((name) => shipped.includes(name)), []);
+  assert.ok(shipped.includes("class Demo"), "the shipped glue is the module's");
 });
 
 test("a broken weight file shows a plain-language error", { timeout: SLOW }, async () => {
