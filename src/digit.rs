@@ -13,7 +13,8 @@ const BOX: usize = 20;
 const SUB: usize = 8;
 
 /// Which way round an image's ink is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Ink {
     /// Read it from the border: a light border is paper, so the ink is dark.
     Auto,
@@ -55,19 +56,43 @@ impl Fit {
             Ink::Dark => true,
             Ink::Auto => border_mean(width, height, grey) > 127.0,
         };
-        let value = |i: usize| if invert { 255 - grey[i] } else { grey[i] };
         if (width, height) == (SIDE, SIDE) && !invert {
-            return Ok(Fit {
-                width,
-                height,
-                identity: true,
-                invert,
-                levels: [0.0, 255.0],
-                ink_box: [0.0, 0.0, SIDE as f64, SIDE as f64],
-                scale: 1.0,
-                at: [0, 0],
-            });
+            return Ok(Fit::identity(width, height));
         }
+        Fit::fitted(width, height, grey, invert)
+    }
+
+    /// The fit of a drawing on the page's 28 x 28 pad (light ink on black, [`Fit::image`] of it
+    /// is what "Edit drawing" starts from): unlike [`of`](Self::of), which takes a 28 x 28
+    /// light-on-dark image as it is, the ink is always scaled into the 20 x 20 box and centred by
+    /// its mass, as MNIST's digits were, wherever and however large it was drawn.
+    pub fn drawing(grey: &[u8]) -> Result<Fit, Error> {
+        if grey.len() != SIDE * SIDE {
+            return Err(Error::Setting(format!(
+                "a drawing is {SIDE} x {SIDE} pixels, got {} values",
+                grey.len()
+            )));
+        }
+        Fit::fitted(SIDE, SIDE, grey, false)
+    }
+
+    fn identity(width: usize, height: usize) -> Fit {
+        Fit {
+            width,
+            height,
+            identity: true,
+            invert: false,
+            levels: [0.0, 255.0],
+            ink_box: [0.0, 0.0, SIDE as f64, SIDE as f64],
+            scale: 1.0,
+            at: [0, 0],
+        }
+    }
+
+    /// The ink's box of `grey` scaled into the 20 x 20 box and centred by mass (`invert`: the ink
+    /// is dark).
+    fn fitted(width: usize, height: usize, grey: &[u8], invert: bool) -> Result<Fit, Error> {
+        let value = |i: usize| if invert { 255 - grey[i] } else { grey[i] };
         let border = border_mean(width, height, grey);
         let ground = if invert { 255.0 - border } else { border };
         let peak = (0..grey.len()).map(value).max().unwrap_or(0) as f64;
@@ -275,6 +300,43 @@ mod tests {
         // The ground is black, the stroke near white.
         assert_eq!(out[0], 0);
         assert!(out.iter().copied().max().unwrap() > 200);
+    }
+
+    #[test]
+    fn a_small_drawing_in_a_corner_is_scaled_into_the_box_and_centred() {
+        // A 6 x 4 block of ink in the pad's top-left corner.
+        let mut pad = vec![0u8; SIDE * SIDE];
+        for y in 2..8 {
+            for x in 3..7 {
+                pad[y * SIDE + x] = 255;
+            }
+        }
+        let out = Fit::drawing(&pad).unwrap().image(&pad);
+        let inked: Vec<(usize, usize)> = (0..SIDE * SIDE)
+            .filter(|&i| out[i] > 127)
+            .map(|i| (i % SIDE, i / SIDE))
+            .collect();
+        let rows = inked.iter().map(|p| p.1);
+        let (top, bottom) = (rows.clone().min().unwrap(), rows.max().unwrap());
+        assert_eq!(
+            bottom + 1 - top,
+            BOX,
+            "the taller side fills the 20-pixel box"
+        );
+        let n = inked.len() as f64;
+        let cx = inked.iter().map(|p| p.0 as f64 + 0.5).sum::<f64>() / n;
+        let cy = inked.iter().map(|p| p.1 as f64 + 0.5).sum::<f64>() / n;
+        assert!(
+            (cx - 14.0).abs() <= 1.0 && (cy - 14.0).abs() <= 1.0,
+            "centre ({cx}, {cy})"
+        );
+        // `of` takes the same 28 x 28 light-on-dark image as it is.
+        assert_eq!(
+            Fit::of(SIDE, SIDE, &pad, Ink::Auto).unwrap().image(&pad),
+            pad
+        );
+        assert!(Fit::drawing(&[0u8; 10]).is_err());
+        assert!(Fit::drawing(&vec![0u8; SIDE * SIDE]).is_err(), "no ink");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod bench;
 #[cfg(target_family = "wasm")]
 pub mod ctors;
 pub mod diffusion;
+pub mod digit;
 pub mod frame;
 pub mod grid;
 pub mod guidance;
@@ -36,8 +37,6 @@ pub mod weights;
 
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod data;
-#[cfg(all(feature = "cli", not(target_family = "wasm")))]
-pub mod digit;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod eval;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]

@@ -349,6 +349,15 @@ impl Demo {
         Ok(Manifest::parse(manifest_json).map_err(js)?.to_json())
     }
 
+    /// The pad's drawing (28 x 28 bytes, light ink on black) as the digit "Edit drawing" starts
+    /// from: its ink scaled into a 20 x 20 box and centred by mass, as MNIST's digits were and as
+    /// `sample --init` prepares any image ([`Fit::drawing`](crate::digit::Fit::drawing)); 28 x 28
+    /// bytes.
+    pub fn prepare_drawing(ink: &[u8]) -> Result<Vec<u8>, JsError> {
+        let fit = crate::digit::Fit::drawing(ink).map_err(js)?;
+        Ok(fit.image(ink))
+    }
+
     /// Checks one downloaded file (`"unet"` or `"classifier"`) against the manifest: size, then
     /// sha256.
     pub fn check_file(manifest_json: &str, which: &str, bytes: &[u8]) -> Result<(), JsError> {

@@ -1,7 +1,9 @@
 // guided-ddpm page: the drawing pad of the Draw view. The user sketches a digit (or part of one)
 // with a mouse, pen or finger on a 28 x 28 grid shown enlarged; the page then edits it (SDEdit) or
 // keeps it and lets the model draw the rest (inpainting). The ink is binary (a pixel is drawn or
-// not), so "keep the drawn pixels" means exactly those.
+// not), so "keep the drawn pixels" means exactly those. SDEdit starts from the drawing made a
+// digit as MNIST's were (scaled into a 20 x 20 box, centred by mass: the crate's `digit::Fit`,
+// as `sample --init` prepares an image); inpainting keeps the pixels where they were drawn.
 
 const SIDE = 28;
 
@@ -67,9 +69,13 @@ export class DrawPad {
   }
 
   // The drawing as the crate's edit image (28 x 28 values, -1 black to 1 white) and mask (1 where
-  // drawn, to keep).
+  // drawn, to keep), in place as drawn: what inpainting keeps.
   image() {
     return Array.from(this.ink, (v) => (v ? 1 : -1));
+  }
+  // The drawing as bytes, 255 where drawn: what the crate prepares as a digit for SDEdit.
+  grey() {
+    return Array.from(this.ink, (v) => (v ? 255 : 0));
   }
   mask() {
     return Array.from(this.ink);

@@ -307,7 +307,17 @@ async function generate({ compare = false, edit = null } = {}) {
   };
   // SDEdit noises the drawing to `strength` and denoises it; inpainting keeps the drawn pixels and
   // starts the rest from noise (strength 1).
-  if (edit === "sdedit") settings.edit = { image: pad.image(), strength: s.strength };
+  if (edit === "sdedit") {
+    let prepared;
+    try {
+      prepared = await pool.primary.call("prepareDrawing", pad.grey());
+    } catch (e) {
+      fail(`The drawing could not be prepared: ${messageOf(e)}`);
+      return;
+    }
+    state.prepared = prepared;
+    settings.edit = { image: prepared.map((v) => v / 127.5 - 1), strength: s.strength };
+  }
   if (edit === "inpaint") settings.edit = { image: pad.image(), strength: 1, mask: pad.mask() };
   let expected;
   try {
@@ -540,6 +550,8 @@ function installHooks() {
     get pushed() { return state.frames?.pushed ?? null; },
     // The drawing on the pad (1 where drawn) and the last frame's x_t bytes, for the page tests.
     get drawing() { return Array.from(pad.ink); },
+    // The last drawing "Edit drawing" started from, as the crate prepared it (28 x 28 bytes).
+    get prepared() { return state.prepared ?? null; },
     get lastImage() { return state.frames ? Array.from(state.frames.xt) : null; },
     // p(asked digit | x_t) at the last frame, as the chart draws it.
     get lastP() { return state.history.at(-1)?.p ?? null; },

@@ -279,6 +279,8 @@ const CALLS = {
   // The guidance settings of a comparison ("scales" or "modes" at s, w and the classifier's
   // interval and form of the gradient), each with its label.
   compare: (preset, s, w, interval, grad) => JSON.parse(wasm.Demo.compare_settings(preset, s, w, interval, grad)),
+  // The pad's drawing (28 x 28 bytes, light on black) made a digit as MNIST's were (Demo.prepare_drawing).
+  prepareDrawing: (ink) => Array.from(wasm.Demo.prepare_drawing(Uint8Array.from(ink))),
   // The steps a run of `settings` takes (an edit runs a share of them).
   stepsRun: (settings) => wasm.Demo.steps_run(JSON.stringify(settings)),
   adapter,

@@ -692,15 +692,46 @@ test("a drawn stroke: SDEdit at low strength keeps it visible, inpainting keeps 
     await b.page.click("#sdedit");
     await done(b.page);
     assert.match(await status(b.page), /edited the drawing at strength 0.3 \(the last 8 of 25 steps\)/);
+    // SDEdit starts from the drawing made a digit as MNIST's were (scaled into 20 x 20, centred).
+    const prepared = await b.page.evaluate(() => globalThis.guidedDdpm.prepared);
+    const strokeAt = prepared.map((v, i) => (v > 127 ? i : -1)).filter((i) => i >= 0);
+    const rows = strokeAt.map((i) => Math.floor(i / 28));
+    assert.equal(Math.max(...rows) - Math.min(...rows) + 1, 20, "the stroke fills the 20-pixel box");
     let image = await b.page.evaluate(() => globalThis.guidedDdpm.lastImage);
-    const bright = ink.filter((i) => image[i] > 128).length;
-    assert.ok(bright >= 0.7 * ink.length, `only ${bright} of ${ink.length} stroke pixels stayed bright`);
+    const bright = strokeAt.filter((i) => image[i] > 128).length;
+    assert.ok(bright >= 0.7 * strokeAt.length, `only ${bright} of ${strokeAt.length} stroke pixels stayed bright`);
     await b.page.click("#inpaint");
     await done(b.page);
     image = await b.page.evaluate(() => globalThis.guidedDdpm.lastImage);
     assert.deepEqual(ink.map((i) => image[i]), ink.map(() => 255), "a drawn pixel changed");
     const drawnOutside = image.filter((v, i) => !drawn[i] && v > 128).length;
     assert.ok(drawnOutside > 0, "the model drew nothing beside the stroke");
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("a small digit drawn in the pad's corner is edited as a digit centred and scaled as MNIST's were", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?backend=cpu&steps=25&class=1&seed=4&n=1&strength=0.3");
+    await drawStroke(b.page, { col: 4, from: 2, to: 8 });
+    await b.page.click("#sdedit");
+    await done(b.page);
+    const image = await b.page.evaluate(() => globalThis.guidedDdpm.lastImage);
+    // The result's ink: its centre of mass near the field's centre, not the corner, and tall.
+    let mass = 0, cx = 0, cy = 0;
+    const rows = [];
+    image.forEach((v, i) => {
+      if (v <= 128) return;
+      mass += v; cx += v * ((i % 28) + 0.5); cy += v * (Math.floor(i / 28) + 0.5);
+      rows.push(Math.floor(i / 28));
+    });
+    assert.ok(mass > 0, "the edit drew nothing");
+    [cx, cy] = [cx / mass, cy / mass];
+    assert.ok(Math.abs(cx - 14) < 3 && Math.abs(cy - 14) < 3, `the digit's centre is at (${cx.toFixed(1)}, ${cy.toFixed(1)})`);
+    assert.ok(Math.max(...rows) - Math.min(...rows) + 1 >= 16, "the digit is the height of MNIST's");
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
