@@ -670,14 +670,18 @@ fn equal_per_sample_settings_are_the_plain_run_and_replay_agrees() {
     };
     assert_eq!(frames(&n, same), frames(&n, plain));
     for method in Method::ALL {
-        let s = compare_settings(method);
-        let want = frames(&n, s.clone());
-        let (got, _) = table_driven_frames(&n, s);
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(worst <= 1e-6, "{method:?}: {worst}");
-        }
+        assert_table_driven_is_plain(&n, compare_settings(method), &format!("{method:?}"));
+    }
+}
+
+/// The table-driven run (src/replay.rs) of `s` gives the sampler's frames, to 1e-6.
+fn assert_table_driven_is_plain(n: &(UNet, Classifier, Device), s: SampleSettings, what: &str) {
+    let want = frames(n, s.clone());
+    let (got, _) = table_driven_frames(n, s);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst <= 1e-6, "{what}: {worst}");
     }
 }
 
@@ -720,13 +724,7 @@ fn every_form_of_the_gradient_runs_the_same_replayed_and_plain() {
                 *g = with_form(*g, grad);
             }
             for s in [s, compare] {
-                let want = frames(&n, s.clone());
-                let (got, _) = table_driven_frames(&n, s);
-                assert_eq!(got.len(), want.len());
-                for (g, w) in got.iter().zip(&want) {
-                    let worst = g.iter().zip(w).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                    assert!(worst <= 1e-6, "{method:?} {grad:?}: {worst}");
-                }
+                assert_table_driven_is_plain(&n, s, &format!("{method:?} {grad:?}"));
             }
         }
     }

@@ -7,14 +7,15 @@
 export const PAGE_DEFAULTS = { class: 7, seed: 0, n: 4, view: "xt", compare: "scales", strength: 0.5 };
 
 // The classifier scale slider for each form of the classifier's gradient (the crate's
-// `guidance::Grad`): the normalised form's s is a ratio to the model's own push, useful in
-// hundredths (docs/EVAL.md), the others' in quarters. `start` is the s a form starts from when
-// it is picked (or named in a link without an s): the paper's gradient at the crate's default
-// s, the others where "both" at w = 0 drew its best digits in docs/EVAL.md.
+// `guidance::Grad`): the paper's s in quarters; the normalised form's s, a ratio to the model's
+// own push, in hundredths; the x0 form's, a step on the predicted x0, in whole numbers up to 40
+// (docs/EVAL.md evaluates 16 and 32). `start` is the s a form starts from when it is picked (or
+// named in a link without an s): the paper's gradient at the crate's default s, the others at
+// the row of lowest FD that "both" at w = 0 drew with them in docs/EVAL.md.
 export const SCALE_SLIDER = {
   xt: { max: 10, step: 0.25, decimals: 2, start: null },
   norm: { max: 0.5, step: 0.01, decimals: 2, start: 0.01 },
-  x0: { max: 10, step: 0.25, decimals: 2, start: 4 },
+  x0: { max: 40, step: 1, decimals: 0, start: 32 },
 };
 
 // The s a run starts from with form `grad`: the form's own start, or `defaultS` (the crate's)
