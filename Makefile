@@ -1,8 +1,10 @@
 # guided-ddpm: every entry point a person or CI needs. `make help` lists them.
 SHELL := /bin/bash
 CARGO ?= cargo
-# The CLI binary, wherever cargo puts its target directory.
+# The CLI binaries, wherever cargo puts its target directory: the sampler and trainer, and the
+# lab's evaluation and reports (lab/).
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/guided-ddpm
+LAB := $(or $(CARGO_TARGET_DIR),target)/release/guided-ddpm-lab
 # The wasm tests build what the page ships: burn's fusion on, the `web` profile (www/index.html).
 WASM := --profile web --target wasm32-unknown-unknown --no-default-features --features fusion
 # The wasm tests, the page tests and the benchmarks reach into the module's test hooks; the site
@@ -53,7 +55,7 @@ test: test-native test-wasm test-page
 
 test-native: data
 	@echo "== test-native from $$(date +%T)"
-	$(CARGO) test --release --locked
+	$(CARGO) test --release --locked --workspace
 
 test-wasm: tools browser
 	@echo "== test-wasm from $$(date +%T)"
@@ -90,7 +92,7 @@ profile: tools browser
 
 # ---- data, training, weights ----
 build:
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --workspace
 
 data: build
 	$(BIN) data
@@ -107,6 +109,6 @@ export: build
 	$(BIN) export
 
 eval: data
-	$(BIN) eval
+	$(LAB) eval
 
 weights: train export eval

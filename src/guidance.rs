@@ -121,7 +121,7 @@ impl Grad {
 /// noise-aware classifier at s = 0.75, drawn with DPM-Solver++(2M) in 8 steps
 /// ([`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD),
 /// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS)), picked by the evaluation's front rule
-/// (docs/EVAL.md, README; `eval::targets::front_pick`): of the rows that take the classifier's
+/// (docs/EVAL.md, README; `guided_ddpm_lab::targets::front_pick`, lab/src/targets.rs): of the rows that take the classifier's
 /// gradient and that the judge read as the asked digit in at least 99% of 500 samples while
 /// meeting the default's other targets (FD, precision, recall, ink within 10% of real digits'),
 /// the fewest steps, and of those the lowest Frechet distance (0.085; judged 99.4%, ink +8.1%;

@@ -38,8 +38,6 @@ pub mod weights;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod data;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
-pub mod eval;
-#[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod npz;
 #[cfg(all(feature = "cli", not(target_family = "wasm")))]
 pub mod sample;

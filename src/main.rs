@@ -1,4 +1,5 @@
-//! `guided-ddpm`: the native command line (sample, train, export, eval).
+//! `guided-ddpm`: the native command line (data, train, export, sample, bench); the project's
+//! evaluation and reports are `guided-ddpm-lab`'s (lab/).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use burn::tensor::Device;
 use clap::{Args, Parser, Subcommand};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig};
 use guided_ddpm::train::{self, Net, TrainOptions};
-use guided_ddpm::{bench, eval, weights};
+use guided_ddpm::{bench, weights};
 use guided_ddpm::{data, Error};
 
 #[derive(Parser)]
@@ -32,20 +33,6 @@ enum Command {
     Train(TrainArgs),
     /// Draw digits of one class with the shipped (or given) weights.
     Sample(guided_ddpm::sample::SampleOptions),
-    /// Judge the shipped weights per guidance setting; writes docs/EVAL.md (resumable).
-    Eval(eval::EvalOptions),
-    /// How well the guidance classifier reads noisy held-out digits per t, beside what the noise
-    /// leaves knowable (a kernel Bayes classifier, the U-Net as a classifier); writes
-    /// docs/knowable.json and its section of docs/EVAL.md (resumable).
-    Knowable(eval::knowable::KnowableOptions),
-    /// A second judge, independent of eval's: each run's samples (eval's seeds) labelled by their
-    /// nearest train digit in pixels, and their FD in 7 x 7 block-averaged pixels; prints a
-    /// Markdown table.
-    Crosscheck(eval::crosscheck::CrosscheckOptions),
-    /// Judge a training run's latest checkpoint (default guidance and unguided) and add it to
-    /// the run's FD-against-steps curve: docs/training-eval.csv, docs/training-curve.png and the
-    /// "Training progress" section of docs/EVAL.md.
-    Curve(eval::curve::CurveOptions),
     /// Write the int8 weight files and manifest.json from the EMA checkpoints.
     Export {
         #[arg(long, default_value = "checkpoints")]
@@ -151,55 +138,6 @@ fn run(command: Command) -> Result<(), Error> {
             Ok(())
         }
         Command::Sample(options) => guided_ddpm::sample::run(&options),
-        Command::Eval(opts) => {
-            let report = eval::run(&opts)?;
-            for r in &report.settings {
-                println!(
-                    "{:<32} judged accuracy {:5.1}%  FD {:.3}",
-                    r.name(),
-                    100.0 * r.accuracy,
-                    r.frechet
-                );
-            }
-            Ok(())
-        }
-        Command::Crosscheck(opts) => {
-            let rows = eval::crosscheck::run(&opts)?;
-            println!("| samples | nearest train digit of the asked class | FD, 7 x 7 pixels |");
-            println!("|---|---:|---:|");
-            for r in rows {
-                println!(
-                    "| {} | {:.1}% | {:.4} |",
-                    r.what,
-                    100.0 * r.nearest_accuracy,
-                    r.pixel_frechet
-                );
-            }
-            Ok(())
-        }
-        Command::Knowable(opts) => {
-            eval::knowable::run(&opts)?;
-            // EVAL.md takes the section where the folder holds an evaluation to put it in.
-            if opts.out.join("eval.json").exists() {
-                eval::run(&eval::EvalOptions::report_only(&opts.out))?;
-            }
-            Ok(())
-        }
-        Command::Curve(opts) => {
-            for r in eval::curve::run(&opts)? {
-                println!(
-                    "{} step {:>6} {:<8} N {:>3}/class  judged accuracy {:5.1}%  FD {:.3} ({:.2}x the floor at that N)",
-                    r.run,
-                    r.step,
-                    r.setting,
-                    r.n_per_class,
-                    100.0 * r.accuracy,
-                    r.frechet,
-                    r.frechet / r.floor
-                );
-            }
-            Ok(())
-        }
         Command::Export { checkpoints, out } => {
             let m = train::export(&checkpoints, &out)?;
             println!(

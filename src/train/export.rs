@@ -23,7 +23,7 @@ pub fn file_name(net: &str, sha256: &str) -> String {
 /// removes the weight files the new manifest no longer names. The manifest is the switch: a kill
 /// at any moment leaves either the old manifest with its old files or the new one with its new
 /// files. An `evaluation` already in the old manifest is dropped: new weights need a new
-/// evaluation (`guided-ddpm eval`).
+/// evaluation (`guided-ddpm-lab eval`).
 pub fn export(checkpoints: &Path, out: &Path) -> Result<Manifest, Error> {
     stage(checkpoints, out)?.commit()
 }

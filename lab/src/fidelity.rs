@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Digits;
-use crate::nn::NUM_CLASSES;
+use guided_ddpm::data::Digits;
+use guided_ddpm::nn::NUM_CLASSES;
 
 /// Squared Euclidean distances between every row of `a` and every row of `b` (`d` features
 /// each), row-major `[rows(a), rows(b)]`.

@@ -3,11 +3,11 @@
 //! weights are `store::to_safetensors(unet, &[])` read back: every convolution and linear weight
 //! the export could quantize, ignoring `UNet::F32_WEIGHTS`, which the probe is there to choose.
 //!
-//! `cargo run --release --example quant_probe -- proxy`
+//! `cargo run --release -p guided-ddpm-lab --example quant_probe -- proxy`
 //!   The float model's guided (default setting) x0 prediction on 20 held-out digits of each
 //!   class noised at six t, as mean ink; then the shift of that ink with every quantizable
 //!   weight in int8, and with each one alone in int8. One line per weight, about 15 s each here.
-//! `cargo run --release --example quant_probe -- sample N [name ...]`
+//! `cargo run --release -p guided-ddpm-lab --example quant_probe -- sample N [name ...]`
 //!   Mean ink of N per class DDPM samples at the default setting (100 steps, `eval`'s seeds),
 //!   every quantizable weight in int8 except the named ones; `float` alone keeps all f32.
 //!   `sample 20 up0.skip.weight` samples what `export` writes now.
@@ -17,7 +17,6 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use guided_ddpm::diffusion::{predict_x0, q_sample, StepCoefs};
-use guided_ddpm::eval::fidelity::ink;
 use guided_ddpm::guidance::{cfg_mix, DEFAULT};
 use guided_ddpm::nn::{label_tensor, t_tensor, UNet, UNetConfig, NULL_CLASS, NUM_CLASSES};
 use guided_ddpm::noise::gaussian;
@@ -25,6 +24,7 @@ use guided_ddpm::sampler::Sampler;
 use guided_ddpm::schedule::{BetaSchedule, Schedule};
 use guided_ddpm::settings::{Method, SampleSettings};
 use guided_ddpm::weights::store::{self, Stored};
+use guided_ddpm_lab::fidelity::ink;
 use rand::SeedableRng;
 
 /// The U-Net's parameters by name, as f32 and as their int8 round trip, and the names the

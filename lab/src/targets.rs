@@ -1,10 +1,10 @@
 //! The shipped weights' targets, checked against an evaluation report: where the default must
 //! sit on the accuracy/fidelity front, how good the unguided model must be on its own, and how
-//! little int8 may cost. `guided-ddpm eval` writes the checks into docs/EVAL.md.
+//! little int8 may cost. `guided-ddpm-lab eval` writes the checks into docs/EVAL.md.
 
 use super::{Report, SettingResult};
-use crate::guidance;
-use crate::settings::{DEFAULT_METHOD, DEFAULT_STEPS};
+use guided_ddpm::guidance;
+use guided_ddpm::settings::{DEFAULT_METHOD, DEFAULT_STEPS};
 
 /// The judged accuracy a setting needs to be a candidate for the default.
 pub const MIN_ACCURACY: f64 = 0.99;

@@ -1,12 +1,12 @@
 //! Quality against steps: one guidance setting sampled by each sampler at several step counts
-//! (`guided-ddpm eval --out docs/steps --method dpm,ddim,ddpm --steps 8,10,15,...`), its table
+//! (`guided-ddpm-lab eval --out docs/steps --method dpm,ddim,ddpm --steps 8,10,15,...`), its table
 //! and its plot of FD (and judged accuracy) against steps per sampler. The sweep is an
 //! evaluation of its own, in its own folder (its floors are at its own N); docs/EVAL.md takes
 //! its section from there ([`FOLDER`]).
 
 use super::plot::{self, Axis, Canvas, Panel};
 use super::{Report, SettingResult};
-use crate::settings::Method;
+use guided_ddpm::settings::Method;
 
 /// The sweep's folder under the main evaluation's.
 pub const FOLDER: &str = "steps";
@@ -129,7 +129,7 @@ pub fn section(r: &Report) -> String {
     let mut s = String::from("## Quality against steps\n\n");
     s += &format!(
         "`{label}` drawn by each sampler at each number of steps, {n} per class, int8 weights, \
-         the same seeds (`guided-ddpm eval --out docs/{FOLDER} --n-per-class {n} --only \"{label}\" \
+         the same seeds (`guided-ddpm-lab eval --out docs/{FOLDER} --n-per-class {n} --only \"{label}\" \
          --method dpm,ddim,ddpm,dpm-sde --steps 8,10,15,20,25,50,100`; its own report, with its floors at \
          this N, is docs/{FOLDER}/EVAL.md). DPM-Solver++(2M) is the deterministic second-order \
          multistep solver (Lu et al. 2022); DDIM its first-order counterpart; DDPM the ancestral \

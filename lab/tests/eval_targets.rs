@@ -1,11 +1,11 @@
 //! The targets EVAL.md checks, on a hand-made report.
 #![cfg(not(target_family = "wasm"))]
 
-use guided_ddpm::eval::fidelity::Ink;
-use guided_ddpm::eval::targets::{checks, front_pick};
-use guided_ddpm::eval::{run_name, Report, SettingResult};
 use guided_ddpm::guidance::{Guidance, Mode, DEFAULT};
 use guided_ddpm::settings::{Method, DEFAULT_METHOD, DEFAULT_STEPS};
+use guided_ddpm_lab::fidelity::Ink;
+use guided_ddpm_lab::targets::{checks, front_pick};
+use guided_ddpm_lab::{run_name, Report, SettingResult};
 
 fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -> SettingResult {
     SettingResult {
@@ -72,7 +72,7 @@ fn report() -> Report {
 }
 
 /// The check that the default is the front rule's pick.
-fn front_check(r: &Report) -> guided_ddpm::eval::targets::Check {
+fn front_check(r: &Report) -> guided_ddpm_lab::targets::Check {
     checks(r)
         .into_iter()
         .find(|c| c.what.starts_with("default is, of the rows"))
@@ -228,7 +228,7 @@ fn the_ink_check_shows_the_train_digits_but_holds_to_the_held_out_ones() {
 /// between draws of real digits.
 #[test]
 fn the_front_pick_takes_the_classifier_gradient_where_one_meets_the_targets() {
-    use guided_ddpm::eval::targets::{best_without_classifier, classifier_check};
+    use guided_ddpm_lab::targets::{best_without_classifier, classifier_check};
     let mut r = Report {
         settings: vec![
             row("free w=0.25", g(Mode::Free, 0.0, 0.25), "int8", 0.99, 0.12),
@@ -280,7 +280,7 @@ fn the_front_pick_takes_the_classifier_gradient_where_one_meets_the_targets() {
 /// reports use), and a label that is not a setting's is refused.
 #[test]
 fn every_evaluated_setting_reads_back_from_its_label() {
-    for (label, g, _) in guided_ddpm::eval::settings() {
+    for (label, g, _) in guided_ddpm_lab::settings() {
         assert_eq!(Guidance::from_label(&label).unwrap(), g, "{label}");
     }
     for bad in [

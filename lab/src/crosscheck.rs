@@ -1,4 +1,4 @@
-//! `guided-ddpm crosscheck`: a second judge, independent of eval's, for the settings the default
+//! `guided-ddpm-lab crosscheck`: a second judge, independent of eval's, for the settings the default
 //! is picked among. Eval's judge is a convolutional network trained on the clean train digits and
 //! its FD is taken in that network's features; this one has no network and no training: it
 //! labels a sample by its nearest train digit in pixel space (the kernel reader of
@@ -14,13 +14,13 @@ use burn::tensor::Device;
 
 use super::knowable::{kernel_probs, KernelPrior};
 use super::{argmax, first_per_class, frechet};
-use crate::data::Digits;
-use crate::guidance::Guidance;
-use crate::nn::{NUM_CLASSES, SIDE};
-use crate::sampler::Sampler;
-use crate::schedule::Schedule;
-use crate::settings::Method;
-use crate::{weights, Error};
+use guided_ddpm::data::Digits;
+use guided_ddpm::guidance::Guidance;
+use guided_ddpm::nn::{NUM_CLASSES, SIDE};
+use guided_ddpm::sampler::Sampler;
+use guided_ddpm::schedule::Schedule;
+use guided_ddpm::settings::Method;
+use guided_ddpm::{weights, Error};
 
 #[derive(clap::Args)]
 pub struct CrosscheckOptions {
@@ -73,7 +73,7 @@ fn pixels(digits: &Digits, idx: &[usize]) -> Vec<f32> {
 
 /// The row of images `x` (asked classes `asked`) against the held-out digits' block features.
 fn row(what: &str, x: &[f32], asked: &[usize], prior: &KernelPrior, held: &[f32]) -> Row {
-    let abar = Schedule::new(crate::schedule::TRAINED).alphas_cumprod[0];
+    let abar = Schedule::new(guided_ddpm::schedule::TRAINED).alphas_cumprod[0];
     let probs = kernel_probs(x, prior, abar);
     let hits = probs
         .chunks(NUM_CLASSES)
@@ -124,7 +124,7 @@ pub fn run(opts: &CrosscheckOptions) -> Result<Vec<Row>, Error> {
         )));
     }
     let device = Device::flex();
-    let (train, held) = crate::data::load(&opts.data)?.split();
+    let (train, held) = guided_ddpm::data::load(&opts.data)?.split();
     let all: Vec<usize> = (0..train.len()).collect();
     let train_labels: Vec<usize> = train.labels.iter().map(|&l| l as usize).collect();
     let prior = KernelPrior::new(&pixels(&train, &all), &train_labels, &device);

@@ -1,4 +1,4 @@
-//! `guided-ddpm eval`: how well the shipped weights draw the asked digit.
+//! `guided-ddpm-lab eval`: how well the shipped weights draw the asked digit.
 //!
 //! A judge (a classifier trained on clean digits only, never the guidance classifier, which would
 //! be circular) labels generated samples; the judged accuracy per class, and the Frechet distance
@@ -24,17 +24,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Digits;
-use crate::diffusion::q_sample;
-use crate::grid;
-use crate::guidance::{Grad, Guidance, Mode};
-use crate::nn::{t_tensor, Classifier, ClassifierConfig, UNet, NUM_CLASSES, SIDE};
-use crate::noise::gaussian;
-use crate::sampler::Sampler;
-use crate::schedule::{BetaSchedule, Schedule, T};
-use crate::settings::{Method, SampleSettings};
-use crate::weights::{self, Manifest};
-use crate::Error;
+use guided_ddpm::data::Digits;
+use guided_ddpm::diffusion::q_sample;
+use guided_ddpm::grid;
+use guided_ddpm::guidance::{Grad, Guidance, Mode};
+use guided_ddpm::nn::{t_tensor, Classifier, ClassifierConfig, UNet, NUM_CLASSES, SIDE};
+use guided_ddpm::noise::gaussian;
+use guided_ddpm::sampler::Sampler;
+use guided_ddpm::schedule::{BetaSchedule, Schedule, T};
+use guided_ddpm::settings::{Method, SampleSettings};
+use guided_ddpm::weights::{self, Manifest};
+use guided_ddpm::Error;
 
 /// One evaluated guidance setting.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -272,7 +272,7 @@ pub struct EvalOptions {
     #[arg(long, value_enum, value_delimiter = ',', default_value = "ddpm")]
     pub method: Vec<Method>,
     /// Also evaluate this setting with the float EMA weights (int8-vs-float check).
-    #[arg(skip = Some(("default".to_string(), crate::guidance::DEFAULT)))]
+    #[arg(skip = Some(("default".to_string(), guided_ddpm::guidance::DEFAULT)))]
     pub float_check: Option<(String, Guidance)>,
     /// Only these settings (labels as in docs/EVAL.md, e.g. "none", "classifier s=2",
     /// "default (float)"; a label of a setting the list does not hold, such as "both s=1 w=0
@@ -606,12 +606,12 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let ad = device.clone().autodiff();
     let (manifest, unet, classifier) = weights::load_dir(&opts.weights, &device)?;
     let classifier = classifier.to_device(&ad).freeze();
-    let judge_net = crate::train::load_ema(
+    let judge_net = guided_ddpm::train::load_ema(
         ClassifierConfig::new().init(&device),
         &opts.checkpoints,
         "judge",
     )?;
-    let (train_set, held) = crate::data::load(&opts.data)?.split();
+    let (train_set, held) = guided_ddpm::data::load(&opts.data)?.split();
     std::fs::create_dir_all(&opts.out)
         .map_err(Error::io(format!("creating {}", opts.out.display())))?;
     let mut report: Report = std::fs::read_to_string(&json_path)
@@ -705,12 +705,12 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         let name = run_name(&label, method, steps);
         let float_unet;
         let (u, c, weights_name) = if float {
-            float_unet = crate::train::load_ema(
+            float_unet = guided_ddpm::train::load_ema(
                 manifest.unet.config.init(&device),
                 &opts.checkpoints,
                 "unet",
             )?;
-            let c = crate::train::load_ema(
+            let c = guided_ddpm::train::load_ema(
                 manifest.classifier.config.init(&ad),
                 &opts.checkpoints,
                 "classifier",
@@ -763,12 +763,12 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
 fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Result<(), Error> {
     let out = &opts.out;
     let json = serde_json::to_string_pretty(report).expect("report serializes");
-    crate::atomic::write(&out.join("eval.json"), json.as_bytes())?;
-    // The training-progress section (`guided-ddpm curve`) is kept as it is.
+    guided_ddpm::atomic::write(&out.join("eval.json"), json.as_bytes())?;
+    // The training-progress section (`guided-ddpm-lab curve`) is kept as it is.
     let eval_md = out.join("EVAL.md");
     let old = std::fs::read_to_string(&eval_md).unwrap_or_default();
     let mut md = markdown(report, manifest);
-    // The noise's readers (`guided-ddpm knowable`), from their own file, when they were measured
+    // The noise's readers (`guided-ddpm-lab knowable`), from their own file, when they were measured
     // on these weights.
     let knowable = std::fs::read_to_string(out.join(knowable::FILE))
         .ok()
@@ -788,7 +788,7 @@ fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Res
     if let Some(section) = curve::kept(&old) {
         md = curve::splice(&md, section);
     }
-    crate::atomic::write(&eval_md, md.as_bytes())?;
+    guided_ddpm::atomic::write(&eval_md, md.as_bytes())?;
     if steps::is_sweep(report) {
         steps::plot(report).write_png(&out.join(steps::PLOT))?;
     }
@@ -798,7 +798,7 @@ fn write_report(report: &Report, manifest: &Manifest, opts: &EvalOptions) -> Res
 fn markdown(r: &Report, m: &Manifest) -> String {
     let mut s = String::new();
     s += "# Evaluation of the shipped weights\n\n";
-    s += "Generated by `guided-ddpm eval` (see the README); numbers are from that run, on this machine.\n\n";
+    s += "Generated by `guided-ddpm-lab eval` (see the README); numbers are from that run, on this machine.\n\n";
     s += &format!(
         "- Weights: `weights/{}` sha256 `{}`, trained {} steps ({} samples seen).\n",
         m.unet.file,
@@ -899,7 +899,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
     }
     let checks = targets::checks(r);
     if !checks.is_empty() {
-        s += "\n## Targets\n\nThe shipped weights' targets, checked on the table above (`src/eval/targets.rs`):\n\n| target | measured | bound | met |\n|---|---|---|---|\n";
+        s += "\n## Targets\n\nThe shipped weights' targets, checked on the table above (`lab/src/targets.rs`):\n\n| target | measured | bound | met |\n|---|---|---|---|\n";
         for c in &checks {
             s += &format!(
                 "| {} | {} | {} | {} |\n",

@@ -2,7 +2,7 @@
 #![cfg(not(target_family = "wasm"))]
 
 use guided_ddpm::data::Digits;
-use guided_ddpm::eval::fidelity::{balanced_ink, ink, precision_recall, Ink};
+use guided_ddpm_lab::fidelity::{balanced_ink, ink, precision_recall, Ink};
 
 #[test]
 fn precision_and_recall_on_a_line() {

@@ -91,8 +91,8 @@ impl Canvas {
     }
 
     /// Writes the canvas as an RGBA PNG.
-    pub fn write_png(&self, path: &std::path::Path) -> Result<(), crate::Error> {
-        crate::grid::write_png(path, self.width, self.height, &self.rgba, 1)
+    pub fn write_png(&self, path: &std::path::Path) -> Result<(), guided_ddpm::Error> {
+        guided_ddpm::grid::write_png(path, self.width, self.height, &self.rgba, 1)
     }
 
     pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
