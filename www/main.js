@@ -553,6 +553,13 @@ function installHooks() {
     // The last drawing "Edit drawing" started from, as the crate prepared it (28 x 28 bytes).
     get prepared() { return state.prepared ?? null; },
     get lastImage() { return state.frames ? Array.from(state.frames.xt) : null; },
+    // The last frame's push as the crate coloured it (RGBA, 28 x 28 per image), and the canvas
+    // as drawn now, read in one task so that they belong to the same frame.
+    get pushAndCanvas() {
+      const c = $("canvas");
+      const drawn = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+      return state.frames ? { push: Array.from(state.frames.push), width: c.width, canvas: Array.from(drawn.data) } : null;
+    },
     // p(asked digit | x_t) at the last frame, as the chart draws it.
     get lastP() { return state.history.at(-1)?.p ?? null; },
     // The mean p of each digit at the last frame, as the chart draws them.

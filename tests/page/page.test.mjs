@@ -678,6 +678,35 @@ test("the push view shows the classifier's shift mid-run on WebGPU, white where 
   }
 });
 
+test("the push view draws the crate's colours as they are: red where a step brightened a pixel, blue where it darkened it", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page, "?backend=cpu&steps=25&sampler=ddpm&class=3&seed=2&n=1&mode=classifier&s=4&view=push");
+    await b.page.click("#generate");
+    // Mid-run: the last steps push almost nothing.
+    await b.page.waitForFunction(() => Number(/step (\d+) of 25/.exec(document.getElementById("status").textContent)?.[1] ?? 0) >= 5, null, { timeout: SLOW, polling: 20 });
+    const { push, width, canvas } = await b.page.evaluate(() => globalThis.guidedDdpm.pushAndCanvas);
+    // One 28 x 28 tile, scaled up by a whole factor without smoothing: each pixel's centre.
+    const scale = width / 28;
+    let red = 0, blue = 0, off = 0;
+    for (let r = 0; r < 28; r++) {
+      for (let c = 0; c < 28; c++) {
+        const i = (r * 28 + c) * 4;
+        const o = ((r * scale + scale / 2) * width + c * scale + scale / 2) * 4;
+        if ([0, 1, 2].some((k) => canvas[o + k] !== push[i + k])) off++;
+        if (push[i] > push[i + 2]) red++;
+        if (push[i + 2] > push[i]) blue++;
+      }
+    }
+    assert.ok(red > 10 && blue > 10, `the push both brightens (${red} pixels red) and darkens (${blue} blue)`);
+    assert.equal(off, 0, `${off} pixels drawn in other colours than the crate's`);
+    await done(b.page);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
 /// Draws a stroke on the pad with the mouse: a vertical line down the middle, in grid cells
 /// (28 x 28) from row `from` to row `to`.
 async function drawStroke(page, { col = 14, from = 6, to = 22 } = {}) {
