@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diffusion::{Coef, StepCoefs};
 use crate::nn::embedding::sinusoidal;
-use crate::nn::{dense, one_hot, Classifier};
+use crate::nn::{dense, one_hot, t_tensor, Classifier};
 use crate::Error;
 
 /// Which guidance the sampler applies.
@@ -121,8 +121,9 @@ impl Grad {
 /// noise-aware classifier at s = 0.75, drawn with DPM-Solver++(2M) in 8 steps
 /// ([`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD),
 /// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS)), picked by the evaluation's front rule
-/// (docs/EVAL.md, README; `guided_ddpm_lab::targets::front_pick`, lab/src/targets.rs): of the rows that take the classifier's
-/// gradient and that the judge read as the asked digit in at least 99% of 500 samples while
+/// (docs/EVAL.md, README; `guided_ddpm_lab::targets::front_pick`, lab/src/targets.rs): of the
+/// rows that take the classifier's gradient and that the judge read as the asked digit in at
+/// least 99% of 500 samples while
 /// meeting the default's other targets (FD, precision, recall, ink within 10% of real digits'),
 /// the fewest steps, and of those the lowest Frechet distance (0.085; judged 99.4%, ink +8.1%;
 /// int8, 50 per class, 2026-12-05). At w = 0 a step runs the U-Net's conditional branch alone.
@@ -392,6 +393,13 @@ pub fn classifier_inputs(
 /// on the features' device (no gradient flows through it).
 pub fn classifier_embedding(classifier: &Classifier, t_features: Tensor<2>) -> Tensor<2> {
     classifier.embedding(t_features.autodiff()).inner()
+}
+
+/// The classifier's embedding of t = 0 for `b` samples on `device` (no autodiff): what the x0
+/// form of the gradient reads at every step ([`Grad::X0`]).
+pub fn clean_embedding(classifier: &Classifier, b: usize, device: &Device) -> Tensor<2> {
+    let t0 = t_tensor(&vec![0; b], device);
+    classifier_embedding(classifier, sinusoidal(t0, classifier.sinusoid_dim()))
 }
 
 /// [`classifier_grad`] with the classifier's embedding and the labels as one-hot rows

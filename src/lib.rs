@@ -63,6 +63,19 @@ pub enum Error {
     },
 }
 
+/// How the command-line tools (`guided-ddpm`, `guided-ddpm-lab`) end: success, or the error as
+/// one `error:` line on standard error and exit code 2.
+#[cfg(feature = "cli")]
+pub fn exit(result: Result<(), Error>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {

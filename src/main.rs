@@ -106,14 +106,7 @@ impl TrainDevice {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    guided_ddpm::exit(run(Cli::parse().command))
 }
 
 fn run(command: Command) -> Result<(), Error> {

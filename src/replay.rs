@@ -44,7 +44,7 @@ use burn_dispatch::Dispatch;
 
 use crate::diffusion::{StepCoefs, STEP_COEFS};
 use crate::frame::{frame_len, pack_frame, StepOut};
-use crate::guidance::{classifier_embedding, BatchGuidance, Grad};
+use crate::guidance::{classifier_embedding, clean_embedding, BatchGuidance, Grad};
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::noise::NoiseStreams;
@@ -132,10 +132,8 @@ impl Tables {
             spread(sinusoidal(t, classifier.sinusoid_dim()), b),
         );
         let (emb_unet, emb_classifier) = (table(emb_unet, rows), table(emb_classifier, b));
-        let emb_classifier_x0 = (guidance.grad() == Grad::X0).then(|| {
-            let t0 = t_tensor(&vec![0; b], device);
-            classifier_embedding(classifier, sinusoidal(t0, classifier.sinusoid_dim()))
-        });
+        let emb_classifier_x0 =
+            (guidance.grad() == Grad::X0).then(|| clean_embedding(classifier, b, device));
         Tables {
             emb_classifier_x0,
             onehot: one_hot(&settings.classes, device),

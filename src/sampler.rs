@@ -19,7 +19,7 @@ use crate::diffusion::{
 use crate::frame::Frame;
 use crate::guidance::{
     applied_grad, classifier_grad_with, classifier_inputs, classifier_log_prob_with,
-    condition_mean, condition_score, guidance_shift, BatchGuidance, Grad,
+    clean_embedding, condition_mean, condition_score, guidance_shift, BatchGuidance, Grad,
 };
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{dense, label_tensor, t_tensor, Classifier, UNet, NULL_CLASS, SIDE};
@@ -204,10 +204,8 @@ impl Sampler {
     pub fn classifier_term(&self, at: &StepAt, eps: &Tensor<4>) -> ClassifierTerm {
         let classes = &self.settings.classes;
         let (emb, onehot) = classifier_inputs(&self.classifier, at.t.clone(), classes);
-        let emb_x0 = (self.guidance.grad() == Grad::X0).then(|| {
-            let t0 = t_tensor(&vec![0; classes.len()], &self.device);
-            classifier_inputs(&self.classifier, t0, classes).0
-        });
+        let emb_x0 = (self.guidance.grad() == Grad::X0)
+            .then(|| clean_embedding(&self.classifier, classes.len(), &self.device));
         classifier_term(
             &self.classifier,
             &self.guidance,

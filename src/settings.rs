@@ -70,8 +70,8 @@ impl Method {
 
 /// The demo's default reverse step and number of steps (the CLI's and the page's), with
 /// [`guidance::DEFAULT`](crate::guidance::DEFAULT): the fewest steps whose evaluated row meets
-/// every target the default is held to (`guided_ddpm_lab::targets::front_pick`, lab/src/targets.rs, docs/EVAL.md). Until
-/// 2026-12-05 the default was DDPM at 100 steps.
+/// every target the default is held to (`guided_ddpm_lab::targets::front_pick` in
+/// lab/src/targets.rs, docs/EVAL.md). Until 2026-12-05 the default was DDPM at 100 steps.
 pub const DEFAULT_METHOD: Method = Method::DpmSolver;
 pub const DEFAULT_STEPS: usize = 8;
 

@@ -323,7 +323,7 @@ impl Demo {
             scale,
             cfg_scale,
             interval: parse_interval(interval).map_err(|e| JsError::new(&e))?,
-            grad: Grad::from_word(grad).map_err(|e| JsError::new(&e.to_string()))?,
+            grad: Grad::from_word(grad).map_err(js)?,
             ..crate::guidance::DEFAULT
         };
         let list: Vec<serde_json::Value> = compare
@@ -532,9 +532,10 @@ impl Demo {
 #[cfg(test_hooks)]
 impl Demo {
     pub fn on_device(device: Device, gpu: bool) -> Demo {
-        let mut demo = Demo::blank(device, gpu);
-        demo.backend = format!("test device (gpu: {gpu})");
-        demo
+        Demo {
+            backend: format!("test device (gpu: {gpu})"),
+            ..Demo::blank(device, gpu)
+        }
     }
 }
 

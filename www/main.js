@@ -142,9 +142,8 @@ function syncSliders() {
   // Steps of 0.125: three decimals, so the label is the w that runs.
   $("cfg-out").textContent = Number($("cfg").value).toFixed(3);
   $("strength-out").textContent = Number($("strength").value).toFixed(2);
-  $("scale-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
-  $("interval-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
-  $("grad-row").classList.toggle("off", !(mode === "classifier" || mode === "both"));
+  const classifier = mode === "classifier" || mode === "both";
+  for (const id of ["scale-row", "interval-row", "grad-row"]) $(id).classList.toggle("off", !classifier);
   $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));
 }
 
