@@ -517,6 +517,20 @@ pub fn cfg_mix(eps_cond: Tensor<4>, eps_uncond: Tensor<4>, w: f64) -> Tensor<4> 
     eps_cond * (1.0 + w) - eps_uncond * w
 }
 
+/// The factors (1 + w, w) of [`cfg_mix`] as a device tensor `[2]`, for [`cfg_mix_table`].
+pub fn cfg_mix_factors(w: f64, device: &Device) -> Tensor<1> {
+    let factors = vec![(1.0 + w) as f32, w as f32];
+    Tensor::from_data(TensorData::new(factors, [2]), device)
+}
+
+/// [`cfg_mix`] with its factors read from `factors` ([`cfg_mix_factors`]): the same numbers
+/// (the scalar form rounds 1 + w and w to f32 as the table does), but a recorded step that reads
+/// them picks up a w written into the table between its replays (src/replay.rs).
+pub fn cfg_mix_table(eps_cond: Tensor<4>, eps_uncond: Tensor<4>, factors: &Tensor<1>) -> Tensor<4> {
+    let factor = |i: usize| factors.clone().narrow(0, i, 1).reshape([1, 1, 1, 1]);
+    eps_cond * factor(0) - eps_uncond * factor(1)
+}
+
 /// A run's guidance as its steps apply it: one setting for the whole batch, with scalar factors
 /// (the arithmetic of every single-setting run), or one setting per sample, with `[B, 1, 1, 1]`
 /// factors, so that samples under different settings share one batched step and each gets what

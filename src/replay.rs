@@ -23,7 +23,9 @@
 //!   end of the step, where nothing in the step depended on it, the replayed DDPM steps in the
 //!   browser left the plain sampler's from the second replay on (by 2.29 at step 3), and with
 //!   it first they match (docs/BENCHMARKS.md);
-//! - nothing inside a step is uploaded from the host (a recording refuses host writes).
+//! - nothing inside a step is uploaded from the host (a recording refuses host writes); a
+//!   live steer that keeps the step's kernels writes its new tables into the same buffers
+//!   between two replays ([`ReplayRun::steer`]), which the next replay reads.
 //!
 //! The first step of a run is preceded by one untimed step whose results are dropped (it settles
 //! the memory pools, since a recording cannot allocate), runs eagerly, and the step after it is
@@ -44,7 +46,9 @@ use burn_dispatch::Dispatch;
 
 use crate::diffusion::{StepCoefs, STEP_COEFS};
 use crate::frame::{frame_len, pack_frame, StepOut};
-use crate::guidance::{classifier_embedding, clean_embedding, BatchGuidance, Grad};
+use crate::guidance::{
+    cfg_mix_factors, classifier_embedding, clean_embedding, BatchGuidance, Grad, Guidance,
+};
 use crate::nn::embedding::sinusoidal;
 use crate::nn::{one_hot, t_tensor, Classifier, UNet, SIDE};
 use crate::noise::NoiseStreams;
@@ -85,6 +89,9 @@ struct Tables {
     emb_classifier_x0: Option<Tensor<2>>,
     labels: Tensor<1, Int>,
     onehot: Tensor<2>,
+    /// The classifier-free mix's factors (1 + w, w) of a single-setting run that runs both
+    /// U-Net branches ([`cfg_mix_factors`]), so that a steer can change w by rewriting them.
+    mix: Option<Tensor<1>>,
 }
 
 impl Tables {
@@ -134,8 +141,15 @@ impl Tables {
         let (emb_unet, emb_classifier) = (table(emb_unet, rows), table(emb_classifier, b));
         let emb_classifier_x0 =
             (guidance.grad() == Grad::X0).then(|| clean_embedding(classifier, b, device));
+        let mix = match &guidance {
+            BatchGuidance::Same(g) if g.runs_both_branches() => {
+                Some(cfg_mix_factors(g.cfg_scale, device))
+            }
+            _ => None,
+        };
         Tables {
             emb_classifier_x0,
+            mix,
             onehot: one_hot(&settings.classes, device),
             labels,
             guidance,
@@ -143,6 +157,42 @@ impl Tables {
             emb_unet,
             emb_classifier,
         }
+    }
+
+    /// Whether a step recorded under these tables runs under `to`'s by their rows alone: the
+    /// recorded kernels are the same (the same branches of the U-Net, the classifier's gradient
+    /// taken or not and in the same form), and everything else a steer changes is a table row:
+    /// the class (the U-Net's label embedding and the classifier's one-hot), s and the guidance
+    /// interval (the step factor in `coefs`) and w (`mix`). A comparison is never steered.
+    fn same_step(&self, to: &Guidance) -> bool {
+        match &self.guidance {
+            BatchGuidance::Same(g) => {
+                g.mode == to.mode
+                    && g.grad == to.grad
+                    && g.runs_both_branches() == to.runs_both_branches()
+            }
+            BatchGuidance::PerSample { .. } => false,
+        }
+    }
+
+    /// Writes `new`'s rows into these tables' device buffers, in place (burn's cubecl kernels
+    /// write a slice assignment into the buffer of a tensor nothing else holds), so that a
+    /// recorded step, whose kernels read these buffers, reads the new rows at its next replay.
+    /// The classifier's embeddings depend on the timestep only, so they stay. For tables of the
+    /// [`same_step`](Self::same_step) only.
+    fn rewrite(&mut self, new: Tables) {
+        fn write<const D: usize>(old: &mut Tensor<D>, new: Tensor<D>) {
+            let whole = old.dims().map(|d| 0..d);
+            old.inplace(|old| old.slice_assign(whole, new));
+        }
+        write(&mut self.coefs, new.coefs);
+        write(&mut self.emb_unet, new.emb_unet);
+        write(&mut self.onehot, new.onehot);
+        if let (Some(old), Some(new)) = (&mut self.mix, new.mix) {
+            write(old, new);
+        }
+        self.labels = new.labels;
+        self.guidance = new.guidance;
     }
 }
 
@@ -238,24 +288,32 @@ impl ReplayRun {
 
     /// Steers the run from its next step on ([`Steer`]), as
     /// [`Sampler::steer`](crate::sampler::Sampler::steer) does: x_t, the noise and the schedule
-    /// stay; the tables the class and guidance decide are made anew. A recorded step reads the
-    /// old tables' buffers, so it is dropped, and the next step warms up and records again (two
-    /// eager steps, then replays). An impossible steer is refused and changes nothing.
+    /// stay; the tables the class and guidance decide are made anew. Where the recorded step
+    /// stays the same ([`Tables::same_step`]: a new digit, s, w or guidance interval), the new
+    /// tables are written into the recorded step's buffers and the next step replays. Where
+    /// it does not (a new mode or form of the gradient, or w leaving or reaching 0), the
+    /// recording is dropped and the next step warms up and records again (two eager steps,
+    /// then replays). An impossible steer is refused and changes nothing.
     pub fn steer(&mut self, steer: &Steer) -> Result<(), Error> {
         let settings = self.settings.steered(steer)?;
-        // The graph goes before the buffers it reads.
-        self.mode = match std::mem::replace(&mut self.mode, Mode::Warmup) {
-            Mode::Eager(why) => Mode::Eager(why),
-            Mode::Warmup | Mode::Replay { .. } | Mode::Failed(_) => Mode::Warmup,
-        };
-        self.retried = false;
-        self.tables = Tables::new(
+        let tables = Tables::new(
             &self.unet,
             &self.classifier,
             &settings,
             &self.schedule,
             &self.device,
         );
+        if matches!(self.mode, Mode::Replay { .. }) && self.tables.same_step(&settings.guidance) {
+            self.tables.rewrite(tables);
+        } else {
+            // The graph goes before the buffers it reads.
+            self.mode = match std::mem::replace(&mut self.mode, Mode::Warmup) {
+                Mode::Eager(why) => Mode::Eager(why),
+                Mode::Warmup | Mode::Replay { .. } | Mode::Failed(_) => Mode::Warmup,
+            };
+            self.retried = false;
+            self.tables = tables;
+        }
         self.settings = settings;
         Ok(())
     }
@@ -426,7 +484,7 @@ impl ReplayRun {
                 ),
                 false => (self.x.clone(), None),
             };
-            let eps = guided_eps(&self.unet, g, x.clone(), emb_unet);
+            let eps = guided_eps(&self.unet, g, x.clone(), emb_unet, self.tables.mix.as_ref());
             let class = classifier_term(
                 &self.classifier,
                 g,

@@ -18,7 +18,7 @@ use crate::diffusion::{
 };
 use crate::frame::Frame;
 use crate::guidance::{
-    applied_grad, classifier_grad_with, classifier_inputs, classifier_log_prob_with,
+    applied_grad, cfg_mix_table, classifier_grad_with, classifier_inputs, classifier_log_prob_with,
     clean_embedding, condition_mean, condition_score, guidance_shift, BatchGuidance, Grad,
 };
 use crate::nn::embedding::sinusoidal;
@@ -195,7 +195,7 @@ impl Sampler {
         let labels = unet_labels(&self.settings.classes, g, &self.device);
         let t_features = sinusoidal(t, self.unet.sinusoid_dim());
         let emb = self.unet.embedding(t_features, labels);
-        guided_eps(&self.unet, g, self.x.clone(), emb)
+        guided_eps(&self.unet, g, self.x.clone(), emb, None)
     }
 
     /// The classifier's gradient in the run's form ([`Grad`]) when the mode uses the classifier
@@ -307,18 +307,25 @@ pub(crate) fn unet_labels(classes: &[usize], g: &BatchGuidance, device: &Device)
 
 /// eps_theta(x_t, t) under guidance `g`, from the U-Net's [`embedding`](UNet::embedding) of 2B
 /// rows (conditional, then unconditional) when the run mixes classifier-free, else of the B
-/// rows of [`unet_labels`].
+/// rows of [`unet_labels`]. `mix`, where given, holds the classifier-free mix's factors
+/// ([`cfg_mix_table`]) in place of `g`'s, which a recorded step reads from a table a steer
+/// rewrites.
 pub(crate) fn guided_eps(
     unet: &UNet,
     g: &BatchGuidance,
     x: Tensor<4>,
     emb: Tensor<2>,
+    mix: Option<&Tensor<1>>,
 ) -> Tensor<4> {
     let b = x.dims()[0];
     if g.runs_both_branches() {
         let both = unet.forward_embedded(Tensor::cat(vec![x.clone(), x], 0), emb);
         let both = dense(both);
-        g.mix(both.clone().narrow(0, 0, b), both.narrow(0, b, b))
+        let (cond, uncond) = (both.clone().narrow(0, 0, b), both.narrow(0, b, b));
+        match mix {
+            Some(factors) => cfg_mix_table(cond, uncond, factors),
+            None => g.mix(cond, uncond),
+        }
     } else {
         dense(unet.forward_embedded(x, emb))
     }

@@ -834,42 +834,63 @@ test("every guidance setting replays its recorded step on WebGPU after any seque
       // The other forms of the classifier's gradient.
       { label: "classifier s=0.05 g=norm", classes: [6, 9], guidance: { mode: "classifier", scale: 0.05, cfg_scale: 0, grad: "norm" }, method: "dpm", steps: 8 },
       { label: "both s=1 w=0 g=x0", classes: [2], guidance: { mode: "both", scale: 1, cfg_scale: 0, grad: "x0" }, method: "dpm", steps: 8 },
-      // Steered live after the first replay: the next step records again, and the steps after it replay.
+      // Steered live after the first replay to another mode: the next step records again, and
+      // the steps after it replay.
       { label: "default steered to classifier s=4 on 8", classes: [3], guidance: "default", method: "dpm", steps: 15, steer: { class: 8, guidance: { mode: "classifier", scale: 4, cfg_scale: 0 } } },
+      // Steered to a new digit and strengths of the same mode: the step is the same, its tables
+      // are rewritten in place, and the steps from the steered one on replay (counted from it).
+      { label: "both s=2 w=1 steered to s=0.5 w=3 on 8", classes: [3], guidance: { mode: "both", scale: 2, cfg_scale: 1 }, method: "dpm", steps: 15, sameStep: true, steer: { class: 8, guidance: { mode: "both", scale: 0.5, cfg_scale: 3 } } },
     ];
     for (const run of runs) {
-      const groups = await b.page.evaluate(async (run) => {
+      const result = await b.page.evaluate(async (run) => {
         const { Demo, demo } = globalThis.guidedDdpm;
         const guidance = run.guidance === "default" ? JSON.parse(Demo.default_guidance()) : run.guidance;
-        const { label, steer, ...rest } = run;
+        const { label, steer, sameStep, ...rest } = run;
         const token = demo.start(JSON.stringify({ steps: 100, method: "ddpm", ...rest, guidance, seed: 4, schedule: "linear" }));
         const step = async () => {
           const f = await demo.step(token);
           if (!f) throw new Error(`${label}: the run ended early`);
           f.x_t; f.free();
         };
+        const proto = GPUDevice.prototype;
+        const create = proto.createBindGroup;
+        // The bind groups the steps `steps` creates.
+        const counted = async (steps) => {
+          let count = 0;
+          proto.createBindGroup = function (...a) { count++; return create.apply(this, a); };
+          try {
+            await steps();
+          } finally {
+            proto.createBindGroup = create;
+          }
+          return count;
+        };
         // The first step warms up and records; the second is the first replay.
         await step();
         await step();
+        let steered = null;
         if (steer) {
           await step();
           demo.steer(token, JSON.stringify(steer));
-          await step(); // steered: warms up and records again
-          await step();
+          if (sameStep) {
+            steered = await counted(step); // the tables' rewrite, then a replay
+          } else {
+            await step(); // steered to another step: warms up and records again
+            await step();
+          }
         }
-        const proto = GPUDevice.prototype;
-        const create = proto.createBindGroup;
-        let count = 0;
-        proto.createBindGroup = function (...a) { count++; return create.apply(this, a); };
-        try {
+        const groups = await counted(async () => {
           await step();
           await step();
-        } finally {
-          proto.createBindGroup = create;
-        }
+        });
         demo.cancel();
-        return count / 2;
+        return { groups: groups / 2, steered };
       }, run);
+      const { groups, steered } = result;
+      // The steered step makes the new tables (the networks' embedding MLPs) and writes them
+      // in place: tens of kernels. A step that records again runs two steps eagerly (over 500
+      // bind groups each).
+      if (run.sameStep) assert.ok(steered < 100, `${run.label}: the steered step created ${steered} bind groups, so it recorded again`);
       assert.equal(groups, 0, `${run.label}: ${groups} bind groups a step, so its steps run eagerly`);
     }
     // The bare harness has no icon: the browser's request for one is the only 404.
