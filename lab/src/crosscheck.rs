@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use burn::module::Module;
 use burn::tensor::Device;
 
+use super::frechet;
+use super::judge::{argmax, batch_settings, first_per_class, PER_BATCH};
 use super::knowable::{kernel_probs, KernelPrior};
-use super::{argmax, first_per_class, frechet};
 use guided_ddpm::data::Digits;
 use guided_ddpm::guidance::Guidance;
 use guided_ddpm::nn::{NUM_CLASSES, SIDE};
@@ -155,9 +156,8 @@ pub fn run(opts: &CrosscheckOptions) -> Result<Vec<Row>, Error> {
     for (label, guidance, method, steps) in runs {
         let mut x = Vec::new();
         let mut asked = Vec::new();
-        for b in 0..opts.n_per_class.div_ceil(super::PER_BATCH) {
-            let settings =
-                super::batch_settings(b, guidance, (method, steps), manifest.schedule.kind);
+        for b in 0..opts.n_per_class.div_ceil(PER_BATCH) {
+            let settings = batch_settings(b, guidance, (method, steps), manifest.schedule.kind);
             let classes = settings.classes.clone();
             let out = Sampler::new(unet.clone(), classifier.clone(), settings, &device)?
                 .run(|_| std::ops::ControlFlow::Continue(()))

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 
+use super::judge::{first_per_class, run_setting, RealDigits};
 use super::plot::{self, Axis, Canvas, Panel};
-use super::{first_per_class, run_setting, EvalOptions, RealDigits};
+use super::report::slug;
+use super::EvalOptions;
 use guided_ddpm::data::Digits;
 use guided_ddpm::guidance::{Guidance, DEFAULT};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig};
@@ -185,7 +187,7 @@ fn settings(asked: &[String]) -> Result<Vec<(String, Guidance)>, Error> {
 
 /// The grid of a run's default samples at its latest measured step, in `--out`.
 fn samples_png(run: &str) -> String {
-    format!("training-samples-{}.png", super::slug(run))
+    format!("training-samples-{}.png", slug(run))
 }
 
 /// A run's name in the rows: its folder as given (e.g. `checkpoints/run`).

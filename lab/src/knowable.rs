@@ -346,7 +346,7 @@ pub fn measure(
     let train_idx: Vec<usize> = (0..train.len()).collect();
     let train_labels: Vec<usize> = train.labels.iter().map(|&l| l as usize).collect();
     let prior = KernelPrior::new(&pixels(train, &train_idx), &train_labels, device);
-    let unet_idx = super::first_per_class(held, plan.unet_per_class);
+    let unet_idx = super::judge::first_per_class(held, plan.unet_per_class);
     let unet_labels: Vec<usize> = unet_idx.iter().map(|&i| labels[i]).collect();
     for t in k.t.clone().into_iter().skip(k.classifier.len()) {
         let abar = schedule.alphas_cumprod[t];
