@@ -68,7 +68,12 @@ async function assertDrawn(page) {
 /// last step above 0.5. Raw noise, a grey image or another digit fails.
 async function assertDigit(page) {
   await assertDrawn(page);
-  const { image, p } = await page.evaluate(() => ({ image: globalThis.guidedDdpm.lastImage, p: globalThis.guidedDdpm.lastP }));
+  // p of the digit the picker shows, not of the class the run was given (a run given the wrong
+  // class has its own p high).
+  const { image, p } = await page.evaluate(() => {
+    const asked = Number(document.querySelector('#classes [aria-checked="true"]').dataset.digit);
+    return { image: globalThis.guidedDdpm.lastImage, p: globalThis.guidedDdpm.lastProbs[asked] };
+  });
   const dark = image.filter((v) => v < 40).length / image.length;
   const bright = image.filter((v) => v > 200).length / image.length;
   assert.ok(dark > 0.6 && bright > 0.03, `the image is not a digit: ${(100 * dark).toFixed(0)}% near black, ${(100 * bright).toFixed(0)}% near white`);
