@@ -4,7 +4,7 @@
 //! sampling steps, so a rerun at the same step replaces its rows). A row names its setting by
 //! its label ("free w=0.375"), never as "default": the default changes as the front moves, and
 //! a row must say what it measured. From that file and the run's loss log it draws
-//! `docs/training-curve.png` (loss and FD against optimizer steps) and writes the "Training
+//! `docs/training-curve.svg` (loss and FD against optimizer steps) and writes the "Training
 //! progress" section of `docs/EVAL.md`, which `eval` keeps when it rewrites the file.
 
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub struct CurveOptions {
     pub checkpoints: PathBuf,
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
-    /// Where training-eval.csv, training-curve.png and EVAL.md are.
+    /// Where training-eval.csv, training-curve.svg and EVAL.md are.
     #[arg(long, default_value = "docs")]
     pub out: PathBuf,
     /// Samples per class and setting (FD at small N sits above the large-N floor, so each row
@@ -204,7 +204,7 @@ pub fn run(opts: &CurveOptions) -> Result<Vec<Row>, Error> {
     }
     let name = run_name(&opts.dir);
     let losses = read_losses(&guided_ddpm::train::CheckpointFiles::new(&opts.dir, "unet").log)?;
-    draw(&losses, &rows, &name).write_png(&opts.out.join("training-curve.png"))?;
+    draw(&losses, &rows, &name).write_svg(&opts.out.join("training-curve.svg"))?;
     let eval_md = opts.out.join("EVAL.md");
     let old = std::fs::read_to_string(&eval_md).unwrap_or_default();
     let section = section(&name, &rows, &losses);
@@ -402,11 +402,11 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
          train digits against the held-out ones at the same N. Each row names the setting it \
          measured (the demo's default has changed as the front moved, so no row says \
          \"default\"). The plot draws the rows at {CURVE_N} per class only: a line for the \
-         default ({}, marked so in the legend), for unguided, and for each other setting \
-         measured at two steps or more.\n\n",
+         default ({}, marked so in the legend) where it was measured, for unguided, and for \
+         each other setting measured at two steps or more.\n\n",
         DEFAULT.label()
     );
-    s += "![training loss and FD against optimizer steps](training-curve.png)\n\n";
+    s += "![training loss and FD against optimizer steps](training-curve.svg)\n\n";
     s += "| run | step | samples seen | setting | N/class | judged acc. | FD | floor | FD / floor | precision | recall | real P / R | ink | held-out ink | time |\n";
     s += "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n";
     for r in rows {
@@ -451,7 +451,7 @@ fn section(name: &str, rows: &[Row], losses: &[(usize, f64)]) -> String {
 }
 
 /// The settings the FD panel draws as lines, with their colours: the demo's default (red) and
-/// unguided (orange) wherever they were measured, then every other setting of run `name`
+/// unguided (orange) where they were measured at [`CURVE_N`] (in any run), then every other setting of run `name`
 /// measured at two steps or more at [`CURVE_N`] (a former default, say), in label order. A
 /// setting measured at one step only stays in the table.
 pub fn curve_settings(rows: &[&Row], name: &str) -> Vec<(String, plot::Rgb)> {
@@ -465,10 +465,17 @@ pub fn curve_settings(rows: &[&Row], name: &str) -> Vec<(String, plot::Rgb)> {
         s.dedup();
         s.len()
     };
-    let mut out = vec![
+    let measured = |label: &str| {
+        rows.iter()
+            .any(|r| r.n_per_class == CURVE_N && r.setting == label)
+    };
+    let mut out: Vec<(String, plot::Rgb)> = [
         (DEFAULT.label(), plot::RED),
         ("none".to_string(), plot::ORANGE),
-    ];
+    ]
+    .into_iter()
+    .filter(|(label, _)| measured(label))
+    .collect();
     let mut rest: Vec<String> = rows
         .iter()
         .map(|r| r.setting.clone())
@@ -668,6 +675,11 @@ mod tests {
         let labels: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
         assert_eq!(labels, [default.as_str(), "none", "both s=4 w=1"]);
         assert_eq!(series[0].1, plot::RED);
+        // A default never measured (it changed after the run's rows) has no line, nor a key.
+        let refs: Vec<&Row> = rows.iter().filter(|r| r.setting != default).collect();
+        let series = curve_settings(&refs, "checkpoints/run");
+        let labels: Vec<&str> = series.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(labels, ["none", "both s=4 w=1"]);
     }
 
     #[test]

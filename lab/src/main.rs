@@ -29,7 +29,7 @@ enum Command {
     /// Markdown table.
     Crosscheck(lab::crosscheck::CrosscheckOptions),
     /// Judge a training run's latest checkpoint (default guidance and unguided) and add it to
-    /// the run's FD-against-steps curve: docs/training-eval.csv, docs/training-curve.png and the
+    /// the run's FD-against-steps curve: docs/training-eval.csv, docs/training-curve.svg and the
     /// "Training progress" section of docs/EVAL.md.
     Curve(lab::curve::CurveOptions),
 }

@@ -1,13 +1,13 @@
-//! Small raster plots for the evaluation's PNGs (docs/): line and scatter panels with ticks and
-//! labels drawn in a built-in 5 x 7 pixel font, so the plots need no font file and no plotting
-//! crate. Text is upper case (lower-case letters are drawn as capitals).
+//! The evaluation's plots (docs/), drawn by plotters as SVG: line and scatter panels with
+//! ticks, labels placed apart from each other, and legends. Text is set in the viewer's
+//! monospace font at 10 px (6 px a character, [`text_width`]), so label placement can measure
+//! it without a font file.
 
-/// An RGBA image with a white ground.
-pub struct Canvas {
-    pub width: usize,
-    pub height: usize,
-    pub rgba: Vec<u8>,
-}
+use plotters::prelude::{
+    DrawingArea, FontDesc, FontFamily, FontStyle, FontTransform, IntoDrawingArea, PathElement,
+    RGBColor, Rectangle, SVGBackend, ShapeStyle, Text,
+};
+use plotters::style::Color;
 
 pub type Rgb = [u8; 3];
 pub const BLACK: Rgb = [0, 0, 0];
@@ -20,65 +20,41 @@ pub const RED: Rgb = [200, 30, 30];
 pub const GREEN: Rgb = [40, 150, 60];
 pub const PURPLE: Rgb = [120, 60, 160];
 
-/// Pixel rows of each glyph, top first; bit 4 is the leftmost column.
-fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_uppercase() {
-        '0' => [14, 17, 19, 21, 25, 17, 14],
-        '1' => [4, 12, 4, 4, 4, 4, 14],
-        '2' => [14, 17, 1, 2, 4, 8, 31],
-        '3' => [31, 2, 4, 2, 1, 17, 14],
-        '4' => [2, 6, 10, 18, 31, 2, 2],
-        '5' => [31, 16, 30, 1, 1, 17, 14],
-        '6' => [6, 8, 16, 30, 17, 17, 14],
-        '7' => [31, 1, 2, 4, 8, 8, 8],
-        '8' => [14, 17, 17, 14, 17, 17, 14],
-        '9' => [14, 17, 17, 15, 1, 2, 12],
-        'A' => [14, 17, 17, 31, 17, 17, 17],
-        'B' => [30, 17, 17, 30, 17, 17, 30],
-        'C' => [14, 17, 16, 16, 16, 17, 14],
-        'D' => [30, 17, 17, 17, 17, 17, 30],
-        'E' => [31, 16, 16, 30, 16, 16, 31],
-        'F' => [31, 16, 16, 30, 16, 16, 16],
-        'G' => [14, 17, 16, 23, 17, 17, 15],
-        'H' => [17, 17, 17, 31, 17, 17, 17],
-        'I' => [14, 4, 4, 4, 4, 4, 14],
-        'J' => [7, 2, 2, 2, 2, 18, 12],
-        'K' => [17, 18, 20, 24, 20, 18, 17],
-        'L' => [16, 16, 16, 16, 16, 16, 31],
-        'M' => [17, 27, 21, 21, 17, 17, 17],
-        'N' => [17, 17, 25, 21, 19, 17, 17],
-        'O' => [14, 17, 17, 17, 17, 17, 14],
-        'P' => [30, 17, 17, 30, 16, 16, 16],
-        'Q' => [14, 17, 17, 17, 21, 18, 13],
-        'R' => [30, 17, 17, 30, 20, 18, 17],
-        'S' => [15, 16, 16, 14, 1, 1, 30],
-        'T' => [31, 4, 4, 4, 4, 4, 4],
-        'U' => [17, 17, 17, 17, 17, 17, 14],
-        'V' => [17, 17, 17, 17, 17, 10, 4],
-        'W' => [17, 17, 17, 21, 21, 21, 10],
-        'X' => [17, 17, 10, 4, 10, 17, 17],
-        'Y' => [17, 17, 10, 4, 4, 4, 4],
-        'Z' => [31, 1, 2, 4, 8, 16, 31],
-        '.' => [0, 0, 0, 0, 0, 12, 12],
-        ',' => [0, 0, 0, 0, 12, 4, 8],
-        '-' => [0, 0, 0, 31, 0, 0, 0],
-        '+' => [0, 4, 4, 31, 4, 4, 0],
-        '=' => [0, 0, 31, 0, 31, 0, 0],
-        '%' => [24, 25, 2, 4, 8, 19, 3],
-        '(' => [2, 4, 8, 8, 8, 4, 2],
-        ')' => [8, 4, 2, 2, 2, 4, 8],
-        '/' => [0, 1, 2, 4, 8, 16, 0],
-        ':' => [0, 12, 12, 0, 12, 12, 0],
-        '*' => [0, 17, 10, 4, 10, 17, 0],
-        '>' => [8, 4, 2, 1, 2, 4, 8],
-        '<' => [2, 4, 8, 16, 8, 4, 2],
-        _ => [0; 7],
-    }
+/// Width of a character of text at scale 1, in pixels: monospace at 10 px is 0.6 em wide.
+const CHAR_WIDTH: usize = 6;
+
+/// Width of `text` in pixels at `scale`.
+pub fn text_width(text: &str, scale: usize) -> usize {
+    text.chars().count() * CHAR_WIDTH * scale
 }
 
-/// Width of `text` in pixels at `scale` (6 columns per character, the last one's gap dropped).
-pub fn text_width(text: &str, scale: usize) -> usize {
-    (text.chars().count() * 6).saturating_sub(1) * scale
+/// One thing drawn on a [`Canvas`], in pixel coordinates.
+#[derive(Clone, Debug, PartialEq)]
+enum Shape {
+    /// The pixels from (x0, y0) to (x1, y1), both included.
+    Fill([i64; 4], Rgb),
+    Line((i64, i64), (i64, i64), Rgb, i64),
+    /// Text with its top-left corner at the point; `up`: read bottom to top, its box's
+    /// top-left corner at the point.
+    Text {
+        at: (i64, i64),
+        text: String,
+        colour: Rgb,
+        scale: usize,
+        up: bool,
+    },
+}
+
+/// A plot in the making: a white ground and the shapes drawn on it, in order, rendered by
+/// plotters' SVG backend ([`Canvas::to_svg`]).
+pub struct Canvas {
+    pub width: usize,
+    pub height: usize,
+    shapes: Vec<Shape>,
+}
+
+fn colour(c: Rgb) -> RGBColor {
+    RGBColor(c[0], c[1], c[2])
 }
 
 impl Canvas {
@@ -86,28 +62,71 @@ impl Canvas {
         Canvas {
             width,
             height,
-            rgba: [255u8, 255, 255, 255].repeat(width * height),
+            shapes: Vec::new(),
         }
     }
 
-    /// Writes the canvas as an RGBA PNG.
-    pub fn write_png(&self, path: &std::path::Path) -> Result<(), guided_ddpm::Error> {
-        guided_ddpm::grid::write_png(path, self.width, self.height, &self.rgba, 1)
+    /// The canvas as an SVG document.
+    pub fn to_svg(&self) -> Result<String, guided_ddpm::Error> {
+        let failed = |e: String| guided_ddpm::Error::Data(format!("drawing a plot: {e}"));
+        let mut svg = String::new();
+        {
+            let size = (self.width as u32, self.height as u32);
+            let root: DrawingArea<SVGBackend, _> =
+                SVGBackend::with_string(&mut svg, size).into_drawing_area();
+            root.fill(&colour(WHITE))
+                .map_err(|e| failed(e.to_string()))?;
+            let xy = |(x, y): (i64, i64)| (x as i32, y as i32);
+            for shape in &self.shapes {
+                let drawn = match shape {
+                    Shape::Fill([x0, y0, x1, y1], c) => root.draw(&Rectangle::new(
+                        [xy((*x0, *y0)), xy((x1 + 1, y1 + 1))],
+                        colour(*c).filled(),
+                    )),
+                    Shape::Line(a, b, c, width) => root.draw(&PathElement::new(
+                        vec![xy(*a), xy(*b)],
+                        ShapeStyle::from(colour(*c)).stroke_width(*width as u32),
+                    )),
+                    Shape::Text {
+                        at,
+                        text,
+                        colour: c,
+                        scale,
+                        up,
+                    } => {
+                        // plotters' SVG text is `size / 1.24` px: 10 px per scale.
+                        let font = FontDesc::new(
+                            FontFamily::Monospace,
+                            12.4 * *scale as f64,
+                            FontStyle::Normal,
+                        );
+                        let (font, at) = match up {
+                            // Turned a quarter anticlockwise about its start, which is then
+                            // the bottom-left corner of the box.
+                            true => (
+                                font.transform(FontTransform::Rotate270),
+                                (at.0, at.1 + text_width(text, *scale) as i64),
+                            ),
+                            false => (font, *at),
+                        };
+                        root.draw(&Text::new(text.clone(), xy(at), font.color(&colour(*c))))
+                    }
+                };
+                drawn.map_err(|e| failed(e.to_string()))?;
+            }
+            root.present().map_err(|e| failed(e.to_string()))?;
+        }
+        Ok(svg)
     }
 
-    pub fn set(&mut self, x: i64, y: i64, c: Rgb) {
-        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
-            let i = 4 * (y as usize * self.width + x as usize);
-            self.rgba[i..i + 3].copy_from_slice(&c);
-        }
+    /// Writes the canvas as an SVG file, atomically.
+    pub fn write_svg(&self, path: &std::path::Path) -> Result<(), guided_ddpm::Error> {
+        guided_ddpm::atomic::write(path, self.to_svg()?.as_bytes())
     }
 
     pub fn fill(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: Rgb) {
-        for y in y0.min(y1)..=y0.max(y1) {
-            for x in x0.min(x1)..=x0.max(x1) {
-                self.set(x, y, c);
-            }
-        }
+        let (x0, x1, y0, y1) = (x0.min(x1), x0.max(x1), y0.min(y1), y0.max(y1));
+        self.shapes.push(Shape::Fill([x0, y0, x1, y1], c));
     }
 
     /// A square of `colour` with corner (x, y) and side `size` + 1, white inside but for a
@@ -117,59 +136,31 @@ impl Canvas {
         self.fill(x + 2, y + 2, x + size - 2, y + size - 2, WHITE);
     }
 
-    /// A line `width` pixels thick (Bresenham's, with a square pen).
-    pub fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb, width: i64) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = ((x1 - x0).signum(), (y1 - y0).signum());
-        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-        let r = (width - 1) / 2;
-        loop {
-            self.fill(x - r, y - r, x - r + width - 1, y - r + width - 1, c);
-            if x == x1 && y == y1 {
-                break;
-            }
-            let e2 = 2 * err;
-            if e2 >= dy {
-                err += dy;
-                x += sx;
-            }
-            if e2 <= dx {
-                err += dx;
-                y += sy;
-            }
-        }
+    /// A line `width` pixels thick.
+    pub fn line(&mut self, a: (i64, i64), b: (i64, i64), c: Rgb, width: i64) {
+        self.shapes.push(Shape::Line(a, b, c, width));
     }
 
-    /// `text` with its top-left corner at (x, y), each font pixel `scale` pixels square.
+    /// `text` with its top-left corner at (x, y), 10 px tall per `scale`.
     pub fn text(&mut self, x: i64, y: i64, text: &str, c: Rgb, scale: usize) {
-        let s = scale as i64;
-        for (i, ch) in text.chars().enumerate() {
-            for (row, bits) in glyph(ch).iter().enumerate() {
-                for col in 0..5 {
-                    if bits & (16 >> col) != 0 {
-                        let (px, py) = (x + (i as i64 * 6 + col) * s, y + row as i64 * s);
-                        self.fill(px, py, px + s - 1, py + s - 1, c);
-                    }
-                }
-            }
-        }
+        self.shapes.push(Shape::Text {
+            at: (x, y),
+            text: text.into(),
+            colour: c,
+            scale,
+            up: false,
+        });
     }
 
-    /// `text` drawn bottom to top (for a y-axis title), its top-left corner at (x, y).
+    /// `text` read bottom to top (for a y-axis title), the top-left corner of its box at (x, y).
     pub fn text_up(&mut self, x: i64, y: i64, text: &str, c: Rgb, scale: usize) {
-        let s = scale as i64;
-        let len = text.chars().count() as i64;
-        for (i, ch) in text.chars().enumerate() {
-            for (row, bits) in glyph(ch).iter().enumerate() {
-                for col in 0..5 {
-                    if bits & (16 >> col) != 0 {
-                        // Rotated a quarter turn anticlockwise.
-                        let (px, py) = (x + row as i64 * s, y + ((len - i as i64) * 6 - col) * s);
-                        self.fill(px, py, px + s - 1, py + s - 1, c);
-                    }
-                }
-            }
-        }
+        self.shapes.push(Shape::Text {
+            at: (x, y),
+            text: text.into(),
+            colour: c,
+            scale,
+            up: true,
+        });
     }
 }
 
@@ -523,19 +514,30 @@ mod tests {
     }
 
     #[test]
-    fn text_is_drawn_where_asked_and_nowhere_else() {
-        let mut c = Canvas::new(20, 10);
-        c.text(1, 1, "1", BLACK, 1);
-        let dark: Vec<(usize, usize)> = (0..200)
-            .filter(|i| c.rgba[4 * i] == 0)
-            .map(|i| (i % 20, i / 20))
-            .collect();
-        // '1': rows 4, 12, 4, 4, 4, 4, 14 (bit 4 leftmost) from (1, 1).
-        assert_eq!(dark.len(), 1 + 2 + 1 + 1 + 1 + 1 + 3);
-        assert!(dark.contains(&(3, 1)) && dark.contains(&(2, 2)) && dark.contains(&(4, 7)));
-        assert!(dark
-            .iter()
-            .all(|&(x, y)| (2..=4).contains(&x) && (1..=7).contains(&y)));
+    fn the_svg_holds_each_shape_where_it_was_drawn() {
+        let mut c = Canvas::new(200, 100);
+        c.fill(10, 20, 19, 24, RED);
+        c.line((0, 50), (199, 50), BLUE, 2);
+        c.text(30, 40, "FD < 0.1", BLACK, 1);
+        c.text_up(5, 10, "judged %", BLACK, 1);
+        let svg = c.to_svg().unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains(r##"width="200" height="100""##),
+            "{svg}"
+        );
+        // The fill covers its last pixels: 10..=19 is 10 wide.
+        assert!(
+            svg.contains(
+                r##"<rect x="10" y="20" width="10" height="5" opacity="1" fill="#C81E1E""##
+            ),
+            "{svg}"
+        );
+        assert!(svg.contains(r##"<polyline fill="none" opacity="1" stroke="#1F64B4" stroke-width="2" points="0,50 199,50 "##), "{svg}");
+        // Escaped, at its top-left corner, 10 px monospace.
+        assert!(svg.contains(r##"x="30" y="40" dy="0.76em" text-anchor="start" font-family="monospace" font-size="10""##), "{svg}");
+        assert!(svg.contains("FD &lt; 0.1"), "{svg}");
+        // Read upwards from the bottom of its box: 8 characters, 48 px.
+        assert!(svg.contains(r##"transform="rotate(270, 5, 58)""##), "{svg}");
     }
 
     #[test]

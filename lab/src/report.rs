@@ -55,9 +55,9 @@ pub(crate) fn write_report(
     }
     guided_ddpm::atomic::write(&eval_md, md.as_bytes())?;
     if steps::is_sweep(report) {
-        steps::plot(report).write_png(&out.join(steps::PLOT))?;
+        steps::plot(report).write_svg(&out.join(steps::PLOT))?;
     }
-    sweep_plot(report).write_png(&out.join("accuracy-vs-fd.png"))
+    sweep_plot(report).write_svg(&out.join("accuracy-vs-fd.svg"))
 }
 
 fn markdown(r: &Report, m: &Manifest) -> String {
@@ -176,7 +176,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
         }
     }
     s += &forms_section(r);
-    s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor at the same N grey). Left, every setting; right, zoomed, those judged at 95% or more, with the 99% bar the default is picked above. A hollow marker is a setting judged at 99% or more that misses another of the default's targets (\"Targets\" above), so the rule passes it by:\n\n![judged accuracy against FD](accuracy-vs-fd.png)\n";
+    s += "\nJudged accuracy against FD for each setting (int8; FD on a log axis, lower is closer to real digits; the demo's default in red, the real-vs-real floor at the same N grey). Left, every setting; right, zoomed, those judged at 95% or more, with the 99% bar the default is picked above. A hollow marker is a setting judged at 99% or more that misses another of the default's targets (\"Targets\" above), so the rule passes it by:\n\n![judged accuracy against FD](accuracy-vs-fd.svg)\n";
     s += "\nOne row per class (0 at the top), the first ten samples of each:\n\n";
     for x in &r.settings {
         let name = x.name();

@@ -11,7 +11,7 @@ use guided_ddpm::settings::Method;
 /// The sweep's folder under the main evaluation's.
 pub const FOLDER: &str = "steps";
 /// The plot's file, in the sweep's folder.
-pub const PLOT: &str = "fd-vs-steps.png";
+pub const PLOT: &str = "fd-vs-steps.svg";
 
 /// Whether `r` holds a steps sweep: one setting, and some sampler evaluated at two step counts
 /// or more.

@@ -44,7 +44,7 @@ pub fn default_row(r: &Report) -> Option<&SettingResult> {
 /// The run the default should be: of the int8 rows that take the classifier's gradient (this
 /// is a classifier-guidance demo) and meet every target the default is held to on its own row
 /// (`row_checks`: judged accuracy, FD, precision and recall, ink), the one of fewest steps, and
-/// of those the lowest FD (the left end of the front in `accuracy-vs-fd.png`); only where no
+/// of those the lowest FD (the left end of the front in `accuracy-vs-fd.svg`); only where no
 /// classifier row meets them, the same among the rows that do. The accuracy bar keeps guidance
 /// from being too weak to draw the asked digit; the ink bound keeps it from winning by bold,
 /// prototypical strokes, which FD in judge features does not always punish.
