@@ -9,64 +9,8 @@ use crate::nn::{NUM_CLASSES, SIDE};
 use crate::schedule::{BetaSchedule, T};
 use crate::Error;
 
-/// Which reverse step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Ancestral sampling with the fixed-small variance (DDPM Algorithm 2).
-    #[default]
-    Ddpm,
-    /// Deterministic DDIM, eta = 0 (Song et al. 2021).
-    Ddim,
-    /// DPM-Solver++(2M), the deterministic second-order multistep solver of the probability-flow
-    /// ODE in data prediction (Lu et al. 2022, arXiv 2211.01095).
-    #[serde(rename = "dpm")]
-    #[cfg_attr(feature = "cli", value(name = "dpm"))]
-    DpmSolver,
-    /// The SDE form of DPM-Solver++(2M): DDPM's ancestral step with the solver's extrapolated
-    /// x0 in place of x0 ([`dpm_sde_mean`](crate::diffusion::dpm_sde_mean)); a first-order
-    /// step of it is DDPM's.
-    #[serde(rename = "dpm-sde")]
-    #[cfg_attr(feature = "cli", value(name = "dpm-sde"))]
-    DpmSde,
-}
-
-impl Method {
-    /// Every reverse step, in the order the page's menu lists them.
-    pub const ALL: [Method; 4] = [
-        Method::Ddpm,
-        Method::Ddim,
-        Method::DpmSolver,
-        Method::DpmSde,
-    ];
-
-    /// The name the URL, the CLI and the eval report use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Ddpm => "ddpm",
-            Method::Ddim => "ddim",
-            Method::DpmSolver => "dpm",
-            Method::DpmSde => "dpm-sde",
-        }
-    }
-
-    /// Whether a step draws fresh noise (every step but the last).
-    pub fn draws_noise(self) -> bool {
-        matches!(self, Method::Ddpm | Method::DpmSde)
-    }
-
-    /// Whether a step extrapolates from the last step's x0 (DPM-Solver++(2M)'s multistep).
-    pub fn multistep(self) -> bool {
-        matches!(self, Method::DpmSolver | Method::DpmSde)
-    }
-
-    /// Whether the classifier's gradient shifts the mean (DDPM's form, `condition_mean`) rather
-    /// than eps (DDIM's, `condition_score`).
-    pub fn shifts_mean(self) -> bool {
-        self.draws_noise()
-    }
-}
+/// The reverse step, which the math defines ([`crate::diffusion`]); the request names it.
+pub use crate::diffusion::Method;
 
 /// The demo's default reverse step and number of steps (the CLI's and the page's), with
 /// [`guidance::DEFAULT`](crate::guidance::DEFAULT): the fewest steps whose evaluated row meets
