@@ -143,23 +143,21 @@ impl Canvas {
 
     /// `text` with its top-left corner at (x, y), 10 px tall per `scale`.
     pub fn text(&mut self, x: i64, y: i64, text: &str, c: Rgb, scale: usize) {
-        self.shapes.push(Shape::Text {
-            at: (x, y),
-            text: text.into(),
-            colour: c,
-            scale,
-            up: false,
-        });
+        self.push_text((x, y), text, c, scale, false);
     }
 
     /// `text` read bottom to top (for a y-axis title), the top-left corner of its box at (x, y).
     pub fn text_up(&mut self, x: i64, y: i64, text: &str, c: Rgb, scale: usize) {
+        self.push_text((x, y), text, c, scale, true);
+    }
+
+    fn push_text(&mut self, at: (i64, i64), text: &str, colour: Rgb, scale: usize, up: bool) {
         self.shapes.push(Shape::Text {
-            at: (x, y),
+            at,
             text: text.into(),
-            colour: c,
+            colour,
             scale,
-            up: true,
+            up,
         });
     }
 }
