@@ -470,15 +470,15 @@ fn a_corrupt_or_truncated_weight_file_gives_an_error() {
     let m = Manifest::parse(MANIFEST).unwrap();
     let mut bad = UNET.to_vec();
     bad[UNET.len() / 2] ^= 0x55;
-    let err = weights::unet_from_bytes(&m, &bad, &device)
-        .err()
-        .expect("rejected")
-        .to_string();
+    let Err(err) = weights::unet_from_bytes(&m, &bad, &device) else {
+        panic!("a corrupt file was accepted");
+    };
+    let err = err.to_string();
     assert!(err.contains("sha256"), "{err}");
-    let err = weights::unet_from_bytes(&m, &UNET[..1000], &device)
-        .err()
-        .expect("rejected")
-        .to_string();
+    let Err(err) = weights::unet_from_bytes(&m, &UNET[..1000], &device) else {
+        panic!("a cut-short file was accepted");
+    };
+    let err = err.to_string();
     assert!(err.contains("cut short"), "{err}");
     assert!(Demo::check_file(MANIFEST, "classifier", &CLASSIFIER[1..]).is_err());
     assert!(Demo::check_file(MANIFEST, "classifier", CLASSIFIER).is_ok());
@@ -526,10 +526,9 @@ async fn the_demo_runs_cancels_and_rejects_bad_settings_on_the_cpu_fallback() {
     assert_eq!(demo.step(newest).await.unwrap().unwrap().step(), 1);
     // An impossible setting is a sentence, not a panic.
     s.classes = vec![11];
-    let err = demo
-        .start(&serde_json::to_string(&s).unwrap())
-        .err()
-        .expect("rejected");
+    let Err(err) = demo.start(&serde_json::to_string(&s).unwrap()) else {
+        panic!("class 11 was accepted");
+    };
     let message = String::from(js_sys::Error::from(wasm_bindgen::JsValue::from(err)).message());
     assert!(
         message.contains("the class must be a digit from 0 to 9, got 11"),
