@@ -13,7 +13,8 @@
 // (steps of the first image with DDPM, beside the default's: one of the page's step counts),
 // BENCH_ONLY, BENCH_REAL_GPU. BENCH_FIRST_ONLY=1 times only the first images and prints their
 // table, leaving the report alone; BENCH_READY_ONLY=1 likewise times only how soon a visit is
-// ready while WebGPU is timed in the background.
+// ready while WebGPU is timed in the background, and BENCH_STEER_ONLY=1 what a live steer costs
+// on WebGPU.
 
 import { readFile, readdir, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
@@ -23,7 +24,7 @@ import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { serve } from "./serve.mjs";
 import { BASE_ARGS, CHROMIUM, REAL_GPU_ARGS, WEBGPU_ARGS } from "./chromium.mjs";
-import { adapterLabel, hostCost, KINDS, openHarness } from "./host.mjs";
+import { adapterLabel, hostCost, KINDS, openHarness, steerCost } from "./host.mjs";
 import { commitLabel, writeSection } from "./report.mjs";
 
 const { values: args } = parseArgs({
@@ -241,6 +242,7 @@ async function measure(server, { cpu }) {
     // On WebGPU both ways, in one browser, so that their ratio is measured under one load.
     const host = [await hostCost(page, { gpu: !cpu, timed })];
     if (!cpu) host.push(await hostCost(page, { gpu: true, timed, replay: false }));
+    const steers = cpu ? [] : await steerCosts(page);
     const runSteps = cpu ? env("BENCH_CPU_STEPS", 100) : env("BENCH_WEBGPU_STEPS", emulated ? 5 : 100);
     const steps = [];
     for (const batch of BATCHES) {
@@ -259,7 +261,7 @@ async function measure(server, { cpu }) {
     const wasmMemory = await page.evaluate(() => globalThis.guidedDdpm.Demo.wasm_memory_bytes());
     const heap = await page.evaluate(() => performance.memory?.usedJSHeapSize ?? null);
     if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
-    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, first, responsive, workers, host, steps, matmul, wasmMemory, heap, version: b.version() };
+    return { device: cpu ? "wasm CPU fallback (flex)" : adapter, first, responsive, workers, host, steers, steps, matmul, wasmMemory, heap, version: b.version() };
   } finally {
     await b.close();
   }
@@ -407,6 +409,45 @@ function readyTable(r) {
   ].join("\n");
 }
 
+// Live steers of a default run on WebGPU: to another digit and s in the same mode (the recorded
+// step reads its new tables) and to another mode (the step records again).
+const STEERS = [
+  { label: "digit 8, s = 2 (the same step)", to: { class: 8, guidance: { mode: "both", scale: 2, cfg_scale: 0 } } },
+  { label: "digit 8, classifier s = 4 (another step)", to: { class: 8, guidance: { mode: "classifier", scale: 4, cfg_scale: 0 } } },
+];
+
+async function steerCosts(page) {
+  const out = [];
+  for (const { label, to } of STEERS) {
+    log(`steer: ${label}`);
+    out.push({ label, steps: await steerCost(page, to) });
+  }
+  return out;
+}
+
+function steerTable(steers) {
+  return [
+    "| steered to | steered step: main-thread ms | dispatches | bind groups | next step: main-thread ms | dispatches | bind groups |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...steers.map(({ label, steps: [a, b] }) => `| ${label} | ${f(a.main_ms, 1)} | ${a.dispatches} | ${a.bind_groups} | ${f(b.main_ms, 1)} | ${b.dispatches} | ${b.bind_groups} |`),
+  ].join("\n");
+}
+
+// BENCH_STEER_ONLY=1: the live-steer table alone, printed.
+async function steerOnly() {
+  const server = await serve(args.dist);
+  const b = await browser();
+  try {
+    const page = await (await b.newContext()).newPage();
+    await openHarness(page, server);
+    console.log(`${await page.evaluate(() => globalThis.guidedDdpm.demo.backend)}\n`);
+    console.log(steerTable(await steerCosts(page)));
+  } finally {
+    await b.close();
+    await server.close();
+  }
+}
+
 // BENCH_READY_ONLY=1: the ready-at-once table alone, printed.
 async function readyOnly() {
   const server = await serve(args.dist);
@@ -426,6 +467,7 @@ async function main() {
   await stat(join(args.shipped, "index.html")).catch(() => { throw new Error(`${args.shipped}/index.html is missing: run \`make site\` first`); });
   if (process.env.BENCH_FIRST_ONLY === "1") return firstOnly();
   if (process.env.BENCH_READY_ONLY === "1") return readyOnly();
+  if (process.env.BENCH_STEER_ONLY === "1") return steerOnly();
   const native = JSON.parse(await readFile(args.native, "utf8"));
   const server = await serve(args.dist);
   let gpu, cpu, ready;
@@ -479,6 +521,14 @@ async function main() {
     "",
     hostTable(browsers),
     "",
+    ...(gpu?.steers.length
+      ? [
+          "A live steer of a default run on WebGPU (class 3, 15 steps, steered after its recorded step and one replay; Demo.steer, src/replay.rs), its steered step and the step after it, timed and counted as above:",
+          "",
+          steerTable(gpu.steers),
+          "",
+        ]
+      : []),
     "### The page stays responsive",
     "",
     "The sampling runs in workers (www/worker.js), so the page's main thread only draws frames. During a run on the page (100 steps, class 7, " +

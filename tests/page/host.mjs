@@ -68,6 +68,40 @@ export function steps(page, n) {
   }, n);
 }
 
+// The WebGPU calls by kind that `run` (an async function) makes in `page`.
+async function countCalls(page, run) {
+  await page.evaluate((counted) => {
+    const counts = (globalThis.__gpuCalls = {});
+    for (const [cls, name, kind] of counted) {
+      const proto = globalThis[cls]?.prototype;
+      if (!proto?.[name] || proto[name].__counted) continue;
+      const f = proto[name];
+      proto[name] = function (...a) {
+        counts[kind] = (counts[kind] ?? 0) + 1;
+        return f.apply(this, a);
+      };
+      proto[name].__counted = f;
+    }
+  }, COUNTED);
+  // Puts the methods back and returns the counts.
+  const restore = () =>
+    page.evaluate(([counted, kinds]) => {
+      const c = globalThis.__gpuCalls;
+      for (const [cls, name] of counted) {
+        const proto = globalThis[cls]?.prototype;
+        if (proto?.[name]?.__counted) proto[name] = proto[name].__counted;
+      }
+      return Object.fromEntries(kinds.map((k) => [k, c[k] ?? 0]));
+    }, [COUNTED, KINDS]);
+  try {
+    await run();
+  } catch (e) {
+    await restore();
+    throw e;
+  }
+  return restore();
+}
+
 // Per guided step: the page's main-thread ms and wall ms over `timed` steps after `warm` steps,
 // then (in a second pass, so the counting wrappers cost nothing in the timing) the WebGPU calls by
 // kind. `gpu` false skips the counts (the CPU path makes none). On WebGPU the first step of a run
@@ -84,28 +118,7 @@ export async function hostCost(page, { batch = 1, warm = 1, timed = 3, counted =
   const mainMs = ((await taskSeconds()) - before) * 1e3 / timed;
   let calls = null;
   if (gpu) {
-    await page.evaluate((counted) => {
-      const counts = (globalThis.__gpuCalls = {});
-      for (const [cls, name, kind] of counted) {
-        const proto = globalThis[cls]?.prototype;
-        if (!proto?.[name] || proto[name].__counted) continue;
-        const f = proto[name];
-        proto[name] = function (...a) {
-          counts[kind] = (counts[kind] ?? 0) + 1;
-          return f.apply(this, a);
-        };
-        proto[name].__counted = f;
-      }
-    }, COUNTED);
-    await steps(page, counted);
-    calls = await page.evaluate(([counted, kinds]) => {
-      const c = globalThis.__gpuCalls;
-      for (const [cls, name] of counted) {
-        const proto = globalThis[cls]?.prototype;
-        if (proto?.[name]?.__counted) proto[name] = proto[name].__counted;
-      }
-      return Object.fromEntries(kinds.map((k) => [k, c[k] ?? 0]));
-    }, [COUNTED, KINDS]);
+    calls = await countCalls(page, () => steps(page, counted));
     for (const k of KINDS) calls[k] /= counted;
   }
   await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
@@ -140,4 +153,39 @@ export async function profileSteps(page, { batch = 1, warm = 1, n = 3, top = 15,
   });
   const rows = [...self].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => ({ name, ms: ms / n, share: ms / busy }));
   return { steps: n, busy_ms_per_step: busy / n, top: rows };
+}
+
+// What a live steer costs on WebGPU (Demo.steer, src/replay.rs): a run at the default guidance
+// and sampler (batch 1, class 3, 15 steps) takes a recorded step and a replay, is steered to
+// `steer` ({ class, guidance }), and the step that takes the steer and the step after it are each
+// timed (main-thread ms, TaskDuration) and counted (dispatches, bind groups). Timing and counting
+// come from two runs, the same steps of each, so the wrappers cost nothing in the timing.
+export async function steerCost(page, steer) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Performance.enable");
+  const taskSeconds = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
+  const begin = async () => {
+    await page.evaluate(() => {
+      const { Demo, demo } = globalThis.guidedDdpm;
+      const g = JSON.parse(Demo.default_guidance());
+      const { method } = JSON.parse(Demo.default_run());
+      globalThis.__benchRun = demo.start(JSON.stringify({ classes: [3], guidance: g, steps: 15, method, seed: 1, schedule: "linear" }));
+    });
+    await steps(page, 2); // recorded, then replayed
+    await page.evaluate((to) => globalThis.guidedDdpm.demo.steer(globalThis.__benchRun, JSON.stringify(to)), steer);
+  };
+  await begin();
+  const ms = [];
+  for (let i = 0; i < 2; i++) {
+    const before = await taskSeconds();
+    await steps(page, 1);
+    ms.push(((await taskSeconds()) - before) * 1e3);
+  }
+  await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
+  await begin();
+  const calls = [];
+  for (let i = 0; i < 2; i++) calls.push(await countCalls(page, () => steps(page, 1)));
+  await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
+  await cdp.detach();
+  return ms.map((m, i) => ({ main_ms: m, dispatches: calls[i].dispatches, bind_groups: calls[i].bind_groups }));
 }
