@@ -40,17 +40,29 @@ export async function adapterLabel(page) {
   return line.replace(/^Backend: /, "").split(" · ")[0].replace(/, as asked with .*$/, "");
 }
 
-// Starts a run of `total` steps at the default guidance and sampler (batch `batch`) in the harness's Demo; on
-// WebGPU the run replays one recorded step unless `replay` is false (Demo.set_replay).
-export async function start(page, { batch, total, replay = true }) {
-  await page.evaluate(([batch, total, replay]) => {
+// Starts a run of `total` steps at the default guidance and sampler (batch `batch` of `digit`) in
+// the harness's Demo; on WebGPU the run replays one recorded step unless `replay` is false
+// (Demo.set_replay).
+export async function start(page, { batch, total, replay = true, digit = 7 }) {
+  await page.evaluate(([batch, total, replay, digit]) => {
     const { Demo, demo } = globalThis.guidedDdpm;
     demo.set_replay(replay);
     const g = JSON.parse(Demo.default_guidance());
     const { method } = JSON.parse(Demo.default_run());
-    globalThis.__benchRun = demo.start(JSON.stringify({ classes: Array(batch).fill(7), guidance: g, steps: total, method, seed: 1, schedule: "linear" }));
+    globalThis.__benchRun = demo.start(JSON.stringify({ classes: Array(batch).fill(digit), guidance: g, steps: total, method, seed: 1, schedule: "linear" }));
     demo.set_replay(true);
-  }, [batch, total, replay]);
+  }, [batch, total, replay, digit]);
+}
+
+// The seconds the page's main thread has spent running tasks so far (the DevTools protocol's
+// `TaskDuration`), read through a session of its own: { seconds, detach }.
+async function taskClock(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Performance.enable");
+  return {
+    seconds: async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value,
+    detach: () => cdp.detach(),
+  };
 }
 
 // Runs `n` steps of the run in progress, each read back as the page reads it; wall ms.
@@ -108,21 +120,19 @@ async function countCalls(page, run) {
 // also records the step that later ones replay, so the warm-up step keeps it out of the timing;
 // `replay` false measures every step run eagerly instead.
 export async function hostCost(page, { batch = 1, warm = 1, timed = 3, counted = 2, gpu = true, replay = true } = {}) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("Performance.enable");
-  const taskSeconds = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
+  const clock = await taskClock(page);
   await start(page, { batch, total: 100, replay });
   await steps(page, warm);
-  const before = await taskSeconds();
+  const before = await clock.seconds();
   const wall = await steps(page, timed);
-  const mainMs = ((await taskSeconds()) - before) * 1e3 / timed;
+  const mainMs = ((await clock.seconds()) - before) * 1e3 / timed;
   let calls = null;
   if (gpu) {
     calls = await countCalls(page, () => steps(page, counted));
     for (const k of KINDS) calls[k] /= counted;
   }
   await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
-  await cdp.detach();
+  await clock.detach();
   return { batch, timed, replay: gpu && replay, main_ms_per_step: mainMs, wall_ms_per_step: wall / timed, calls, main_us_per_dispatch: calls?.dispatches ? (mainMs * 1e3) / calls.dispatches : null };
 }
 
@@ -161,31 +171,24 @@ export async function profileSteps(page, { batch = 1, warm = 1, n = 3, top = 15,
 // timed (main-thread ms, TaskDuration) and counted (dispatches, bind groups). Timing and counting
 // come from two runs, the same steps of each, so the wrappers cost nothing in the timing.
 export async function steerCost(page, steer) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("Performance.enable");
-  const taskSeconds = async () => (await cdp.send("Performance.getMetrics")).metrics.find((m) => m.name === "TaskDuration").value;
+  const clock = await taskClock(page);
   const begin = async () => {
-    await page.evaluate(() => {
-      const { Demo, demo } = globalThis.guidedDdpm;
-      const g = JSON.parse(Demo.default_guidance());
-      const { method } = JSON.parse(Demo.default_run());
-      globalThis.__benchRun = demo.start(JSON.stringify({ classes: [3], guidance: g, steps: 15, method, seed: 1, schedule: "linear" }));
-    });
+    await start(page, { batch: 1, total: 15, digit: 3 });
     await steps(page, 2); // recorded, then replayed
     await page.evaluate((to) => globalThis.guidedDdpm.demo.steer(globalThis.__benchRun, JSON.stringify(to)), steer);
   };
   await begin();
   const ms = [];
   for (let i = 0; i < 2; i++) {
-    const before = await taskSeconds();
+    const before = await clock.seconds();
     await steps(page, 1);
-    ms.push(((await taskSeconds()) - before) * 1e3);
+    ms.push(((await clock.seconds()) - before) * 1e3);
   }
   await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
   await begin();
   const calls = [];
   for (let i = 0; i < 2; i++) calls.push(await countCalls(page, () => steps(page, 1)));
   await page.evaluate(() => globalThis.guidedDdpm.demo.cancel());
-  await cdp.detach();
+  await clock.detach();
   return ms.map((m, i) => ({ main_ms: m, dispatches: calls[i].dispatches, bind_groups: calls[i].bind_groups }));
 }
