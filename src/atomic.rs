@@ -1,6 +1,7 @@
 //! Files the project writes appear whole or not at all: each is written to a temporary file in the
 //! same folder, flushed to disk, then renamed over its target (a rename within one file system
-//! replaces the target in one step), so a kill mid-write leaves the previous file intact.
+//! replaces the target in one step), and the folder is flushed so the rename itself is on disk:
+//! a kill mid-write leaves the previous file intact.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         f.sync_all()?;
         may_abort();
         std::fs::rename(&tmp, path)?;
+        sync_folder(path)?;
         may_abort();
         Ok(())
     })();
@@ -60,4 +62,21 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(Error::io(format!("writing {}", path.display())))
+}
+
+/// Flushes the folder that holds `path`, so the rename that put `path` in place survives a
+/// power cut as well as a kill (a rename is an entry of the folder, which `sync_all` on the file
+/// does not write). Where a folder cannot be opened as a file (not on Unix), nothing is done.
+fn sync_folder(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }

@@ -80,6 +80,13 @@ struct TrainArgs {
     dir: PathBuf,
     #[arg(long, default_value = "data")]
     data: PathBuf,
+    /// The U-Net's channels at 28x28, 14x14 and 7x7 (default 32,64,128), e.g. a smaller guide
+    /// network for autoguidance; the run records its shape in --dir (unet-config.json).
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    channels: Option<Vec<usize>>,
+    /// The U-Net's timestep and class embedding width (default 128).
+    #[arg(long)]
+    emb_dim: Option<usize>,
     /// Where to train: flex (CPU, always built), or wgpu (a native GPU; cargo feature wgpu).
     #[arg(long, value_enum, default_value = "flex")]
     device: TrainDevice,
@@ -147,6 +154,7 @@ fn run(command: Command) -> Result<(), Error> {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<(), Error> {
+    let shape = unet_shape(&a)?;
     ctrlc::set_handler(|| train::STOP.store(true, std::sync::atomic::Ordering::Relaxed))
         .map_err(|e| Error::Setting(format!("cannot install the Ctrl-C handler: {e}")))?;
     // Negative, NaN or huge minutes have no Duration; zero is refused by `opts.validate()`.
@@ -182,7 +190,10 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
     let (train_set, _) = data::load(&a.data)?.split();
     let device = a.device.device()?.autodiff();
     let state = match a.net {
-        Net::Unet => train::train_unet(&UNetConfig::new(), &train_set, &opts, &device)?.1,
+        Net::Unet => {
+            let config = train::unet_run_config(&opts.dir, shape, opts.resume)?;
+            train::train_unet(&config, &train_set, &opts, &device)?.1
+        }
         Net::Classifier => {
             train::train_classifier(&ClassifierConfig::new(), &train_set, &opts, &device)?.1
         }
@@ -199,4 +210,32 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
         state.last_loss
     );
     Ok(())
+}
+
+/// The U-Net shape that --channels and --emb-dim ask for, if either is given (only the U-Net
+/// has one).
+fn unet_shape(a: &TrainArgs) -> Result<Option<UNetConfig>, Error> {
+    if a.channels.is_none() && a.emb_dim.is_none() {
+        return Ok(None);
+    }
+    if a.net != Net::Unet {
+        return Err(Error::Setting(format!(
+            "--channels and --emb-dim shape the U-Net; the {} has its own shape",
+            a.net.name()
+        )));
+    }
+    let mut config = UNetConfig::new();
+    if let Some(c) = &a.channels {
+        config.channels = <[usize; 3]>::try_from(c.as_slice()).map_err(|_| {
+            Error::Setting(format!(
+                "--channels takes three counts (28x28, 14x14, 7x7), got {}",
+                c.len()
+            ))
+        })?;
+    }
+    if let Some(e) = a.emb_dim {
+        config.emb_dim = e;
+    }
+    config.validate()?;
+    Ok(Some(config))
 }

@@ -73,6 +73,8 @@ pub struct Sampler {
     noise: NoiseStreams,
     /// An edit's image and mask, when it has a mask.
     keep: Option<Keep>,
+    /// Autoguidance's guide network and weight ([`with_autoguide`](Self::with_autoguide)).
+    autoguide: Option<(UNet, f64)>,
     device: Device,
 }
 
@@ -134,8 +136,19 @@ impl Sampler {
             total,
             noise,
             keep,
+            autoguide: None,
             device: device.clone(),
         })
+    }
+
+    /// Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of
+    /// itself", Eq. 2 in eps form): every step's eps becomes eps_guide + w (eps - eps_guide),
+    /// where eps_guide is `guide`'s reading of the same x_t, t and labels under the same
+    /// classifier-free mix; w = 1 is the model alone. An experiment of the lab's (issue 43):
+    /// the page, steering and the recorded WebGPU step do not take it.
+    pub fn with_autoguide(mut self, guide: UNet, w: f64) -> Self {
+        self.autoguide = Some((guide, w));
+        self
     }
 
     pub fn is_done(&self) -> bool {
@@ -193,9 +206,17 @@ impl Sampler {
             false => at.t.clone(),
         };
         let labels = unet_labels(&self.settings.classes, g, &self.device);
-        let t_features = sinusoidal(t, self.unet.sinusoid_dim());
-        let emb = self.unet.embedding(t_features, labels);
-        guided_eps(&self.unet, g, self.x.clone(), emb, None)
+        let t_features = sinusoidal(t.clone(), self.unet.sinusoid_dim());
+        let emb = self.unet.embedding(t_features, labels.clone());
+        let eps = guided_eps(&self.unet, g, self.x.clone(), emb, None);
+        match &self.autoguide {
+            None => eps,
+            Some((guide, w)) => {
+                let emb = guide.embedding(sinusoidal(t, guide.sinusoid_dim()), labels);
+                let eps_guide = guided_eps(guide, g, self.x.clone(), emb, None);
+                eps_guide.clone() + (eps - eps_guide) * *w
+            }
+        }
     }
 
     /// The classifier's gradient in the run's form ([`Grad`]) when the mode uses the classifier

@@ -224,6 +224,8 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         float_check: None,
         only: Vec::new(),
         report_only: false,
+        autoguide: None,
+        autoguide_w: Vec::new(),
     };
     eval_opts.validate()?;
     let asked = settings(&opts.setting)?;
@@ -266,7 +268,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
     );
     for (label, guidance) in todo {
         let label = label.as_str();
-        let (r, grid_rows) = run_setting(
+        let (r, grid_rows, _) = run_setting(
             label,
             guidance,
             (Method::Ddpm, opts.steps),
@@ -277,6 +279,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
             &eval_opts,
             "float EMA",
             guided_ddpm::schedule::TRAINED,
+            None,
             &device,
         )?;
         if guidance == DEFAULT {

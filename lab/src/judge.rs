@@ -158,8 +158,14 @@ impl RealDigits {
     }
 }
 
-/// Samples `n` per class with one setting; returns the judged result and the first ten samples
-/// of each class as grey bytes (row per class).
+/// A setting's samples as grey bytes (`[N, 784]`), with the class each was drawn for.
+pub(crate) struct Samples {
+    pub bytes: Vec<u8>,
+    pub classes: Vec<usize>,
+}
+
+/// Samples `n` per class with one setting; returns the judged result, the first ten samples
+/// of each class as grey bytes (row per class), and all the samples.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_setting(
     label: &str,
@@ -172,8 +178,9 @@ pub(crate) fn run_setting(
     opts: &EvalOptions,
     weights_name: &str,
     schedule: BetaSchedule,
+    autoguide: Option<(&UNet, f64)>,
     device: &Device,
-) -> Result<(SettingResult, Vec<u8>), Error> {
+) -> Result<(SettingResult, Vec<u8>, Samples), Error> {
     let started = std::time::Instant::now();
     let batches = opts.n_per_class.div_ceil(PER_BATCH);
     let (mut correct, mut feats, mut grid_rows) = (
@@ -184,10 +191,16 @@ pub(crate) fn run_setting(
     let mut total = vec![0usize; NUM_CLASSES];
     let mut judged = [0usize; NUM_CLASSES];
     let mut pixels = Vec::new();
+    let mut drawn_for = Vec::new();
     for b in 0..batches {
         let settings = batch_settings(b, guidance, (method, steps), schedule);
         let classes = settings.classes.clone();
-        let x = Sampler::new(unet.clone(), classifier.clone(), settings, device)?
+        drawn_for.extend_from_slice(&classes);
+        let mut sampler = Sampler::new(unet.clone(), classifier.clone(), settings, device)?;
+        if let Some((guide, w)) = autoguide {
+            sampler = sampler.with_autoguide(guide.clone(), w);
+        }
+        let x = sampler
             .run(|_| std::ops::ControlFlow::Continue(()))
             .expect("never cancelled");
         let values = x.clone().try_into_vec_as::<f32>().expect("samples");
@@ -235,8 +248,13 @@ pub(crate) fn run_setting(
             judged.iter().map(|&j| j as f64 / n).collect()
         },
         seconds: started.elapsed().as_secs_f64(),
+        realism: None,
     };
-    Ok((result, grid_rows.concat()))
+    let samples = Samples {
+        bytes: grid::to_bytes(&pixels),
+        classes: drawn_for,
+    };
+    Ok((result, grid_rows.concat(), samples))
 }
 
 /// Samples of each class in one of eval's batches.

@@ -16,6 +16,7 @@ pub mod frechet;
 pub mod judge;
 pub mod knowable;
 pub mod plot;
+pub mod realism;
 pub mod report;
 pub mod steps;
 pub mod targets;
@@ -64,6 +65,10 @@ pub struct SettingResult {
     #[serde(default)]
     pub judged_share: Vec<f64>,
     pub seconds: f64,
+    /// The two-sample test, the autoencoder FD, the copy test and the black background
+    /// (`realism`); absent in rows measured before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realism: Option<realism::RowRealism>,
 }
 
 impl Report {
@@ -179,13 +184,17 @@ pub struct Report {
     /// recorded.
     #[serde(default)]
     pub train_ink: fidelity::Ink,
+    /// What real digits score on the realism measures at the rows' N; absent in reports from
+    /// before they existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realism_reference: Option<realism::RealismReference>,
     pub settings: Vec<SettingResult>,
 }
 
 /// How many random draws of real digits the unguided floor averages
 /// (`Report::real_vs_real_random_frechet`), and their seed.
 pub const RANDOM_DRAWS: usize = 20;
-const RANDOM_SEED: u64 = 7;
+pub(crate) const RANDOM_SEED: u64 = 7;
 
 /// The settings the table compares, in order: (label, guidance, float weights instead of int8).
 pub fn settings() -> Vec<(String, Guidance, bool)> {
@@ -283,6 +292,14 @@ pub struct EvalOptions {
     /// Only rewrite EVAL.md and the accuracy-against-FD plot from eval.json (no sampling).
     #[arg(long)]
     pub report_only: bool,
+    /// Autoguidance (Karras et al. 2024): a U-Net training run's folder (its float EMA and
+    /// unet-config.json) whose network guides every evaluated setting, each at every
+    /// --autoguide-w, labelled `... ag=W`. Best with its own --out.
+    #[arg(long)]
+    pub autoguide: Option<PathBuf>,
+    /// Autoguidance weights w (eps_guide + w (eps - eps_guide); 1 is no guidance).
+    #[arg(long, value_delimiter = ',', default_value = "1.5")]
+    pub autoguide_w: Vec<f64>,
 }
 
 impl EvalOptions {
@@ -299,6 +316,8 @@ impl EvalOptions {
             float_check: None,
             only: Vec::new(),
             report_only: true,
+            autoguide: None,
+            autoguide_w: vec![1.5],
         }
     }
 
@@ -402,6 +421,23 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     report.train_ink = real.train_ink;
     report.classifier_accuracy_by_t_quartile =
         classifier_by_quartile(&classifier, &held, manifest.schedule.kind, &ad);
+    let (realism, reference) = realism::Realism::prepare(
+        &opts.checkpoints,
+        &train_set,
+        &held,
+        opts.n_per_class,
+        report.realism_reference.as_ref(),
+        &device,
+    )?;
+    let (ts, ts_sd) = reference.two_sample_mean_sd();
+    eprintln!(
+        "real vs real: two-sample test {:.1}% (sd {:.1} over draws), autoencoder FD {:.3}, copy threshold {:.3}",
+        100.0 * ts,
+        100.0 * ts_sd,
+        reference.ae_frechet_mean_sd().0,
+        reference.copy_threshold
+    );
+    report.realism_reference = Some(reference);
     eprintln!(
         "judge {:.2}% on held-out; classifier by t-quartile {:?}; real-vs-real FD {:.3}",
         100.0 * real.held_accuracy,
@@ -422,6 +458,23 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         }
     }
     todo.retain(|(label, _, _)| opts.only.is_empty() || opts.only.contains(label));
+    // Autoguidance: each setting at each w, the float rows left out.
+    let guide = match &opts.autoguide {
+        Some(dir) => Some(guided_ddpm::train::load_unet_ema(dir, &device)?),
+        None => None,
+    };
+    let todo: Vec<(String, Guidance, bool, Option<f64>)> = match &guide {
+        None => todo.into_iter().map(|(l, g, f)| (l, g, f, None)).collect(),
+        Some(_) => todo
+            .into_iter()
+            .filter(|(_, _, float)| !float)
+            .flat_map(|(l, g, f)| {
+                opts.autoguide_w
+                    .iter()
+                    .map(move |&w| (format!("{l} ag={w}"), g, f, Some(w)))
+            })
+            .collect(),
+    };
     let runs: Vec<(Method, usize)> = opts
         .method
         .iter()
@@ -430,12 +483,13 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let todo = todo
         .into_iter()
         .flat_map(|t| runs.iter().map(move |&run| (t.clone(), run)));
-    for ((label, guidance, float), (method, steps)) in todo {
+    for ((label, guidance, float, ag_w), (method, steps)) in todo {
         if report.settings.iter().any(|r| {
             r.is_run(&label, method, steps)
                 && r.guidance == guidance
                 && r.n_per_class >= opts.n_per_class
                 && r.has_fidelity()
+                && r.realism.is_some()
         }) {
             continue;
         }
@@ -457,7 +511,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         } else {
             (&unet, classifier.clone(), "int8")
         };
-        let (result, rows) = run_setting(
+        let (mut result, rows, samples) = run_setting(
             &label,
             guidance,
             (method, steps),
@@ -468,8 +522,19 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             opts,
             weights_name,
             manifest.schedule.kind,
+            guide.as_ref().zip(ag_w),
             &device,
         )?;
+        let measured = realism.measure(&samples.bytes, &samples.classes, &device);
+        eprintln!(
+            "{name}: two-sample test {:.1}% (fold sd {:.1}), autoencoder FD {:.3}, copy share {:.1}%, black {:.1}%",
+            100.0 * measured.two_sample.accuracy(),
+            100.0 * measured.two_sample.fold_sd(),
+            measured.ae_frechet,
+            100.0 * measured.copying.share,
+            100.0 * measured.black
+        );
+        result.realism = Some(measured);
         let (w, h, px) = grid::layout(&rows, 10);
         grid::write_png(
             &opts.out.join(format!("samples-{}.png", slug(&name))),

@@ -32,6 +32,9 @@ enum Command {
     /// the run's FD-against-steps curve: docs/training-eval.csv, docs/training-curve.svg and the
     /// "Training progress" section of docs/EVAL.md.
     Curve(lab::curve::CurveOptions),
+    /// Train the autoencoder whose code is eval's second feature space (a network trained to
+    /// redraw the train digits, never told their class); checkpoints/autoencoder*.
+    Autoencoder(lab::realism::AutoencoderOptions),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,11 @@ fn run(command: Command) -> Result<(), Error> {
             if opts.out.join("eval.json").exists() {
                 lab::run(&lab::EvalOptions::report_only(&opts.out))?;
             }
+            Ok(())
+        }
+        Command::Autoencoder(opts) => {
+            let loss = lab::realism::train_autoencoder(&opts)?;
+            println!("autoencoder: last loss {loss:.5}");
             Ok(())
         }
         Command::Curve(opts) => {

@@ -19,6 +19,14 @@ pub const PR_TOLERANCE: f64 = 0.1;
 pub const INK_TOLERANCE: f64 = 0.1;
 /// The default's judged accuracy with int8 weights within this many points of the float ones.
 pub const INT8_POINTS: f64 = 0.5;
+/// Issue 43's realism targets ([`realism_checks`]): the two-sample test's accuracy (real
+/// against real is about 0.5), and its moonshot.
+pub const TWO_SAMPLE_TARGET: f64 = 0.60;
+pub const TWO_SAMPLE_MOONSHOT: f64 = 0.55;
+/// Issue 43's judged accuracy, ink share and exactly-black points for a realistic default.
+pub const REALISM_ACCURACY: f64 = 0.995;
+pub const REALISM_INK: f64 = 0.05;
+pub const BLACK_POINTS: f64 = 10.0;
 
 /// One target: what is measured, the value, the bound, and whether it is met.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,20 +51,51 @@ pub fn default_row(r: &Report) -> Option<&SettingResult> {
 
 /// The run the default should be: of the int8 rows that take the classifier's gradient (this
 /// is a classifier-guidance demo) and meet every target the default is held to on its own row
-/// (`row_checks`: judged accuracy, FD, precision and recall, ink), the one of fewest steps, and
-/// of those the lowest FD (the left end of the front in `accuracy-vs-fd.svg`); only where no
-/// classifier row meets them, the same among the rows that do. The accuracy bar keeps guidance
-/// from being too weak to draw the asked digit; the ink bound keeps it from winning by bold,
-/// prototypical strokes, which FD in judge features does not always punish.
+/// (`row_checks`: judged accuracy, FD, precision and recall, ink, and no more copying than the
+/// held-out digits'), the one of fewest steps, and of those the one a two-sample test tells
+/// from real digits least often (`realism`); among rows from before the two-sample test was
+/// measured, the lowest FD (the left end of the front in `accuracy-vs-fd.svg`). Only where no
+/// classifier row meets the targets, the same among the rows that do. The accuracy bar keeps
+/// guidance from being too weak to draw the asked digit; the ink bound keeps it from winning by
+/// bold, prototypical strokes; the two-sample test still separates rows whose FD in judge
+/// features sits at its real-vs-real floor.
 pub fn front_pick(r: &Report) -> Option<&SettingResult> {
-    let fewest = |keep: &dyn Fn(&SettingResult) -> bool| {
-        r.settings
+    let best = |keep: &dyn Fn(&SettingResult) -> bool| {
+        let rows: Vec<&SettingResult> = r
+            .settings
             .iter()
             .filter(|x| x.weights == "int8" && keep(x))
-            .min_by(|a, b| a.steps.cmp(&b.steps).then(a.frechet.total_cmp(&b.frechet)))
+            .collect();
+        let measured: Vec<&SettingResult> = rows
+            .iter()
+            .copied()
+            .filter(|x| x.realism.is_some())
+            .collect();
+        match measured.is_empty() {
+            true => rows
+                .into_iter()
+                .min_by(|a, b| a.steps.cmp(&b.steps).then(a.frechet.total_cmp(&b.frechet))),
+            false => measured.into_iter().min_by(|a, b| {
+                a.steps
+                    .cmp(&b.steps)
+                    .then(two_sample(a).total_cmp(&two_sample(b)))
+            }),
+        }
     };
-    fewest(&|x| x.guidance.mode.uses_classifier() && meets_row_targets(r, x))
-        .or_else(|| fewest(&|x| meets_row_targets(r, x)))
+    best(&|x| x.guidance.mode.uses_classifier() && meets_row_targets(r, x))
+        .or_else(|| best(&|x| meets_row_targets(r, x)))
+}
+
+/// A row's two-sample test accuracy (1, the worst, where it was not measured).
+pub fn two_sample(x: &SettingResult) -> f64 {
+    x.realism.as_ref().map_or(1.0, |m| m.two_sample.accuracy())
+}
+
+/// Whether the front rule ranks by the two-sample test: some int8 row has it.
+pub fn ranks_by_two_sample(r: &Report) -> bool {
+    r.settings
+        .iter()
+        .any(|x| x.weights == "int8" && x.realism.is_some())
 }
 
 /// The classifier-free setting (no classifier gradient) of lowest FD among those drawn with
@@ -129,7 +168,89 @@ pub fn row_checks(r: &Report, d: &SettingResult) -> Vec<Check> {
             met: off.abs() <= INK_TOLERANCE,
         });
     }
+    if let (Some(m), Some(real)) = (&d.realism, &r.realism_reference) {
+        out.push(copy_check(&m.copying, &real.held_copying));
+    }
     out
+}
+
+/// The samples come no nearer to the train digits than the held-out digits do: the share of
+/// samples within the held-out digits' 1st percentile of distance to their nearest train digit
+/// is at most the held-out digits' own share.
+fn copy_check(c: &crate::realism::Copying, held: &crate::realism::Copying) -> Check {
+    Check {
+        what:
+            "default: copy share (samples nearer a train digit than 99% of the held-out digits are)"
+                .into(),
+        measured: format!(
+            "{:.1}% against the held-out digits' {:.1}% (median distance {:.2} against {:.2})",
+            100.0 * c.share,
+            100.0 * held.share,
+            c.median,
+            held.median
+        ),
+        bound: "at most the held-out digits'".into(),
+        met: c.share <= held.share,
+    }
+}
+
+/// Issue 43's realism targets for the default, reported beside the others but not yet held
+/// (the default meets none of them today, docs/EVAL.md): the two-sample test at most
+/// [`TWO_SAMPLE_TARGET`] (moonshot [`TWO_SAMPLE_MOONSHOT`]), judged at least [`REALISM_ACCURACY`],
+/// ink within [`REALISM_INK`] of the held-out digits', exactly black pixels within
+/// [`BLACK_POINTS`] points of theirs.
+pub fn realism_checks(r: &Report) -> Vec<Check> {
+    let (Some(d), Some(real)) = (default_row(r), &r.realism_reference) else {
+        return Vec::new();
+    };
+    let Some(m) = &d.realism else {
+        return Vec::new();
+    };
+    let (ref_mean, ref_sd) = real.two_sample_mean_sd();
+    let acc = m.two_sample.accuracy();
+    let ts = |bound: f64| Check {
+        what: format!("default ({}): two-sample test accuracy", d.name()),
+        measured: format!(
+            "{:.1}% (fold sd {:.1}); real against real {:.1}% (sd {:.1})",
+            100.0 * acc,
+            100.0 * m.two_sample.fold_sd(),
+            100.0 * ref_mean,
+            100.0 * ref_sd
+        ),
+        bound: format!("<= {:.0}%", 100.0 * bound),
+        met: acc <= bound,
+    };
+    let off = d.ink.mean / r.held_out_ink.mean - 1.0;
+    vec![
+        ts(TWO_SAMPLE_TARGET),
+        Check {
+            what: "default: judged accuracy".into(),
+            measured: format!("{:.1}%", 100.0 * d.accuracy),
+            bound: format!(">= {:.1}%", 100.0 * REALISM_ACCURACY),
+            met: d.accuracy >= REALISM_ACCURACY,
+        },
+        Check {
+            what: "default: mean ink against the held-out digits'".into(),
+            measured: format!("{:+.1}%", 100.0 * off),
+            bound: format!("within {:.0}%", 100.0 * REALISM_INK),
+            met: off.abs() <= REALISM_INK,
+        },
+        copy_check(&m.copying, &real.held_copying),
+        Check {
+            what: "default: exactly black pixels against the held-out digits'".into(),
+            measured: format!(
+                "{:.1}% against {:.1}%",
+                100.0 * m.black,
+                100.0 * real.held_black
+            ),
+            bound: format!("within {BLACK_POINTS} points"),
+            met: (100.0 * (m.black - real.held_black)).abs() <= BLACK_POINTS,
+        },
+        Check {
+            what: "moonshot: ".to_string() + &ts(TWO_SAMPLE_MOONSHOT).what,
+            ..ts(TWO_SAMPLE_MOONSHOT)
+        },
+    ]
 }
 
 /// Every target that `r` can decide, in the order EVAL.md lists them. A target whose rows are
@@ -160,19 +281,43 @@ pub fn checks(r: &Report) -> Vec<Check> {
             });
         }
     }
+    let by_two_sample = ranks_by_two_sample(r);
     let front_what = format!(
         "default is, of the rows that take the classifier's gradient and meet the default's own \
-         targets (judged at >= {:.0}%, FD, precision, recall, ink; of any row where none of \
-         those does), the one of fewest steps, and of those the lowest FD",
-        100.0 * MIN_ACCURACY
+         targets (judged at >= {:.0}%, FD, precision, recall, ink{}; of any row where none of \
+         those does), the one of fewest steps, and of those {}",
+        100.0 * MIN_ACCURACY,
+        if by_two_sample { ", copy share" } else { "" },
+        if by_two_sample {
+            "the lowest two-sample test accuracy (rows with the test)"
+        } else {
+            "the lowest FD"
+        }
     );
     if let Some(pick) = front_pick(r) {
-        let mut measured = format!("picked: {} (FD {:.3})", pick.name(), pick.frechet);
-        // A row of as few steps and lower FD judged at >= 99% that another target rules out,
-        // and why.
-        if let Some(lower) = lowest_fd(r, |x| x.accuracy >= MIN_ACCURACY && x.steps <= pick.steps)
-            .filter(|x| x.frechet < pick.frechet)
-        {
+        let mut measured = match by_two_sample {
+            true => format!(
+                "picked: {} (two-sample {:.1}%, FD {:.3})",
+                pick.name(),
+                100.0 * two_sample(pick),
+                pick.frechet
+            ),
+            false => format!("picked: {} (FD {:.3})", pick.name(), pick.frechet),
+        };
+        // A row of as few steps judged at >= 99% that the rule's measure puts ahead of the pick
+        // but another target rules out, and why.
+        let ahead = |x: &SettingResult| match by_two_sample {
+            true => x.realism.is_some() && two_sample(x) < two_sample(pick),
+            false => x.frechet < pick.frechet,
+        };
+        let candidates = r.settings.iter().filter(|x| {
+            x.weights == "int8" && x.accuracy >= MIN_ACCURACY && x.steps <= pick.steps && ahead(x)
+        });
+        let lower = match by_two_sample {
+            true => candidates.min_by(|a, b| two_sample(a).total_cmp(&two_sample(b))),
+            false => candidates.min_by(|a, b| a.frechet.total_cmp(&b.frechet)),
+        };
+        if let Some(lower) = lower {
             let failed: Vec<String> = row_checks(r, lower)
                 .into_iter()
                 .filter(|c| !c.met)
@@ -186,11 +331,18 @@ pub fn checks(r: &Report) -> Vec<Check> {
                 true => "takes no classifier gradient".to_string(),
                 false => format!("outside a target: {}", failed.join("; ")),
             };
-            measured += &format!(
-                "; lower FD: {} (FD {:.3}), {why}",
-                lower.name(),
-                lower.frechet,
-            );
+            measured += &match by_two_sample {
+                true => format!(
+                    "; lower two-sample: {} ({:.1}%), {why}",
+                    lower.name(),
+                    100.0 * two_sample(lower)
+                ),
+                false => format!(
+                    "; lower FD: {} (FD {:.3}), {why}",
+                    lower.name(),
+                    lower.frechet
+                ),
+            };
         }
         out.push(Check {
             what: front_what,

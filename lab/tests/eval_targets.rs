@@ -4,7 +4,8 @@
 use guided_ddpm::guidance::{Guidance, Mode, DEFAULT};
 use guided_ddpm::settings::{Method, DEFAULT_METHOD, DEFAULT_STEPS};
 use guided_ddpm_lab::fidelity::Ink;
-use guided_ddpm_lab::targets::{checks, front_pick};
+use guided_ddpm_lab::realism::{Copying, RealismReference, RowRealism, TwoSample};
+use guided_ddpm_lab::targets::{checks, front_pick, realism_checks};
 use guided_ddpm_lab::{run_name, Report, SettingResult};
 
 fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -> SettingResult {
@@ -26,6 +27,7 @@ fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -
         },
         judged_share: vec![0.1; 10],
         seconds: 1.0,
+        realism: None,
     }
 }
 
@@ -323,4 +325,128 @@ fn the_front_pick_takes_the_fewest_steps_that_meet_the_targets() {
     r.settings.last_mut().unwrap().accuracy = 0.98;
     assert_eq!(front_pick(&r).unwrap().steps, DEFAULT_STEPS);
     assert!(met(&r, "default is, of the rows"));
+}
+
+/// `x` with a two-sample test accuracy and a copy share (the other realism measures zero).
+fn with_realism(mut x: SettingResult, two_sample: f64, copy_share: f64) -> SettingResult {
+    x.realism = Some(RowRealism {
+        two_sample: TwoSample {
+            folds: vec![two_sample; 5],
+        },
+        copying: Copying {
+            share: copy_share,
+            median: 6.0,
+        },
+        ..RowRealism::default()
+    });
+    x
+}
+
+fn realism_reference() -> RealismReference {
+    RealismReference {
+        n_per_class: 50,
+        two_sample: vec![TwoSample {
+            folds: vec![0.52; 5],
+        }],
+        held_copying: Copying {
+            share: 0.01,
+            median: 5.0,
+        },
+        copy_threshold: 4.0,
+        held_black: 0.81,
+        ..RealismReference::default()
+    }
+}
+
+fn label_of(r: &Report) -> String {
+    front_pick(r).unwrap().label.clone()
+}
+
+#[test]
+fn the_front_pick_ranks_by_the_two_sample_test_once_rows_have_it_and_refuses_copying() {
+    let mut r = report();
+    // By FD alone, "kin" (0.12) is ahead of the default (0.14).
+    assert_eq!(label_of(&r), "kin");
+    r.realism_reference = Some(realism_reference());
+    let at = |r: &Report, label: &str| r.settings.iter().position(|x| x.label == label).unwrap();
+    let (kin, default) = (at(&r, "kin"), at(&r, "default"));
+    r.settings[kin] = with_realism(r.settings[kin].clone(), 0.70, 0.0);
+    r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.004);
+    // The discriminator tells the default's digits from real ones less often: it is the pick,
+    // and the front check says what it was ranked by.
+    assert_eq!(label_of(&r), "default");
+    let front = front_check(&r);
+    assert!(front.met, "{front:?}");
+    assert!(front.what.contains("two-sample"), "{}", front.what);
+    assert!(front.measured.contains("62.0%"), "{}", front.measured);
+    // A row judged below 99% is no candidate, however real its digits look.
+    let weaker = at(&r, "weaker");
+    r.settings[weaker] = with_realism(r.settings[weaker].clone(), 0.55, 0.0);
+    assert_eq!(label_of(&r), "default");
+    // A row that comes nearer the train digits than the held-out digits do is refused: the
+    // default copying 3% (held-out: 1%) loses to "kin", and its own copy target fails.
+    r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.03);
+    assert_eq!(label_of(&r), "kin");
+    assert!(!met(&r, "default: copy share"));
+    r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.01);
+    assert!(met(&r, "default: copy share"));
+    // A row without the test is not ranked among rows that have it.
+    r.settings[kin].realism = None;
+    r.settings[default] = with_realism(r.settings[default].clone(), 0.80, 0.0);
+    assert_eq!(label_of(&r), "default");
+}
+
+#[test]
+fn the_realism_targets_hold_the_default_to_issue_43s_bounds() {
+    let mut r = report();
+    r.realism_reference = Some(realism_reference());
+    let at = r
+        .settings
+        .iter()
+        .position(|x| x.label == "default")
+        .unwrap();
+    let mut d = with_realism(r.settings[at].clone(), 0.61, 0.0);
+    d.realism.as_mut().unwrap().black = 0.70;
+    r.settings[at] = d;
+    let aims = realism_checks(&r);
+    let find = |starts: &str| {
+        aims.iter()
+            .find(|c| c.what.starts_with(starts))
+            .unwrap_or_else(|| panic!("no aim starts with {starts:?}: {aims:?}"))
+            .clone()
+    };
+    // 61% is over the 60% bound; judged 100% meets 99.5%; ink +8.6% is outside 5%; black 70%
+    // is 11 points under the held-out digits' 81%.
+    assert!(!find("default (").met);
+    assert!(find("default: judged").met);
+    assert!(!find("default: mean ink").met);
+    assert!(!find("default: exactly black").met);
+    assert!(find("default: copy share").met);
+    let mut d = r.settings[at].clone();
+    d.realism.as_mut().unwrap().two_sample.folds = vec![0.6; 5];
+    d.realism.as_mut().unwrap().black = 0.72;
+    r.settings[at] = d;
+    let aims = realism_checks(&r);
+    assert!(
+        aims.iter()
+            .find(|c| c.what.starts_with("default ("))
+            .unwrap()
+            .met
+    );
+    assert!(
+        aims.iter()
+            .find(|c| c.what.starts_with("default: exactly"))
+            .unwrap()
+            .met
+    );
+    assert!(
+        !aims
+            .iter()
+            .find(|c| c.what.starts_with("moonshot"))
+            .unwrap()
+            .met
+    );
+    // No reference, no realism targets.
+    r.realism_reference = None;
+    assert!(realism_checks(&r).is_empty());
 }

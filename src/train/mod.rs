@@ -253,6 +253,74 @@ pub fn read_state(path: &Path) -> Result<RunState, Error> {
         .map_err(|e| Error::Data(format!("{} is corrupt: {e}", path.display())))
 }
 
+/// The U-Net shape of the run in `dir`: its `unet-config.json` where the run has one (a resume
+/// must ask for that shape or none), else `asked` or the default shape. A run of the default
+/// shape that predates the file (the shipped run) resumes as the default. The shape is written
+/// beside the checkpoint (atomically) before training starts, so whoever loads the run
+/// ([`load_unet_ema`]) builds the network it saved.
+pub fn unet_run_config(
+    dir: &Path,
+    asked: Option<crate::nn::UNetConfig>,
+    resume: bool,
+) -> Result<crate::nn::UNetConfig, Error> {
+    let path = unet_config_path(dir);
+    let had_run = resume && CheckpointFiles::new(dir, Net::Unet.name()).state.exists();
+    let config = if path.exists() && resume {
+        let saved = read_unet_config(&path)?;
+        if let Some(asked) = asked.filter(|a| *a != saved) {
+            return Err(Error::Setting(format!(
+                "the run in {} has the U-Net shape channels {:?}, emb-dim {}; --channels {:?} --emb-dim {} asks for another (start a fresh run in another --dir)",
+                dir.display(),
+                saved.channels,
+                saved.emb_dim,
+                asked.channels,
+                asked.emb_dim
+            )));
+        }
+        saved
+    } else {
+        let config = asked.unwrap_or_else(crate::nn::UNetConfig::new);
+        if had_run && config != crate::nn::UNetConfig::new() {
+            return Err(Error::Setting(format!(
+                "the run in {} has no {} and so the default U-Net shape; it cannot resume with another",
+                dir.display(),
+                path.display()
+            )));
+        }
+        config
+    };
+    config.validate()?;
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    let json = serde_json::to_string_pretty(&config).expect("U-Net config serializes");
+    crate::atomic::write(&path, json.as_bytes())?;
+    Ok(config)
+}
+
+/// The U-Net of the run in `dir` with its EMA weights, in the shape its `unet-config.json`
+/// records (the default shape where the run has none).
+pub fn load_unet_ema(dir: &Path, device: &Device) -> Result<crate::nn::UNet, Error> {
+    let path = unet_config_path(dir);
+    let config = if path.exists() {
+        read_unet_config(&path)?
+    } else {
+        crate::nn::UNetConfig::new()
+    };
+    load_ema(config.init(device), dir, Net::Unet.name())
+}
+
+fn unet_config_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{}-config.json", Net::Unet.name()))
+}
+
+fn read_unet_config(path: &Path) -> Result<crate::nn::UNetConfig, Error> {
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
+    let config: crate::nn::UNetConfig = serde_json::from_str(&text)
+        .map_err(|e| Error::Data(format!("{} is corrupt: {e}", path.display())))?;
+    config.validate()?;
+    Ok(config)
+}
+
 /// Loads the EMA weights of a finished (or checkpointed) run into `model`.
 pub fn load_ema<M: Module>(model: M, dir: &Path, name: &str) -> Result<M, Error> {
     let path = CheckpointFiles::new(dir, name).ema;
