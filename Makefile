@@ -29,7 +29,7 @@ help:
 	@echo "make bench    time native flex, WebGPU and the wasm CPU fallback; writes docs/BENCHMARKS.md"
 	@echo "make profile  CPU profile of the page during WebGPU steps (names kept); writes docs/BENCHMARKS.md"
 
-# ---- tools: from crates.io, Debian and npm only; installed only when missing ----
+# ---- tools: from the Rust crate registry, Debian and npm only; installed only when missing ----
 tools:
 	@rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 	@wasm-bindgen --version 2>/dev/null | grep -qF "$(WASM_BINDGEN)" || $(CARGO) install wasm-bindgen-cli --version "$(WASM_BINDGEN)"

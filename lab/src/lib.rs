@@ -16,6 +16,7 @@ pub mod frechet;
 pub mod judge;
 pub mod knowable;
 pub mod plot;
+pub mod probe;
 pub mod realism;
 pub mod report;
 pub mod steps;
@@ -275,11 +276,13 @@ pub struct EvalOptions {
     pub out: PathBuf,
     #[arg(long, default_value_t = 50)]
     pub n_per_class: usize,
-    /// Reverse steps per sample; a list (`8,15,100`) evaluates each setting at each.
-    #[arg(long, value_delimiter = ',', default_value = "100")]
+    /// Reverse steps per sample; a list (`8,15,100`) evaluates each setting at each. The
+    /// demo's default by default.
+    #[arg(long, value_delimiter = ',', default_values_t = [guided_ddpm::settings::DEFAULT_STEPS])]
     pub steps: Vec<usize>,
     /// The reverse step (ddpm, ddim, dpm, dpm-sde); a list evaluates each setting with each.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "ddpm")]
+    /// The demo's default by default.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [guided_ddpm::settings::DEFAULT_METHOD])]
     pub method: Vec<Method>,
     /// Also evaluate this setting with the float EMA weights (int8-vs-float check).
     #[arg(skip = Some(("default".to_string(), guided_ddpm::guidance::DEFAULT)))]

@@ -35,6 +35,10 @@ enum Command {
     /// Train the autoencoder whose code is eval's second feature space (a network trained to
     /// redraw the train digits, never told their class); checkpoints/autoencoder*.
     Autoencoder(lab::realism::AutoencoderOptions),
+    /// What tells one setting's digits from real ones: the two-sample test with the background
+    /// haze zeroed, with the output clipped to black, per class, and the test's extremes drawn;
+    /// writes probe.md and probe-extremes.png.
+    Probe(lab::probe::ProbeOptions),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,10 @@ fn run(command: Command) -> Result<(), Error> {
             if opts.out.join("eval.json").exists() {
                 lab::run(&lab::EvalOptions::report_only(&opts.out))?;
             }
+            Ok(())
+        }
+        Command::Probe(opts) => {
+            print!("{}", lab::probe::run(&opts)?);
             Ok(())
         }
         Command::Autoencoder(opts) => {

@@ -128,6 +128,19 @@ pub fn two_sample(
     seed: u64,
     device: &Device,
 ) -> TwoSample {
+    two_sample_scored(a, a_classes, b, b_classes, seed, device).0
+}
+
+/// [`two_sample`], and each pooled row's held-out logit (A's rows, then B's): above 0 where the
+/// fold's network took the row for one of B's.
+pub fn two_sample_scored(
+    a: &[f32],
+    a_classes: &[usize],
+    b: &[f32],
+    b_classes: &[usize],
+    seed: u64,
+    device: &Device,
+) -> (TwoSample, Vec<f32>) {
     assert_eq!(
         a.len(),
         a_classes.len() * PIXELS,
@@ -167,6 +180,7 @@ pub fn two_sample(
         }
     }
     let ad = device.clone().autodiff();
+    let mut scores = vec![0.0f32; n];
     let folds = (0..FOLDS)
         .map(|fold| {
             let train: Vec<usize> = (0..n).filter(|&i| fold_of[i] != fold).collect();
@@ -182,10 +196,13 @@ pub fn two_sample(
                 .zip(&logits)
                 .filter(|(&i, &z)| (z > 0.0) == (target[i] > 0.5))
                 .count();
+            for (&i, &z) in test.iter().zip(&logits) {
+                scores[i] = z;
+            }
             right as f64 / test.len().max(1) as f64
         })
         .collect();
-    TwoSample { folds }
+    (TwoSample { folds }, scores)
 }
 
 /// Trains the two-sample test's network on rows `train` of `pixels`: [`EPOCHS`] passes in
