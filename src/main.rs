@@ -87,6 +87,10 @@ struct TrainArgs {
     /// The U-Net's timestep and class embedding width (default 128).
     #[arg(long)]
     emb_dim: Option<usize>,
+    /// The largest random shift of each training digit, in whole pixels each way (0 trains on
+    /// the digits where MNIST centred them).
+    #[arg(long, default_value_t = train::DEFAULT_MAX_SHIFT)]
+    max_shift: u32,
     /// Where to train: flex (CPU, always built), or wgpu (a native GPU; cargo feature wgpu).
     #[arg(long, value_enum, default_value = "flex")]
     device: TrainDevice,
@@ -178,6 +182,7 @@ fn train_cmd(a: TrainArgs) -> Result<(), Error> {
         dir: a.dir,
         resume: a.resume,
         quiet: false,
+        max_shift: a.max_shift,
     };
     if a.p_uncond.is_some() && a.net != Net::Unet {
         return Err(Error::Setting(format!(

@@ -26,6 +26,7 @@ fn opts(dir: &std::path::Path, steps: usize, resume: bool) -> TrainOptions {
         dir: dir.to_path_buf(),
         resume,
         quiet: true,
+        max_shift: guided_ddpm::train::DEFAULT_MAX_SHIFT,
     }
 }
 

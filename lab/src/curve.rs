@@ -226,6 +226,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         report_only: false,
         autoguide: None,
         autoguide_w: Vec::new(),
+        centre: false,
     };
     eval_opts.validate()?;
     let asked = settings(&opts.setting)?;
@@ -279,7 +280,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
             &eval_opts,
             "float EMA",
             guided_ddpm::schedule::TRAINED,
-            None,
+            Default::default(),
             &device,
         )?;
         if guidance == DEFAULT {

@@ -158,6 +158,14 @@ impl RealDigits {
     }
 }
 
+/// What a row adds to the sampler: autoguidance by a guide network at a weight, and the samples
+/// moved by whole pixels to centre their mass as MNIST's digits are (`digit::centred_by_mass`).
+#[derive(Clone, Copy, Default)]
+pub struct Extras<'a> {
+    pub autoguide: Option<(&'a UNet, f64)>,
+    pub centre: bool,
+}
+
 /// A setting's samples as grey bytes (`[N, 784]`), with the class each was drawn for.
 pub(crate) struct Samples {
     pub bytes: Vec<u8>,
@@ -178,7 +186,7 @@ pub(crate) fn run_setting(
     opts: &EvalOptions,
     weights_name: &str,
     schedule: BetaSchedule,
-    autoguide: Option<(&UNet, f64)>,
+    extras: Extras,
     device: &Device,
 ) -> Result<(SettingResult, Vec<u8>, Samples), Error> {
     let started = std::time::Instant::now();
@@ -197,13 +205,17 @@ pub(crate) fn run_setting(
         let classes = settings.classes.clone();
         drawn_for.extend_from_slice(&classes);
         let mut sampler = Sampler::new(unet.clone(), classifier.clone(), settings, device)?;
-        if let Some((guide, w)) = autoguide {
+        if let Some((guide, w)) = extras.autoguide {
             sampler = sampler.with_autoguide(guide.clone(), w);
         }
-        let x = sampler
+        let mut x = sampler
             .run(|_| std::ops::ControlFlow::Continue(()))
             .expect("never cancelled");
-        let values = x.clone().try_into_vec_as::<f32>().expect("samples");
+        let mut values = x.clone().try_into_vec_as::<f32>().expect("samples");
+        if extras.centre {
+            values = guided_ddpm::digit::centred_by_mass(&values);
+            x = Tensor::from_data(TensorData::new(values.clone(), x.dims()), device);
+        }
         pixels.extend_from_slice(&values);
         let (pred, f) = judge(judge_net, x);
         feats.extend(f);
@@ -249,6 +261,8 @@ pub(crate) fn run_setting(
         },
         seconds: started.elapsed().as_secs_f64(),
         realism: None,
+        autoguide: None,
+        centred: false,
     };
     let samples = Samples {
         bytes: grid::to_bytes(&pixels),

@@ -70,6 +70,12 @@ pub struct SettingResult {
     /// (`realism`); absent in rows measured before them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realism: Option<realism::RowRealism>,
+    /// The autoguidance weight of a row drawn with a guide network (`eval --autoguide`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoguide: Option<f64>,
+    /// Whether the row's samples were centred by mass (`eval --centre`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub centred: bool,
 }
 
 impl Report {
@@ -303,6 +309,10 @@ pub struct EvalOptions {
     /// Autoguidance weights w (eps_guide + w (eps - eps_guide); 1 is no guidance).
     #[arg(long, value_delimiter = ',', default_value = "1.5")]
     pub autoguide_w: Vec<f64>,
+    /// Also evaluate each setting with its samples moved by whole pixels to centre their mass
+    /// as MNIST's digits are (`digit::centred_by_mass`), labelled `... centred`.
+    #[arg(long)]
+    pub centre: bool,
 }
 
 impl EvalOptions {
@@ -321,6 +331,7 @@ impl EvalOptions {
             report_only: true,
             autoguide: None,
             autoguide_w: vec![1.5],
+            centre: false,
         }
     }
 
@@ -478,6 +489,14 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             })
             .collect(),
     };
+    // Centring: each setting as drawn, then centred (the float rows as drawn only).
+    let todo: Vec<(String, Guidance, bool, Option<f64>, bool)> = todo
+        .into_iter()
+        .flat_map(|(l, g, f, w)| {
+            let centred = (opts.centre && !f).then(|| (format!("{l} centred"), g, f, w, true));
+            std::iter::once((l, g, f, w, false)).chain(centred)
+        })
+        .collect();
     let runs: Vec<(Method, usize)> = opts
         .method
         .iter()
@@ -486,7 +505,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let todo = todo
         .into_iter()
         .flat_map(|t| runs.iter().map(move |&run| (t.clone(), run)));
-    for ((label, guidance, float, ag_w), (method, steps)) in todo {
+    for ((label, guidance, float, ag_w, centre), (method, steps)) in todo {
         if report.settings.iter().any(|r| {
             r.is_run(&label, method, steps)
                 && r.guidance == guidance
@@ -525,7 +544,10 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             opts,
             weights_name,
             manifest.schedule.kind,
-            guide.as_ref().zip(ag_w),
+            judge::Extras {
+                autoguide: guide.as_ref().zip(ag_w),
+                centre,
+            },
             &device,
         )?;
         let measured = realism.measure(&samples.bytes, &samples.classes, &device);
@@ -538,6 +560,8 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             100.0 * measured.black
         );
         result.realism = Some(measured);
+        result.autoguide = ag_w;
+        result.centred = centre;
         let (w, h, px) = grid::layout(&rows, 10);
         grid::write_png(
             &opts.out.join(format!("samples-{}.png", slug(&name))),

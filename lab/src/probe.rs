@@ -51,6 +51,52 @@ pub struct ProbeOptions {
 /// Grey levels at or below which a pixel is taken as background haze.
 const HAZE: [u8; 3] = [8, 16, 30];
 
+/// Each digit's centre of mass (row, column) in pixels.
+fn centres(px: &[f32]) -> Vec<(f64, f64)> {
+    px.chunks(784)
+        .map(|d| {
+            let (mut m, mut r, mut c) = (0.0, 0.0, 0.0);
+            for (i, &p) in d.iter().enumerate() {
+                let p = f64::from(p);
+                m += p;
+                r += p * (i / 28) as f64;
+                c += p * (i % 28) as f64;
+            }
+            (r / m.max(1e-9), c / m.max(1e-9))
+        })
+        .collect()
+}
+
+/// Mean and standard deviation of each coordinate of `v`.
+fn spread(v: &[(f64, f64)]) -> [(f64, f64); 2] {
+    let n = v.len().max(1) as f64;
+    let pick = |f: fn(&(f64, f64)) -> f64| {
+        let mean = v.iter().map(f).sum::<f64>() / n;
+        let sd = (v.iter().map(|p| (f(p) - mean).powi(2)).sum::<f64>() / n).sqrt();
+        (mean, sd)
+    };
+    [pick(|p| p.0), pick(|p| p.1)]
+}
+
+/// Each digit of `px` moved by whole pixels so its centre of mass lands nearest `at` (as
+/// MNIST's digits were centred), what is moved past an edge dropped.
+fn recentred(px: &[f32], at: (f64, f64)) -> Vec<f32> {
+    let cs = centres(px);
+    px.chunks(784)
+        .zip(cs)
+        .flat_map(|(d, (r, c))| {
+            let (dr, dc) = ((at.0 - r).round() as i64, (at.1 - c).round() as i64);
+            (0..784i64).map(move |i| {
+                let (sr, sc) = (i / 28 - dr, i % 28 - dc);
+                match (0..28).contains(&sr) && (0..28).contains(&sc) {
+                    true => d[(sr * 28 + sc) as usize],
+                    false => 0.0,
+                }
+            })
+        })
+        .collect()
+}
+
 /// `px` with every pixel at or below `level / 255` set to 0.
 fn floored(px: &[f32], level: u8) -> Vec<f32> {
     let at = f32::from(level) / 255.0 + 1e-6;
@@ -159,6 +205,19 @@ pub fn run(opts: &ProbeOptions) -> Result<String, Error> {
             Some(black_share(&clipped)),
         );
     }
+    let [(sr, srd), (sc, scd)] = spread(&centres(&px));
+    let [(rr, rrd), (rc, rcd)] = spread(&centres(&real));
+    let (t, _) = test(&recentred(&px, (rr, rc)), &real);
+    md += &row(
+        "samples moved by whole pixels to the real digits' mean centre of mass",
+        &t,
+        None,
+    );
+    let (t, _) = test(&recentred(&px, (rr, rc)), &recentred(&real, (rr, rc)));
+    md += &row("both sets so moved", &t, None);
+    md += &format!(
+        "\nCentre of mass (row, column), mean and sd: samples ({sr:.2} sd {srd:.2}, {sc:.2} sd {scd:.2}); real digits ({rr:.2} sd {rrd:.2}, {rc:.2} sd {rcd:.2}).\n"
+    );
     md += &format!(
         "\nReal digits' black pixels: {:.1}%.\n\nPer class, the share of the held-out folds' rows the test got right (as drawn):\n\n| class | right |\n|---|---|\n",
         100.0 * black_share(&real)

@@ -343,6 +343,7 @@ pub fn train_autoencoder(opts: &AutoencoderOptions) -> Result<f64, guided_ddpm::
         dir: opts.dir.clone(),
         resume: opts.resume,
         quiet: false,
+        max_shift: 0,
     };
     let (_, state) = train::fit(
         AUTOENCODER,

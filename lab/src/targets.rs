@@ -37,9 +37,14 @@ pub struct Check {
     pub met: bool,
 }
 
-/// Whether `x` is a row of the demo's default: its guidance, sampler and steps.
+/// Whether `x` is a row of the demo's default: its guidance, sampler and steps, drawn as the
+/// demo draws them (no autoguidance, not centred).
 pub fn is_default(x: &SettingResult) -> bool {
-    x.guidance == guidance::DEFAULT && x.method == DEFAULT_METHOD && x.steps == DEFAULT_STEPS
+    x.guidance == guidance::DEFAULT
+        && x.method == DEFAULT_METHOD
+        && x.steps == DEFAULT_STEPS
+        && x.autoguide.is_none()
+        && !x.centred
 }
 
 /// The int8 row of the default, if it was measured.
@@ -64,7 +69,7 @@ pub fn front_pick(r: &Report) -> Option<&SettingResult> {
         let rows: Vec<&SettingResult> = r
             .settings
             .iter()
-            .filter(|x| x.weights == "int8" && keep(x))
+            .filter(|x| x.weights == "int8" && drawable(x) && keep(x))
             .collect();
         let measured: Vec<&SettingResult> = rows
             .iter()
@@ -84,6 +89,12 @@ pub fn front_pick(r: &Report) -> Option<&SettingResult> {
     };
     best(&|x| x.guidance.mode.uses_classifier() && meets_row_targets(r, x))
         .or_else(|| best(&|x| meets_row_targets(r, x)))
+}
+
+/// Whether the demo can draw `x` as it was drawn: rows of the lab's levers (autoguidance,
+/// centring) are reported, never picked.
+pub fn drawable(x: &SettingResult) -> bool {
+    x.autoguide.is_none() && !x.centred
 }
 
 /// A row's two-sample test accuracy (1, the worst, where it was not measured).

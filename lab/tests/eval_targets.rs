@@ -28,6 +28,8 @@ fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -
         judged_share: vec![0.1; 10],
         seconds: 1.0,
         realism: None,
+        autoguide: None,
+        centred: false,
     }
 }
 

@@ -262,6 +262,7 @@ fn train_throughput(
         dir: dir.clone(),
         resume: false,
         quiet: true,
+        max_shift: crate::train::DEFAULT_MAX_SHIFT,
     };
     let device = Device::flex().autodiff();
     let result = (|| {

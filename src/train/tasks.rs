@@ -44,20 +44,16 @@ impl Net {
 /// within noise (0.200 against 0.192): docs/EVAL.md, rows of `runs/p-uncond-0.3`. The long run
 /// goes on at 0.3 from its step 22,900.
 pub const P_UNCOND: f64 = 0.3;
-/// Largest random shift, in pixels, applied to each training digit.
-const MAX_SHIFT: i32 = 2;
 
 /// Clean digits, shifted at random, with their labels, drawn on the host: `batch` rows of
 /// `SIDE * SIDE` pixels.
-fn draw(digits: &Digits, batch: usize, rng: &mut StdRng) -> Drawn {
+fn draw(digits: &Digits, batch: usize, max_shift: u32, rng: &mut StdRng) -> Drawn {
+    let m = max_shift as i32;
     let mut pixels = Vec::with_capacity(batch * SIDE * SIDE);
     let mut labels = Vec::with_capacity(batch);
     for _ in 0..batch {
         let i = rng.random_range(0..digits.len());
-        let (dx, dy) = (
-            rng.random_range(-MAX_SHIFT..=MAX_SHIFT),
-            rng.random_range(-MAX_SHIFT..=MAX_SHIFT),
-        );
+        let (dx, dy) = (rng.random_range(-m..=m), rng.random_range(-m..=m));
         let img: Vec<f32> = digits.image(i).collect();
         for r in 0..SIDE as i32 {
             for c in 0..SIDE as i32 {
@@ -111,7 +107,7 @@ pub fn train_unet(
         config.init(device),
         opts,
         |rng| {
-            let mut batch = draw(digits, opts.batch, rng);
+            let mut batch = draw(digits, opts.batch, opts.max_shift, rng);
             for y in batch.labels.iter_mut() {
                 if rng.random_bool(opts.p_uncond) {
                     *y = NULL_CLASS;
@@ -145,7 +141,7 @@ pub fn train_classifier(
         Net::Classifier.name(),
         config.init(device),
         opts,
-        |rng| noise(draw(digits, opts.batch, rng), rng),
+        |rng| noise(draw(digits, opts.batch, opts.max_shift, rng), rng),
         |model, part| {
             let x_t = q_sample(&schedule, part.x0(device), part.eps(device), &part.t);
             cross_entropy(model.forward(x_t, t_tensor(&part.t, device)), &part.labels)
@@ -164,7 +160,7 @@ pub fn train_judge(
         Net::Judge.name(),
         config.init(device),
         opts,
-        |rng| draw(digits, opts.batch, rng),
+        |rng| draw(digits, opts.batch, opts.max_shift, rng),
         |model, part| {
             cross_entropy(
                 model.forward(part.x0(device), t_tensor(&part.t, device)),
