@@ -60,8 +60,8 @@ impl Frame {
         }
     }
 
-    /// Reads the frame back without blocking, as the page needs it: one transfer for all three
-    /// (each readback from a GPU is a round trip; docs/BENCHMARKS.md).
+    /// Reads the frame back without blocking, as the page needs it: one transfer for all four
+    /// parts (each readback from a GPU is a round trip; docs/BENCHMARKS.md).
     pub async fn read(self) -> Result<FrameData, Error> {
         self.into_out().read().await
     }

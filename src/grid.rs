@@ -11,12 +11,8 @@ pub fn to_bytes(x: &[f32]) -> Vec<u8> {
 
 /// The push map's colour scale for a run of `steps` steps (in units of x, where 2 spans black to
 /// white): a pixel pushed this much or more in one step is drawn at full colour. A run of fewer
-/// steps moves each pixel further per step, so the scale is 1 / steps. Measured on the shipped
-/// networks (`guided-ddpm sample --class 7 --n 4 --push-png`, seed 0): both s = 0.5, w = 0 with
-/// DDPM at 100 steps pushed 0.0011-0.0097 at steps 1, 20, 40 and 60 (2026-12-04), under the
-/// 0.01 of 100 steps; the default, both s = 0.75, w = 0 with DPM-Solver++(2M) at 8 steps,
-/// pushed 0.036, 0.060, 0.10 and 0.19 at steps 1, 2, 3 and 5 and 0.001 at step 6
-/// (2026-12-05), so at 0.125 only its strongest middle step saturates.
+/// steps moves each pixel further per step, so the scale is 1 / steps (`guided-ddpm sample
+/// --push-png` draws a run's pushes at it; docs/PAGE.md gives a measured run's largest push).
 pub fn push_scale(steps: usize) -> f32 {
     1.0 / steps.max(1) as f32
 }

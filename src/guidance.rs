@@ -125,8 +125,8 @@ impl Grad {
 /// rows that take the classifier's gradient and that the judge read as the asked digit in at
 /// least 99% of 500 samples while
 /// meeting the default's other targets (FD, precision, recall, ink within 10% of real digits'),
-/// the fewest steps, and of those the lowest Frechet distance (0.085; judged 99.4%, ink +8.1%;
-/// int8, 50 per class, 2026-12-05). At w = 0 a step runs the U-Net's conditional branch alone.
+/// the fewest steps, and of those the best by the report's measure (docs/EVAL.md has its
+/// numbers). At w = 0 a step runs the U-Net's conditional branch alone.
 /// The page's s slider moves in steps of 0.25 (www/index.html), so it can show this s.
 pub const DEFAULT: Guidance = Guidance::new(Mode::Both, 0.75, 0.0);
 

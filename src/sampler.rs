@@ -438,9 +438,9 @@ pub(crate) fn update<C: Coef>(
                 None => p_mean(c, x, eps),
             };
             // The shift is made after the mean, as mean + s Sigma grad (Eq. 10) reads: burn's
-            // fusion groups ops in the order they are made, and this order takes a replayed
-            // default step on WebGPU from 602 launches (shift first) to 595 (SwiftShader,
-            // 2026-12-03; docs/BENCHMARKS.md).
+            // fusion groups ops in the order they are made, and this order took a replayed
+            // step of that day's default on WebGPU from 602 launches (shift first) to 595
+            // (SwiftShader, 2026-12-03).
             let shift = grad.map(|grad| guidance_shift(&c.guide, grad));
             let mean = match shift.clone() {
                 Some(shift) => condition_mean(step.mean, shift),

@@ -26,10 +26,10 @@ fn js(e: Error) -> JsError {
 }
 
 /// How many kernel launches cubecl records before it submits them to the GPU queue (its default
-/// is 32). Measured on SwiftShader with `tests/page/host.mjs` (2026-11-25, training paused): the
-/// page's main thread spent 52-69 ms per default guided step at 32, 49-64 at 128, 47-49 at 256 and
-/// 34-39 at 1024, where a step's 1,148 launches go out in 8 submits instead of 43. Readbacks still
-/// submit whatever is recorded, so a frame never waits on this.
+/// is 32). Chosen on SwiftShader with `tests/page/host.mjs` (2026-11-25, the default of that day,
+/// 1,148 launches a step): the page's main thread time per guided step fell as the batch grew
+/// from 32 to 1024, where a step went out in 8 submits instead of 43. Readbacks still submit
+/// whatever is recorded, so a frame never waits on this.
 const TASKS_MAX: usize = 1024;
 
 /// The WebGPU device with its adapter's name, initialised once per page.
