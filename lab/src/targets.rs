@@ -58,14 +58,15 @@ pub fn default_row(r: &Report) -> Option<&SettingResult> {
 /// is a classifier-guidance demo) and meet every target the default is held to on its own row
 /// (`row_checks`: judged accuracy, FD, precision and recall, ink, and no more copying than the
 /// held-out digits'), the one of fewest steps, and of those the one a two-sample test tells
-/// from real digits least often (`realism`); among rows from before the two-sample test was
-/// measured, the lowest FD (the left end of the front in `accuracy-vs-fd.svg`). Only where no
+/// from real digits least often (`realism`), rows within one standard deviation of real
+/// digits' own draw-to-draw spread of it counted as tied and the lowest FD picked among them;
+/// among rows from before the two-sample test was measured, the lowest FD (the left end of the front in `accuracy-vs-fd.svg`). Only where no
 /// classifier row meets the targets, the same among the rows that do. The accuracy bar keeps
 /// guidance from being too weak to draw the asked digit; the ink bound keeps it from winning by
 /// bold, prototypical strokes; the two-sample test still separates rows whose FD in judge
 /// features sits at its real-vs-real floor.
-pub fn front_pick(r: &Report) -> Option<&SettingResult> {
-    let best = |keep: &dyn Fn(&SettingResult) -> bool| {
+pub fn front_pick<'a>(r: &'a Report) -> Option<&'a SettingResult> {
+    let best = |keep: &dyn Fn(&SettingResult) -> bool| -> Option<&'a SettingResult> {
         let rows: Vec<&SettingResult> = r
             .settings
             .iter()
@@ -76,16 +77,32 @@ pub fn front_pick(r: &Report) -> Option<&SettingResult> {
             .copied()
             .filter(|x| x.realism.is_some())
             .collect();
-        match measured.is_empty() {
-            true => rows
-                .into_iter()
-                .min_by(|a, b| a.steps.cmp(&b.steps).then(a.frechet.total_cmp(&b.frechet))),
-            false => measured.into_iter().min_by(|a, b| {
-                a.steps
-                    .cmp(&b.steps)
-                    .then(two_sample(a).total_cmp(&two_sample(b)))
-            }),
+        let fewest = |rows: Vec<&'a SettingResult>| {
+            let steps = rows.iter().map(|x| x.steps).min();
+            rows.into_iter()
+                .filter(move |x| Some(x.steps) == steps)
+                .collect::<Vec<_>>()
+        };
+        let lowest_fd = |rows: Vec<&'a SettingResult>| {
+            rows.into_iter()
+                .min_by(|a, b| a.frechet.total_cmp(&b.frechet))
+        };
+        if measured.is_empty() {
+            return lowest_fd(fewest(rows));
         }
+        // Rows within a draw's noise of the lowest two-sample accuracy are tied; FD breaks the tie.
+        let measured = fewest(measured);
+        let best = measured
+            .iter()
+            .map(|x| two_sample(x))
+            .fold(f64::INFINITY, f64::min);
+        let tol = two_sample_noise(r);
+        lowest_fd(
+            measured
+                .into_iter()
+                .filter(|x| two_sample(x) <= best + tol)
+                .collect(),
+        )
     };
     best(&|x| x.guidance.mode.uses_classifier() && meets_row_targets(r, x))
         .or_else(|| best(&|x| meets_row_targets(r, x)))
@@ -95,6 +112,15 @@ pub fn front_pick(r: &Report) -> Option<&SettingResult> {
 /// centring) are reported, never picked.
 pub fn drawable(x: &SettingResult) -> bool {
     x.autoguide.is_none() && !x.centred
+}
+
+/// How far apart two rows' two-sample accuracies must be to rank them: the standard deviation of
+/// real digits' accuracy from one draw to the next (`RealismReference::two_sample`), 0 where the
+/// report has no reference.
+pub fn two_sample_noise(r: &Report) -> f64 {
+    r.realism_reference
+        .as_ref()
+        .map_or(0.0, |real| real.two_sample_mean_sd().1)
 }
 
 /// A row's two-sample test accuracy (1, the worst, where it was not measured).
@@ -300,7 +326,7 @@ pub fn checks(r: &Report) -> Vec<Check> {
         100.0 * MIN_ACCURACY,
         if by_two_sample { ", copy share" } else { "" },
         if by_two_sample {
-            "the lowest two-sample test accuracy (rows with the test)"
+            "the lowest two-sample test accuracy (rows with the test; rows within one sd of real digits' spread of it tied, FD breaking the tie)"
         } else {
             "the lowest FD"
         }
@@ -317,8 +343,9 @@ pub fn checks(r: &Report) -> Vec<Check> {
         };
         // A row of as few steps judged at >= 99% that the rule's measure puts ahead of the pick
         // but another target rules out, and why.
+        let tol = two_sample_noise(r);
         let ahead = |x: &SettingResult| match by_two_sample {
-            true => x.realism.is_some() && two_sample(x) < two_sample(pick),
+            true => x.realism.is_some() && two_sample(x) < two_sample(pick) - tol,
             false => x.frechet < pick.frechet,
         };
         let candidates = r.settings.iter().filter(|x| {

@@ -392,6 +392,30 @@ fn the_front_pick_ranks_by_the_two_sample_test_once_rows_have_it_and_refuses_cop
     assert!(!met(&r, "default: copy share"));
     r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.01);
     assert!(met(&r, "default: copy share"));
+    // Rows within one sd of real digits' draw-to-draw spread are tied, and FD breaks the tie:
+    // with real draws at 52% and 56% (sd 2.8 points), the default at 62% and "kin" at 64% are
+    // tied and "kin" has the lower FD; at 66% it is behind.
+    r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.0);
+    r.settings[kin] = with_realism(r.settings[kin].clone(), 0.64, 0.0);
+    assert_eq!(label_of(&r), "default", "no spread: 62% beats 64%");
+    let mut spread = realism_reference();
+    spread.two_sample = vec![
+        TwoSample {
+            folds: vec![0.52; 5],
+        },
+        TwoSample {
+            folds: vec![0.56; 5],
+        },
+    ];
+    r.realism_reference = Some(spread);
+    assert_eq!(label_of(&r), "kin", "tied within the spread, lower FD");
+    r.settings[kin] = with_realism(r.settings[kin].clone(), 0.66, 0.0);
+    assert_eq!(
+        label_of(&r),
+        "default",
+        "4 points behind is past the spread"
+    );
+    r.realism_reference = Some(realism_reference());
     // A row without the test is not ranked among rows that have it.
     r.settings[kin].realism = None;
     r.settings[default] = with_realism(r.settings[default].clone(), 0.80, 0.0);
