@@ -165,7 +165,7 @@ pub fn run(opts: &CrosscheckOptions) -> Result<Vec<Row>, Error> {
             x.extend(out.try_into_vec_as::<f32>().expect("samples"));
             asked.extend(classes);
         }
-        let what = super::run_name(&label, method, steps);
+        let what = super::kept::run_name(&label, method, steps);
         eprintln!("{what}: {} samples", asked.len());
         rows.push(row(&what, &x, &asked, &prior, &held_feats));
     }

@@ -13,9 +13,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::judge::{first_per_class, run_setting, RealDigits};
+use super::kept::{slug, EvalOptions};
 use super::plot::{self, Axis, Canvas, Panel};
-use super::report::slug;
-use super::EvalOptions;
 use guided_ddpm::data::Digits;
 use guided_ddpm::guidance::{Guidance, DEFAULT};
 use guided_ddpm::nn::{ClassifierConfig, UNetConfig};
@@ -156,7 +155,7 @@ fn write_rows(path: &Path, rows: &[Row]) -> Result<(), Error> {
 /// twice (as "default" and by its label, say) is judged once. An unknown label is an error that
 /// lists the known ones.
 fn settings(asked: &[String]) -> Result<Vec<(String, Guidance)>, Error> {
-    let known = super::settings();
+    let known = super::kept::settings();
     let defaults = ["default".to_string(), "none".to_string()];
     let asked = if asked.is_empty() {
         &defaults[..]

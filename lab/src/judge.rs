@@ -20,7 +20,8 @@ use guided_ddpm::schedule::{BetaSchedule, Schedule, T};
 use guided_ddpm::settings::{Method, SampleSettings};
 use guided_ddpm::Error;
 
-use crate::{fidelity, frechet, EvalOptions, SettingResult};
+use crate::kept::{EvalOptions, SettingResult};
+use crate::{fidelity, frechet};
 
 /// Judge predictions and features of a batch of images in [-1, 1].
 pub(crate) fn judge(judge: &Classifier, x: Tensor<4>) -> (Vec<usize>, Vec<f32>) {

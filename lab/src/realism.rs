@@ -527,13 +527,15 @@ pub fn stratified(labels: &[u8], k: usize, rng: &mut StdRng) -> Vec<usize> {
 impl Realism {
     /// Loads the autoencoder from `checkpoints` and measures the real digits: the reference
     /// (reused from `previous` where it is of the same N and autoencoder) and what each row
-    /// is set against.
+    /// is set against. `draws` is how many draws of real digits the autoencoder FD's spread
+    /// takes, and the seed of every draw.
     pub fn prepare(
         checkpoints: &std::path::Path,
         train_set: &Digits,
         held: &Digits,
         n_per_class: usize,
         previous: Option<&RealismReference>,
+        draws: (usize, u64),
         device: &Device,
     ) -> Result<(Self, RealismReference), guided_ddpm::Error> {
         let path = checkpoints.join(format!("{AUTOENCODER}-ema.bpk"));
@@ -577,10 +579,10 @@ impl Realism {
             &realism.held_codes,
             CODE,
             n_per_class,
-            crate::RANDOM_DRAWS,
-            crate::RANDOM_SEED,
+            draws.0,
+            draws.1,
         );
-        let mut rng = StdRng::seed_from_u64(crate::RANDOM_SEED);
+        let mut rng = StdRng::seed_from_u64(draws.1);
         let two_sample = (0..REFERENCE_DRAWS)
             .map(|_| {
                 let idx = stratified(&train_set.labels, per_class, &mut rng);

@@ -7,17 +7,8 @@ use guided_ddpm::nn::NUM_CLASSES;
 use guided_ddpm::weights::Manifest;
 use guided_ddpm::Error;
 
-use crate::{curve, fidelity, knowable, plot, steps, targets, EvalOptions, Report, SettingResult};
-
-/// A label as a file name: ASCII letters and digits kept, every other character a '-', and
-/// each '--' then made one '-'.
-pub(crate) fn slug(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .replace("--", "-")
-}
+use crate::kept::{slug, EvalOptions, Report, SettingResult};
+use crate::{curve, fidelity, knowable, plot, steps, targets};
 
 /// Writes eval.json, EVAL.md and the accuracy-against-FD plot in `out`. The shipped manifest is
 /// never written here: eval reports, export ships.

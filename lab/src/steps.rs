@@ -4,8 +4,8 @@
 //! evaluation of its own, in its own folder (its floors are at its own N); docs/EVAL.md takes
 //! its section from there ([`FOLDER`]).
 
+use super::kept::{Report, SettingResult};
 use super::plot::{self, Axis, Canvas, Panel};
-use super::{Report, SettingResult};
 use guided_ddpm::settings::Method;
 
 /// The sweep's folder under the main evaluation's.

@@ -2,7 +2,7 @@
 //! sit on the accuracy/fidelity front, how good the unguided model must be on its own, and how
 //! little int8 may cost. `guided-ddpm-lab eval` writes the checks into docs/EVAL.md.
 
-use super::{Report, SettingResult};
+use super::kept::{Report, SettingResult};
 use guided_ddpm::guidance;
 use guided_ddpm::settings::{DEFAULT_METHOD, DEFAULT_STEPS};
 
