@@ -58,8 +58,9 @@ pub fn default_row(r: &Report) -> Option<&SettingResult> {
 /// is a classifier-guidance demo) and meet every target the default is held to on its own row
 /// (`row_checks`: judged accuracy, FD, precision and recall, ink, and no more copying than the
 /// held-out digits'), the one of fewest steps, and of those the one a two-sample test tells
-/// from real digits least often (`realism`), rows within one standard deviation of real
-/// digits' own draw-to-draw spread of it counted as tied and the lowest FD picked among them;
+/// from real digits least often (`realism`), rows within one standard deviation of the
+/// difference of two draws' accuracies ([`two_sample_noise`]) counted as tied and the lowest FD
+/// picked among them;
 /// among rows from before the two-sample test was measured, the lowest FD (the left end of the front in `accuracy-vs-fd.svg`). Only where no
 /// classifier row meets the targets, the same among the rows that do. The accuracy bar keeps
 /// guidance from being too weak to draw the asked digit; the ink bound keeps it from winning by
@@ -114,13 +115,14 @@ pub fn drawable(x: &SettingResult) -> bool {
     x.autoguide.is_none() && !x.centred
 }
 
-/// How far apart two rows' two-sample accuracies must be to rank them: the standard deviation of
-/// real digits' accuracy from one draw to the next (`RealismReference::two_sample`), 0 where the
-/// report has no reference.
+/// How far apart two rows' two-sample accuracies must be to rank them: one standard deviation
+/// of the difference of two rows' accuracies, each of which varies from one draw to the next as
+/// real digits' does (`RealismReference::two_sample`, sd s), so s * sqrt(2); 0 where the report
+/// has no reference.
 pub fn two_sample_noise(r: &Report) -> f64 {
-    r.realism_reference
-        .as_ref()
-        .map_or(0.0, |real| real.two_sample_mean_sd().1)
+    r.realism_reference.as_ref().map_or(0.0, |real| {
+        real.two_sample_mean_sd().1 * std::f64::consts::SQRT_2
+    })
 }
 
 /// A row's two-sample test accuracy (1, the worst, where it was not measured).
@@ -326,7 +328,7 @@ pub fn checks(r: &Report) -> Vec<Check> {
         100.0 * MIN_ACCURACY,
         if by_two_sample { ", copy share" } else { "" },
         if by_two_sample {
-            "the lowest two-sample test accuracy (rows with the test; rows within one sd of real digits' spread of it tied, FD breaking the tie)"
+            "the lowest two-sample test accuracy (rows with the test; rows within one sd of the difference of two draws of it tied, FD breaking the tie)"
         } else {
             "the lowest FD"
         }
