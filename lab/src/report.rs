@@ -236,6 +236,54 @@ fn realism_section(r: &Report) -> String {
             100.0 * (x.ink.mean / r.held_out_ink.mean - 1.0)
         );
     }
+    s += &levers_table(r);
+    s
+}
+
+/// The lab's levers (`eval --centre`, `eval --autoguide`), each row beside the row it changes:
+/// the same setting, sampler and steps as drawn.
+fn levers_table(r: &Report) -> String {
+    let levers: Vec<&SettingResult> = r
+        .settings
+        .iter()
+        .filter(|x| x.realism.is_some() && !targets::drawable(x))
+        .collect();
+    if levers.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n### Levers\n\nEach lever's row beside the row it changes (the same setting, sampler, steps and seeds as drawn): `centred` moves each sample by whole pixels so its centre of mass sits where MNIST put its digits' (`digit::centred_by_mass`; the U-Net learned the training digits' random shifts of up to 2 pixels, docs/realism/probe.md); `ag=W` is autoguidance (Karras et al. 2024) by the guide network of `eval --autoguide` at weight W. The front rule never picks a lever's row: the demo does not draw them.\n\n| row | lever | two-sample | as drawn | autoencoder FD | as drawn | judged acc. | as drawn | ink | black |\n|---|---|---|---|---|---|---|---|---|---|\n");
+    for x in levers {
+        let base = r.settings.iter().find(|b| {
+            targets::drawable(b)
+                && b.guidance == x.guidance
+                && b.method == x.method
+                && b.steps == x.steps
+                && b.weights == x.weights
+        });
+        let m = x.realism.as_ref().expect("filtered");
+        let lever = match (x.autoguide, x.centred) {
+            (Some(w), true) => format!("autoguidance w={w}, centred"),
+            (Some(w), false) => format!("autoguidance w={w}"),
+            (None, _) => "centred".to_string(),
+        };
+        let (bts, bae, bacc) = match base.and_then(|b| b.realism.as_ref().map(|bm| (b, bm))) {
+            Some((b, bm)) => (
+                format!("{:.1}%", 100.0 * bm.two_sample.accuracy()),
+                format!("{:.3}", bm.ae_frechet),
+                format!("{:.1}%", 100.0 * b.accuracy),
+            ),
+            None => ("–".into(), "–".into(), "–".into()),
+        };
+        s += &format!(
+            "| {} | {lever} | {:.1}% | {bts} | {:.3} | {bae} | {:.1}% | {bacc} | {:+.1}% | {:.1}% |\n",
+            x.name(),
+            100.0 * m.two_sample.accuracy(),
+            m.ae_frechet,
+            100.0 * x.accuracy,
+            100.0 * (x.ink.mean / r.held_out_ink.mean - 1.0),
+            100.0 * m.black
+        );
+    }
     s
 }
 
