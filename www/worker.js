@@ -157,7 +157,8 @@ async function loadWeights() {
 // The WebGPU adapter this worker sees: { name, software } when there is one, or { name: null, why }.
 async function adapter(asked) {
   if (asked === "cpu") return { name: null, why: "asked for with ?backend=cpu" };
-  if (!("gpu" in navigator)) return { name: null, why: "this browser has no WebGPU in workers" };
+  // Missing (Firefox on Linux) or present but null (WebKitGTK with its WebGPU switched on) alike.
+  if (!navigator.gpu) return { name: null, why: "this browser has no WebGPU in workers" };
   try {
     const a = await navigator.gpu.requestAdapter();
     if (!a) return { name: null, why: "no WebGPU adapter on this machine" };
