@@ -137,6 +137,22 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         Some(dir) => Some(guided_ddpm::train::load_unet_ema(dir, &device)?),
         None => None,
     };
+    let guide_by = match &opts.autoguide {
+        Some(dir) => {
+            let config = guided_ddpm::train::unet_config_of(dir)?;
+            let state = guided_ddpm::train::read_state(
+                &guided_ddpm::train::CheckpointFiles::new(dir, "unet").state,
+            )?;
+            format!(
+                "{}: channels {:?}, embedding {}, float EMA at step {}",
+                dir.display(),
+                config.channels,
+                config.emb_dim,
+                state.step
+            )
+        }
+        None => String::new(),
+    };
     let todo: Vec<(String, Guidance, bool, Option<f64>)> = match &guide {
         None => todo.into_iter().map(|(l, g, f)| (l, g, f, None)).collect(),
         Some(_) => todo
@@ -221,6 +237,9 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         );
         result.realism = Some(measured);
         result.autoguide = ag_w;
+        if ag_w.is_some() {
+            result.autoguide_by = guide_by.clone();
+        }
         result.centred = centre;
         let (w, h, px) = grid::layout(&rows, 10);
         grid::write_png(

@@ -263,6 +263,7 @@ pub(crate) fn run_setting(
         seconds: started.elapsed().as_secs_f64(),
         realism: None,
         autoguide: None,
+        autoguide_by: String::new(),
         centred: false,
     };
     let samples = Samples {

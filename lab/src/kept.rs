@@ -48,6 +48,9 @@ pub struct SettingResult {
     /// The autoguidance weight of a row drawn with a guide network (`eval --autoguide`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoguide: Option<f64>,
+    /// Which guide network: its run folder, shape and step.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub autoguide_by: String,
     /// Whether the row's samples were centred by mass (`eval --centre`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub centred: bool,

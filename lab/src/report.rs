@@ -261,8 +261,8 @@ fn levers_table(r: &Report) -> String {
         });
         let m = x.realism.as_ref().expect("filtered");
         let lever = match (x.autoguide, x.centred) {
-            (Some(w), true) => format!("autoguidance w={w}, centred"),
-            (Some(w), false) => format!("autoguidance w={w}"),
+            (Some(w), true) => format!("autoguidance w={w} by {}, centred", x.autoguide_by),
+            (Some(w), false) => format!("autoguidance w={w} by {}", x.autoguide_by),
             (None, _) => "centred".to_string(),
         };
         let (bts, bae, bacc) = match base.and_then(|b| b.realism.as_ref().map(|bm| (b, bm))) {

@@ -29,6 +29,7 @@ fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -
         seconds: 1.0,
         realism: None,
         autoguide: None,
+        autoguide_by: String::new(),
         centred: false,
     }
 }

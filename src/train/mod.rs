@@ -314,13 +314,17 @@ pub fn unet_run_config(
 /// The U-Net of the run in `dir` with its EMA weights, in the shape its `unet-config.json`
 /// records (the default shape where the run has none).
 pub fn load_unet_ema(dir: &Path, device: &Device) -> Result<crate::nn::UNet, Error> {
+    load_ema(unet_config_of(dir)?.init(device), dir, Net::Unet.name())
+}
+
+/// The U-Net shape of the run in `dir`: its `unet-config.json`, or the default shape where the
+/// run has none.
+pub fn unet_config_of(dir: &Path) -> Result<crate::nn::UNetConfig, Error> {
     let path = unet_config_path(dir);
-    let config = if path.exists() {
-        read_unet_config(&path)?
-    } else {
-        crate::nn::UNetConfig::new()
-    };
-    load_ema(config.init(device), dir, Net::Unet.name())
+    match path.exists() {
+        true => read_unet_config(&path),
+        false => Ok(crate::nn::UNetConfig::new()),
+    }
 }
 
 fn unet_config_path(dir: &Path) -> PathBuf {
