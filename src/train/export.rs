@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::tensor::Device;
 
 use super::{load_ema, read_state, CheckpointFiles, Net};
-use crate::nn::{Classifier, ClassifierConfig, UNet, UNetConfig};
+use crate::nn::{Classifier, ClassifierConfig, UNet};
 use crate::schedule::T;
 use crate::weights::manifest::{sha256_hex, NetFile, ScheduleInfo};
 use crate::weights::{store, Manifest, FORMAT_VERSION, MANIFEST};
@@ -48,7 +48,8 @@ pub struct Staged {
 pub fn stage(checkpoints: &Path, out: &Path) -> Result<Staged, Error> {
     let device = Device::flex();
     std::fs::create_dir_all(out).map_err(Error::io(format!("creating {}", out.display())))?;
-    let (unet_cfg, cls_cfg) = (UNetConfig::new(), ClassifierConfig::new());
+    // The U-Net in the shape its run recorded (the default shape where it recorded none).
+    let (unet_cfg, cls_cfg) = (super::unet_config_of(checkpoints)?, ClassifierConfig::new());
     let unet = load_ema(unet_cfg.init(&device), checkpoints, Net::Unet.name())?;
     let classifier = load_ema(cls_cfg.init(&device), checkpoints, Net::Classifier.name())?;
     // New files get new names: the manifest in `out` still names the old ones, which stay.
