@@ -320,7 +320,26 @@ fn noise_streams_are_per_image_and_pinned() {
     );
     let first: Vec<f32> = v[..3].to_vec();
     assert_eq!(first, PINNED, "the noise of seed 0 changed");
+    // Image 1 of seed 0 and image 0 of seed 1 are pinned too: a shared link names a seed and
+    // draws images 0, 1, ... of it, so the seed and the image index must each key their own part
+    // of the stream (seed and index swapped leaves image 0 of seed 0 as it was, and not these).
+    let first_of =
+        |seed: u64, image: usize| NoiseStreams::new(seed, image, 1).next_values()[..3].to_vec();
+    assert_eq!(
+        first_of(0, 1),
+        PINNED_SEED0_IMAGE1,
+        "image 1 of seed 0 changed"
+    );
+    assert_eq!(
+        first_of(1, 0),
+        PINNED_SEED1_IMAGE0,
+        "image 0 of seed 1 changed"
+    );
 }
 
 /// The first three draws of `NoiseStreams::new(0, 0, 1)`, as this code drew them on 2026-12-02.
 const PINNED: [f32; 3] = [-0.4657974, 1.0211824, -2.7092338];
+/// The first three draws of image 1 of seed 0 and of image 0 of seed 1, as this code drew them
+/// on 2026-12-07.
+const PINNED_SEED0_IMAGE1: [f32; 3] = [0.08851506, -0.4866799, -1.2254174];
+const PINNED_SEED1_IMAGE0: [f32; 3] = [2.4630554, -0.6110885, -1.7116336];

@@ -174,6 +174,11 @@ fn each_target_against_its_bound() {
     assert!(!met(&r, "unguided: FD"));
     r.settings[3].ink.mean = 0.143; // +11.7%
     assert!(!met(&r, "default: mean ink"));
+    // The bound holds both ways: digits too thin miss it as digits too bold do.
+    r.settings[3].ink.mean = 0.113; // -11.7%
+    assert!(!met(&r, "default: mean ink"));
+    r.settings[3].ink.mean = 0.117; // -8.6%
+    assert!(met(&r, "default: mean ink"));
     r.settings[3].recall = 0.79; // 0.11 under 0.90
     assert!(!met(&r, "default: recall"));
     r.settings[4].accuracy = 0.994; // 0.6 points
