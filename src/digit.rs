@@ -378,6 +378,39 @@ mod tests {
     }
 
     #[test]
+    fn a_top_heavy_drawing_stays_whole_inside_the_field() {
+        // A "T" on a dark pad: a thick bar along the top, a one-pixel stem down to the bottom.
+        // Its mass sits near the top, so centring its mass would push the 20-pixel box off the
+        // field's bottom edge; the box is held inside the field and every row of ink is kept.
+        let (w, h) = (40, 40);
+        let mut px = vec![0u8; w * h];
+        for y in 0..40 {
+            for x in 0..40 {
+                let bar = y < 12;
+                let stem = (19..21).contains(&x);
+                if bar || stem {
+                    px[y * w + x] = 255;
+                }
+            }
+        }
+        let out = Fit::of(w, h, &px, Ink::Light).unwrap().image(&px);
+        assert_eq!(out.len(), SIDE * SIDE);
+        let rows: Vec<usize> = (0..SIDE)
+            .filter(|&r| (0..SIDE).any(|c| out[r * SIDE + c] > 32))
+            .collect();
+        assert_eq!(
+            rows.len(),
+            20,
+            "every row of the 20-pixel box is on the field: {rows:?}"
+        );
+        assert_eq!(
+            *rows.last().unwrap(),
+            SIDE - 1,
+            "the box rests on the field's bottom edge"
+        );
+    }
+
+    #[test]
     fn centring_by_mass_moves_a_digit_by_whole_pixels_onto_the_mass_centre() {
         // A 3 x 3 block of ink with its centre at (5, 20), and a second image left blank.
         let mut x = vec![-1.0f32; 2 * SIDE * SIDE];
