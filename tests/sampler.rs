@@ -1110,3 +1110,45 @@ fn a_steer_changes_the_run_from_the_next_step_on() {
         "a refused steer changed the comparison"
     );
 }
+
+/// After the first step, DPM-Solver++(2M) extrapolates from the last x0 with weight m, so the
+/// guidance's shift of eps moves x_{t-1} by (1 + m) times what it moves the step's x0 term by:
+/// from one state (two runs guided alike through step 1, one then steered to s = 0), the second
+/// step's x_{t-1} differs by the guided frame's push, pixel for pixel. The push test above looks
+/// at first steps only, where m = 0.
+#[test]
+fn the_push_after_the_first_multistep_step_is_what_guidance_moved_x_by() {
+    let n = nets();
+    let s = SampleSettings {
+        classes: vec![1, 1],
+        guidance: Guidance::new(Mode::Classifier, 6.0, 0.0),
+        method: Method::DpmSolver,
+        // 12 of 40 steps: the second is neither the first nor one of the last two, so m != 0.
+        steps: 40,
+        ..edit_settings(0.3, None)
+    };
+    let (mut guided, mut steered) = (start(&n, s.clone()), start(&n, s));
+    let (a, b) = (guided.step().unwrap(), steered.step().unwrap());
+    let (a, b) = (block_on(a.read()).unwrap(), block_on(b.read()).unwrap());
+    assert_eq!(a.x_t, b.x_t, "the first steps are the same");
+    steered
+        .steer(&Steer {
+            class: 1,
+            guidance: Guidance::new(Mode::Classifier, 0.0, 0.0),
+        })
+        .unwrap();
+    let g = block_on(guided.step().unwrap().read()).unwrap();
+    let u = block_on(steered.step().unwrap().read()).unwrap();
+    let inside = |v: f32| v.abs() < 0.999;
+    let (mut worst, mut largest, mut counted) = (0f32, 0f32, 0);
+    for i in 0..g.x_t.len() {
+        if inside(g.x0[i]) && inside(u.x0[i]) {
+            worst = worst.max((g.x_t[i] - u.x_t[i] - g.push[i]).abs());
+            largest = largest.max(g.push[i].abs());
+            counted += 1;
+        }
+    }
+    assert!(counted > 500, "{counted} pixels unclipped");
+    assert!(largest > 1e-3, "the push is not zero: {largest}");
+    assert!(worst < 1e-5, "x moved by the push, off by {worst}");
+}
