@@ -60,9 +60,10 @@ pub fn default_row(r: &Report) -> Option<&SettingResult> {
 /// held-out digits'), the one of fewest steps, and of those the one a two-sample test tells
 /// from real digits least often (`realism`), rows within one standard deviation of the
 /// difference of two draws' accuracies ([`two_sample_noise`]) counted as tied and the lowest FD
-/// picked among them;
-/// among rows from before the two-sample test was measured, the lowest FD (the left end of the front in `accuracy-vs-fd.svg`). Only where no
-/// classifier row meets the targets, the same among the rows that do. The accuracy bar keeps
+/// picked among them; among rows from before the two-sample test was measured, the lowest FD
+/// (the left end of the front in `accuracy-vs-fd.svg`). Only where no classifier row meets the
+/// targets, the same among the rows that do. Rows of the lab's levers are never picked
+/// ([`drawable`]). The accuracy bar keeps
 /// guidance from being too weak to draw the asked digit; the ink bound keeps it from winning by
 /// bold, prototypical strokes; the two-sample test still separates rows whose FD in judge
 /// features sits at its real-vs-real floor.
@@ -130,11 +131,11 @@ pub fn two_sample(x: &SettingResult) -> f64 {
     x.realism.as_ref().map_or(1.0, |m| m.two_sample.accuracy())
 }
 
-/// Whether the front rule ranks by the two-sample test: some int8 row has it.
+/// Whether the front rule ranks by the two-sample test: some int8 row it may pick has it.
 pub fn ranks_by_two_sample(r: &Report) -> bool {
     r.settings
         .iter()
-        .any(|x| x.weights == "int8" && x.realism.is_some())
+        .any(|x| x.weights == "int8" && drawable(x) && x.realism.is_some())
 }
 
 /// The classifier-free setting (no classifier gradient) of lowest FD among those drawn with
@@ -351,7 +352,11 @@ pub fn checks(r: &Report) -> Vec<Check> {
             false => x.frechet < pick.frechet,
         };
         let candidates = r.settings.iter().filter(|x| {
-            x.weights == "int8" && x.accuracy >= MIN_ACCURACY && x.steps <= pick.steps && ahead(x)
+            x.weights == "int8"
+                && drawable(x)
+                && x.accuracy >= MIN_ACCURACY
+                && x.steps <= pick.steps
+                && ahead(x)
         });
         let lower = match by_two_sample {
             true => candidates.min_by(|a, b| two_sample(a).total_cmp(&two_sample(b))),

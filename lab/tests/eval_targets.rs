@@ -422,6 +422,16 @@ fn the_front_pick_ranks_by_the_two_sample_test_once_rows_have_it_and_refuses_cop
         "4.5 points behind is past the spread"
     );
     r.realism_reference = Some(realism_reference());
+    // A lever's row (here the default centred, far ahead on the test) is neither picked nor
+    // named as a row the rule passed by: the demo does not draw it.
+    let mut centred = with_realism(r.settings[default].clone(), 0.55, 0.0);
+    centred.centred = true;
+    centred.label = "default centred".into();
+    r.settings.push(centred);
+    assert_eq!(label_of(&r), "default");
+    let front = front_check(&r);
+    assert!(!front.measured.contains("centred"), "{}", front.measured);
+    r.settings.pop();
     // A row without the test is not ranked among rows that have it.
     r.settings[kin].realism = None;
     r.settings[default] = with_realism(r.settings[default].clone(), 0.80, 0.0);
