@@ -252,31 +252,39 @@ pub const MASS_CENTRE: (f64, f64) = (14.0, 14.0);
 /// ink's centre of mass, with ink (x + 1) / 2, lands on [`MASS_CENTRE`], as MNIST's digits were
 /// placed; what moves past an edge is dropped and what comes in is black. A blank image stays.
 pub fn centred_by_mass(x: &[f32]) -> Vec<f32> {
-    let n = SIDE * SIDE;
-    x.chunks(n)
-        .flat_map(|d| {
-            let (mut m, mut r, mut c) = (0.0f64, 0.0f64, 0.0f64);
-            for (i, &v) in d.iter().enumerate() {
-                let ink = f64::from((v + 1.0) / 2.0).max(0.0);
-                m += ink;
-                r += ink * (i / SIDE) as f64;
-                c += ink * (i % SIDE) as f64;
+    x.chunks(SIDE * SIDE)
+        .flat_map(|d| moved_to(d, -1.0, MASS_CENTRE))
+        .collect()
+}
+
+/// The centre of mass (row, column, in pixel indices) of one 28 x 28 digit whose ground is
+/// `ground` and whose full ink is 1 (ink (x - ground) / (1 - ground)); `None` for a blank.
+pub fn mass_centre(d: &[f32], ground: f32) -> Option<(f64, f64)> {
+    let (mut m, mut r, mut c) = (0.0f64, 0.0f64, 0.0f64);
+    for (i, &v) in d.iter().enumerate() {
+        let ink = f64::from((v - ground) / (1.0 - ground)).max(0.0);
+        m += ink;
+        r += ink * (i / SIDE) as f64;
+        c += ink * (i % SIDE) as f64;
+    }
+    (m > 1e-6).then(|| (r / m, c / m))
+}
+
+/// One 28 x 28 digit on a ground of `ground`, moved by whole pixels so that its centre of mass
+/// ([`mass_centre`]) lands nearest `at`; what moves past an edge is dropped and ground comes in.
+/// A blank digit stays.
+pub fn moved_to(d: &[f32], ground: f32, at: (f64, f64)) -> Vec<f32> {
+    let (dr, dc) = mass_centre(d, ground).map_or((0, 0), |(r, c)| {
+        ((at.0 - r).round() as i64, (at.1 - c).round() as i64)
+    });
+    let side = SIDE as i64;
+    (0..side * side)
+        .map(|i| {
+            let (sr, sc) = (i / side - dr, i % side - dc);
+            match (0..side).contains(&sr) && (0..side).contains(&sc) {
+                true => d[(sr * side + sc) as usize],
+                false => ground,
             }
-            let (dr, dc) = match m > 1e-6 {
-                true => (
-                    (MASS_CENTRE.0 - r / m).round() as i64,
-                    (MASS_CENTRE.1 - c / m).round() as i64,
-                ),
-                false => (0, 0),
-            };
-            let side = SIDE as i64;
-            (0..n as i64).map(move |i| {
-                let (sr, sc) = (i / side - dr, i % side - dc);
-                match (0..side).contains(&sr) && (0..side).contains(&sc) {
-                    true => d[(sr * side + sc) as usize],
-                    false => -1.0,
-                }
-            })
         })
         .collect()
 }

@@ -51,19 +51,10 @@ pub struct ProbeOptions {
 /// Grey levels at or below which a pixel is taken as background haze.
 const HAZE: [u8; 3] = [8, 16, 30];
 
-/// Each digit's centre of mass (row, column) in pixels.
+/// Each digit's centre of mass (row, column) in pixels, digits in [0, 1] (blanks left out).
 fn centres(px: &[f32]) -> Vec<(f64, f64)> {
     px.chunks(784)
-        .map(|d| {
-            let (mut m, mut r, mut c) = (0.0, 0.0, 0.0);
-            for (i, &p) in d.iter().enumerate() {
-                let p = f64::from(p);
-                m += p;
-                r += p * (i / 28) as f64;
-                c += p * (i % 28) as f64;
-            }
-            (r / m.max(1e-9), c / m.max(1e-9))
-        })
+        .filter_map(|d| guided_ddpm::digit::mass_centre(d, 0.0))
         .collect()
 }
 
@@ -78,22 +69,11 @@ fn spread(v: &[(f64, f64)]) -> [(f64, f64); 2] {
     [pick(|p| p.0), pick(|p| p.1)]
 }
 
-/// Each digit of `px` moved by whole pixels so its centre of mass lands nearest `at` (as
-/// MNIST's digits were centred), what is moved past an edge dropped.
+/// Each digit of `px` (in [0, 1]) moved by whole pixels so its centre of mass lands nearest
+/// `at` (as MNIST's digits were centred), what is moved past an edge dropped.
 fn recentred(px: &[f32], at: (f64, f64)) -> Vec<f32> {
-    let cs = centres(px);
     px.chunks(784)
-        .zip(cs)
-        .flat_map(|(d, (r, c))| {
-            let (dr, dc) = ((at.0 - r).round() as i64, (at.1 - c).round() as i64);
-            (0..784i64).map(move |i| {
-                let (sr, sc) = (i / 28 - dr, i % 28 - dc);
-                match (0..28).contains(&sr) && (0..28).contains(&sc) {
-                    true => d[(sr * 28 + sc) as usize],
-                    false => 0.0,
-                }
-            })
-        })
+        .flat_map(|d| guided_ddpm::digit::moved_to(d, 0.0, at))
         .collect()
 }
 
