@@ -257,6 +257,28 @@ pub fn centred_by_mass(x: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The grey level (of 255) at and below which [`placed`] clears a pixel to black: the faint
+/// haze the U-Net leaves where MNIST's backgrounds are exactly black (81% of the held-out
+/// digits' pixels, 56% of the default's as drawn; 79% once cleared at this level,
+/// docs/realism/probe.md).
+pub const HAZE_LEVEL: u8 = 8;
+
+/// Digits in [-1, 1] (`[N, 28, 28]` row-major, -1 black) finished as MNIST's digits were: every
+/// pixel whose grey byte ([`grid::to_bytes`](crate::grid::to_bytes)) is at most [`HAZE_LEVEL`]
+/// set to black, then each digit moved by whole pixels to centre its mass
+/// ([`centred_by_mass`]). What the demo shows at the end of a run from noise
+/// ([`SampleSettings::place`](crate::settings::SampleSettings::place)); measured in
+/// docs/EVAL.md as the rows labelled `placed`.
+pub fn placed(x: &[f32]) -> Vec<f32> {
+    // (v + 1) * 127.5 rounds to at most HAZE_LEVEL exactly when it is below HAZE_LEVEL + 0.5.
+    let below = -1.0 + (f32::from(HAZE_LEVEL) + 0.5) / 127.5;
+    let cleared: Vec<f32> = x
+        .iter()
+        .map(|&v| if v < below { -1.0 } else { v })
+        .collect();
+    centred_by_mass(&cleared)
+}
+
 /// The centre of mass (row, column, in pixel indices) of one 28 x 28 digit whose ground is
 /// `ground` and whose full ink is 1 (ink (x - ground) / (1 - ground)); `None` for a blank.
 pub fn mass_centre(d: &[f32], ground: f32) -> Option<(f64, f64)> {
@@ -447,6 +469,43 @@ mod tests {
         let moved = centred_by_mass(&edge);
         assert_eq!(moved.iter().filter(|&&v| v > 0.0).count(), 1);
         assert_eq!(moved[14 * SIDE + 14], 1.0);
+    }
+
+    #[test]
+    fn placing_clears_the_haze_at_and_below_its_level_then_centres() {
+        // A 2 x 2 block of full ink at rows 2-3, columns 2-3 (centre (2.5, 2.5)), haze of grey
+        // 8 (cleared) and grey 9 (kept) far from it.
+        let grey = |b: f32| b / 127.5 - 1.0;
+        let mut x = vec![-1.0f32; SIDE * SIDE];
+        for (r, c) in [(2, 2), (2, 3), (3, 2), (3, 3)] {
+            x[r * SIDE + c] = 1.0;
+        }
+        x[27 * SIDE + 27] = grey(8.0);
+        x[20 * SIDE] = grey(9.0);
+        let bytes = crate::grid::to_bytes(&x);
+        assert_eq!((bytes[27 * SIDE + 27], bytes[20 * SIDE]), (8, 9));
+        let y = placed(&x);
+        let out = crate::grid::to_bytes(&y);
+        let lit: Vec<(usize, u8)> = (0..SIDE * SIDE)
+            .filter(|&i| out[i] > 0)
+            .map(|i| (i, out[i]))
+            .collect();
+        // Only the kept grey-9 pixel (ink 9/255 at row 20, column 0) pulls the mass centre off
+        // the block's: (4 * 2.5 + 20 * 9/255) / (4 + 9/255) = 2.65 rows, 2.48 columns, so the
+        // digit moves 11 rows and 12 columns. Uncleared, the grey-8 pixel would pull it to a
+        // move of 11 and 11; the grey-9 one cleared, to 12 and 12.
+        let want: Vec<(usize, u8)> = vec![
+            (13 * SIDE + 14, 255),
+            (13 * SIDE + 15, 255),
+            (14 * SIDE + 14, 255),
+            (14 * SIDE + 15, 255),
+        ];
+        assert_eq!(&lit[..4], &want[..], "the block, moved");
+        assert_eq!(
+            lit.len(),
+            4,
+            "haze of grey 9 moved off the field, grey 8 cleared: {lit:?}"
+        );
     }
 
     #[test]

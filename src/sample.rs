@@ -88,6 +88,11 @@ pub struct SampleOptions {
     /// blue where it darkened it, full colour at the page's scale for the run's steps (1 / steps).
     #[arg(long)]
     pub push_png: Option<PathBuf>,
+    /// Write the samples as the network drew them, without the finish a run from noise gets by
+    /// default (its faint haze cleared to black and each digit moved by whole pixels to centre
+    /// its mass, as MNIST's digits were; `digit::placed`). An edit (--init) is always as drawn.
+    #[arg(long)]
+    pub as_drawn: bool,
     /// Smoke test only: untrained, randomly initialised networks instead of weights (noise out).
     #[arg(long)]
     pub random_init: bool,
@@ -125,6 +130,7 @@ impl SampleOptions {
                 None => None,
                 Some(init) => Some(a.edit(init)?),
             },
+            place: crate::settings::DEFAULT_PLACE && a.init.is_none() && !a.as_drawn,
         };
         settings.validate()?;
         Ok(settings)
@@ -185,7 +191,7 @@ pub fn run(a: &SampleOptions) -> Result<(), Error> {
     };
     let run_steps = settings.steps_run();
     let settings_steps = settings.steps;
-    let sampler = Sampler::new(unet, classifier.freeze(), settings, &device)?;
+    let sampler = Sampler::new(unet, classifier.freeze(), settings.clone(), &device)?;
     let bar = indicatif::ProgressBar::new(run_steps as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -240,9 +246,10 @@ pub fn run(a: &SampleOptions) -> Result<(), Error> {
             println!("{label:<20} final p({}) = {p:.3}", a.class);
         }
     }
-    let values: Vec<f32> = x
-        .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Setting(format!("reading the samples: {e:?}")))?;
+    let values: Vec<f32> = settings.finished(
+        x.try_into_vec_as::<f32>()
+            .map_err(|e| Error::Setting(format!("reading the samples: {e:?}")))?,
+    );
     let bytes = grid::to_bytes(&values);
     if let Some(path) = &a.push_png {
         write_push_png(path, &pushes, n.min(8), settings_steps)?;

@@ -18,6 +18,9 @@ pub use crate::diffusion::Method;
 /// lab/src/targets.rs, docs/EVAL.md). Until 2026-12-05 the default was DDPM at 100 steps.
 pub const DEFAULT_METHOD: Method = Method::DpmSolver;
 pub const DEFAULT_STEPS: usize = 8;
+/// Whether the demo finishes a run from noise as MNIST's digits were ([`SampleSettings::place`]):
+/// its row is the one the front rule picks (docs/EVAL.md).
+pub const DEFAULT_PLACE: bool = true;
 
 /// Everything that decides the images, so the same settings give the same images.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +53,13 @@ pub struct SampleSettings {
     /// (inpainting); `None` samples from noise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit: Option<Edit>,
+    /// After the last step, finish each image as MNIST's digits were ([`digit::placed`](crate::digit::placed)):
+    /// its faint haze cleared to black and the digit moved by whole pixels to centre its mass.
+    /// On in the CLI's and the page's runs from noise (off with `sample --as-drawn`, the page's
+    /// "as drawn" box); refused with an edit, whose kept pixels stay where they are. Absent in
+    /// JSON means off, so settings written before it draw what they drew.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub place: bool,
 }
 
 /// An edit of an image: SDEdit (Meng et al. 2022) noises it to the level that `strength` picks
@@ -189,6 +199,13 @@ impl SampleSettings {
         }
         if let Some(edit) = &self.edit {
             edit.validate()?;
+            if self.place {
+                return Err(Error::Setting(
+                    "an edit keeps its image where it is, so its result cannot also be placed \
+                     (moved to centre its mass): draw it as it comes"
+                        .into(),
+                ));
+            }
         }
         self.per_sample
             .iter()
@@ -220,6 +237,16 @@ impl SampleSettings {
         }
     }
 
+    /// A finished run's images (`[B, 28, 28]` values in [-1, 1]) as these settings show them:
+    /// [`digit::placed`](crate::digit::placed) when [`place`](Self::place) asks for it, else as
+    /// drawn. The CLI, eval and the page each finish their runs' last images through it.
+    pub fn finished(&self, images: Vec<f32>) -> Vec<f32> {
+        match self.place {
+            true => crate::digit::placed(&images),
+            false => images,
+        }
+    }
+
     /// The guidance of sample `i`.
     pub fn guidance_of(&self, i: usize) -> Guidance {
         self.per_sample.get(i).copied().unwrap_or(self.guidance)
@@ -244,5 +271,25 @@ mod tests {
         for m in Method::ALL {
             assert_eq!(serde_json::to_value(m).unwrap(), m.name(), "{m:?}");
         }
+    }
+
+    /// Placing moves the digit, so an edit, whose kept pixels stay where they are, refuses it;
+    /// settings JSON without `place` (written before it) draws as drawn.
+    #[test]
+    fn an_edit_is_never_placed_and_absent_place_is_off() {
+        let json = r#"{"classes":[3],"guidance":{"mode":"none","scale":0,"cfg_scale":0},"steps":8,"method":"dpm","seed":0,"schedule":"cosine"}"#;
+        let mut s: SampleSettings = serde_json::from_str(json).unwrap();
+        assert!(!s.place);
+        s.place = true;
+        s.validate().unwrap();
+        s.edit = Some(Edit {
+            image: vec![-1.0; SIDE * SIDE],
+            strength: 0.5,
+            mask: None,
+        });
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("cannot also be placed"), "{err}");
+        s.place = false;
+        s.validate().unwrap();
     }
 }

@@ -140,6 +140,8 @@ pub struct Demo {
     push_scale: Cell<f32>,
     /// Whether the current run can be steered (a comparison cannot).
     steerable: Cell<bool>,
+    /// Whether the current run's last frame is placed ([`SampleSettings::place`]).
+    place: Cell<bool>,
     /// A steer of run `token` not yet applied: the run's next step applies it (a step awaiting
     /// its readback holds the run, so a steer that arrives meanwhile waits here).
     steer: RefCell<Option<(u32, Steer)>>,
@@ -256,6 +258,7 @@ impl Demo {
             generation: Cell::new(0),
             push_scale: Cell::new(push_scale(crate::settings::DEFAULT_STEPS)),
             steerable: Cell::new(false),
+            place: Cell::new(false),
             steer: RefCell::new(None),
         }
     }
@@ -283,13 +286,15 @@ impl Demo {
         serde_json::to_string(&crate::guidance::STARTING).expect("guidance serializes")
     }
 
-    /// The sampler and steps the page starts from as JSON (`{"method", "steps"}`):
-    /// [`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD) and
-    /// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS), shared with the CLI.
+    /// The sampler, steps and finish the page starts from as JSON (`{"method", "steps",
+    /// "place"}`): [`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD),
+    /// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS) and
+    /// [`DEFAULT_PLACE`](crate::settings::DEFAULT_PLACE), shared with the CLI.
     pub fn default_run() -> String {
         serde_json::json!({
             "method": crate::settings::DEFAULT_METHOD,
             "steps": crate::settings::DEFAULT_STEPS,
+            "place": crate::settings::DEFAULT_PLACE,
         })
         .to_string()
     }
@@ -401,10 +406,12 @@ impl Demo {
         let replay = self.replays() && settings.edit.is_none();
         let scale = push_scale(settings.steps);
         let steerable = settings.per_sample.is_empty();
+        let place = settings.place;
         let run = Run::new(nets, settings, &self.device, replay).map_err(js)?;
         *self.run.borrow_mut() = Some(run);
         self.push_scale.set(scale);
         self.steerable.set(steerable);
+        self.place.set(place);
         self.steer.borrow_mut().take();
         let token = self.generation.get().wrapping_add(1);
         self.generation.set(token);
@@ -433,7 +440,7 @@ impl Demo {
             step,
             total,
             t,
-            data,
+            mut data,
         }) = done.map_err(js)?
         else {
             return Ok(None);
@@ -443,6 +450,10 @@ impl Demo {
         }
         if !run.is_done() {
             *self.run.borrow_mut() = Some(run);
+        } else if self.place.get() {
+            // The last frame, finished as the settings ask (`SampleSettings::finished`).
+            data.x_t = crate::digit::placed(&data.x_t);
+            data.x0 = crate::digit::placed(&data.x0);
         }
         let pushed = !data.push.is_empty();
         let scale = self.push_scale.get();
@@ -515,6 +526,7 @@ impl Demo {
                 per_sample: Vec::new(),
                 same_noise: false,
                 edit: None,
+                place: false,
             };
             Run::new(nets, settings, &self.device, self.replays()).map_err(js)?
         };

@@ -25,6 +25,7 @@ fn settings(mode: Mode, method: Method) -> SampleSettings {
         per_sample: Vec::new(),
         same_noise: false,
         edit: None,
+        place: false,
     }
 }
 

@@ -204,6 +204,58 @@ fn random_init_smoke_run_writes_a_png_and_an_npz() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A run from noise is finished as MNIST's digits were unless `--as-drawn` asks otherwise
+/// (`SampleSettings::place`): the same digits (every pixel above the haze level, the same
+/// values), with no faint haze left and each digit's centre of mass within half a pixel of
+/// MNIST's. Checked by hand: with the CLI's `place` forced off, the first assertion on haze
+/// fails; with `digit::placed` centring nothing, the centre's.
+#[test]
+fn a_run_from_noise_is_placed_as_mnist_digits_unless_asked_as_drawn() {
+    use guided_ddpm::digit::{mass_centre, HAZE_LEVEL, MASS_CENTRE};
+    let dir = std::env::temp_dir().join(format!("guided-ddpm-place-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let draw = |name: &str, extra: &[&str]| {
+        let path = dir.join(name);
+        let args = [
+            &["sample", "--class", "2", "--n", "4", "--seed", "5"][..],
+            extra,
+            &["--npz", path.to_str().unwrap()],
+        ]
+        .concat();
+        let (code, stderr) = cli(&args);
+        assert_eq!(code, 0, "{stderr}");
+        guided_ddpm::npz::read_samples(&path).unwrap().images
+    };
+    let placed = draw("placed.npz", &[]);
+    let drawn = draw("drawn.npz", &["--as-drawn"]);
+    let haze = |d: &[u8]| d.iter().filter(|&&b| (1..=HAZE_LEVEL).contains(&b)).count();
+    assert!(
+        haze(&drawn) > 100,
+        "the digits as drawn have haze: {}",
+        haze(&drawn)
+    );
+    for (p, d) in placed.chunks(784).zip(drawn.chunks(784)) {
+        assert_eq!(haze(p), 0, "haze left in a placed digit");
+        let ink = |d: &[u8]| {
+            let mut v: Vec<u8> = d.iter().copied().filter(|&b| b > HAZE_LEVEL).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            ink(p),
+            ink(d),
+            "the placed digit's strokes are the drawn one's"
+        );
+        let grey: Vec<f32> = p.iter().map(|&b| f32::from(b) / 255.0).collect();
+        let (r, c) = mass_centre(&grey, 0.0).unwrap();
+        assert!(
+            (r - MASS_CENTRE.0).abs() <= 0.5 && (c - MASS_CENTRE.1).abs() <= 0.5,
+            "centre of mass ({r:.2}, {c:.2})"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Width and height from a PNG's header.
 fn png_size(bytes: &[u8]) -> (u32, u32) {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");

@@ -87,6 +87,7 @@ fn replayed_steps_on_a_native_gpu_match_the_plain_sampler_and_the_cpu() {
             per_sample: Vec::new(),
             same_noise: false,
             edit: None,
+            place: false,
         };
         let what = format!("{method:?} {:?} batch {batch}", guidance.mode);
         let mut replayed =

@@ -40,6 +40,7 @@ fn settings(mode: Mode, scale: f64, method: Method, seed: u64) -> SampleSettings
         per_sample: Vec::new(),
         same_noise: false,
         edit: None,
+        place: false,
     }
 }
 

@@ -157,6 +157,7 @@ fn sample_shipped(
         per_sample: Vec::new(),
         same_noise: false,
         edit: None,
+        place: false,
     };
     let x = Sampler::new(unet, classifier.clone(), settings, &device)
         .unwrap()

@@ -91,6 +91,7 @@ fn settings(steps: usize) -> SampleSettings {
         per_sample: Vec::new(),
         same_noise: false,
         edit: None,
+        place: false,
     }
 }
 
@@ -534,6 +535,62 @@ async fn the_demo_runs_cancels_and_rejects_bad_settings_on_the_cpu_fallback() {
         message.contains("the class must be a digit from 0 to 9, got 11"),
         "{message}"
     );
+}
+
+/// A run with `place` set shows the same frames as one without it up to its last, whose
+/// sample and predicted x0 are finished as MNIST's digits were (`digit::placed`): no faint haze
+/// left, the same strokes, the centre of mass within half a pixel of MNIST's.
+#[wasm_bindgen_test]
+async fn a_placed_run_finishes_its_last_frame_only() {
+    use guided_ddpm::digit::{mass_centre, HAZE_LEVEL, MASS_CENTRE};
+    let demo = Demo::create(false).await;
+    demo.load(MANIFEST, UNET, CLASSIFIER).unwrap();
+    // The demo's sampler and steps on one digit, drawn by the conditional model alone (no
+    // classifier gradient, so the run costs the suite little on the CPU path).
+    let mut s = SampleSettings {
+        classes: vec![2],
+        guidance: Guidance::new(Mode::Free, 0.0, 0.0),
+        steps: guided_ddpm::settings::DEFAULT_STEPS,
+        method: guided_ddpm::settings::DEFAULT_METHOD,
+        schedule: Manifest::parse(MANIFEST).unwrap().schedule.kind,
+        ..settings(1)
+    };
+    let mut frames = Vec::new();
+    for place in [false, true] {
+        s.place = place;
+        let run = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
+        let mut xs = Vec::new();
+        while let Some(f) = demo.step(run).await.unwrap() {
+            xs.push((f.x_t(), f.x0()));
+        }
+        frames.push(xs);
+    }
+    let (drawn, placed) = (&frames[0], &frames[1]);
+    let last = s.steps - 1;
+    assert_eq!(drawn.len(), s.steps);
+    assert_eq!(
+        drawn[..last],
+        placed[..last],
+        "the steps before the last are the same"
+    );
+    let ink = |d: &[u8]| {
+        let mut v: Vec<u8> = d.iter().copied().filter(|&b| b > HAZE_LEVEL).collect();
+        v.sort();
+        v
+    };
+    for (d, p) in [
+        (&drawn[last].0, &placed[last].0),
+        (&drawn[last].1, &placed[last].1),
+    ] {
+        assert!(!p.iter().any(|b| (1..=HAZE_LEVEL).contains(b)), "haze left");
+        assert_eq!(ink(d), ink(p), "the same strokes");
+        let grey: Vec<f32> = p.iter().map(|&b| f32::from(b) / 255.0).collect();
+        let (r, c) = mass_centre(&grey, 0.0).unwrap();
+        assert!(
+            (r - MASS_CENTRE.0).abs() <= 0.5 && (c - MASS_CENTRE.1).abs() <= 0.5,
+            "centre of mass ({r:.2}, {c:.2})"
+        );
+    }
 }
 
 /// A step that is awaiting the GPU's readback when its run is replaced hands back no frame (the

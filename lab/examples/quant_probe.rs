@@ -123,6 +123,7 @@ fn main() {
                     per_sample: Vec::new(),
                     same_noise: false,
                     edit: None,
+                    place: false,
                 };
                 let x = Sampler::new(unet.clone(), classifier.clone(), settings, &device)
                     .unwrap()

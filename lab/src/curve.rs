@@ -226,6 +226,7 @@ fn measure(opts: &CurveOptions, rows: &mut Vec<Row>) -> Result<(), Error> {
         autoguide: None,
         autoguide_w: Vec::new(),
         centre: false,
+        place: false,
     };
     eval_opts.validate()?;
     let asked = settings(&opts.setting)?;

@@ -19,6 +19,15 @@ use crate::report::write_report;
 use crate::{frechet, realism};
 
 /// Runs (or continues) the evaluation and writes `eval.json`, `EVAL.md` and the grids in `out`.
+/// How a row's samples leave the sampler: as drawn, centred by mass (`--centre`, a lever), or
+/// placed as the demo places a run from noise (`--place`).
+#[derive(Clone, Copy, PartialEq)]
+enum Finish {
+    AsDrawn,
+    Centred,
+    Placed,
+}
+
 pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     opts.validate()?;
     let json_path = opts.out.join("eval.json");
@@ -165,12 +174,18 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             })
             .collect(),
     };
-    // Centring: each setting as drawn, then centred (the float rows as drawn only).
-    let todo: Vec<(String, Guidance, bool, Option<f64>, bool)> = todo
+    // Centring and placing: each setting as drawn, then centred, then placed (the float rows as
+    // drawn only).
+    let todo: Vec<(String, Guidance, bool, Option<f64>, Finish)> = todo
         .into_iter()
         .flat_map(|(l, g, f, w)| {
-            let centred = (opts.centre && !f).then(|| (format!("{l} centred"), g, f, w, true));
-            std::iter::once((l, g, f, w, false)).chain(centred)
+            let centred =
+                (opts.centre && !f).then(|| (format!("{l} centred"), g, f, w, Finish::Centred));
+            let placed =
+                (opts.place && !f).then(|| (format!("{l} placed"), g, f, w, Finish::Placed));
+            std::iter::once((l, g, f, w, Finish::AsDrawn))
+                .chain(centred)
+                .chain(placed)
         })
         .collect();
     let runs: Vec<(Method, usize)> = opts
@@ -181,7 +196,7 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
     let todo = todo
         .into_iter()
         .flat_map(|t| runs.iter().map(move |&run| (t.clone(), run)));
-    for ((label, guidance, float, ag_w, centre), (method, steps)) in todo {
+    for ((label, guidance, float, ag_w, finish), (method, steps)) in todo {
         if report.settings.iter().any(|r| {
             r.is_run(&label, method, steps)
                 && r.guidance == guidance
@@ -222,7 +237,8 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
             manifest.schedule.kind,
             judge::Extras {
                 autoguide: guide.as_ref().zip(ag_w),
-                centre,
+                centre: finish == Finish::Centred,
+                place: finish == Finish::Placed,
             },
             &device,
         )?;
@@ -240,7 +256,8 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         if ag_w.is_some() {
             result.autoguide_by = guide_by.clone();
         }
-        result.centred = centre;
+        result.centred = finish == Finish::Centred;
+        result.placed = finish == Finish::Placed;
         let (w, h, px) = grid::layout(&rows, 10);
         grid::write_png(
             &opts.out.join(format!("samples-{}.png", slug(&name))),

@@ -159,12 +159,14 @@ impl RealDigits {
     }
 }
 
-/// What a row adds to the sampler: autoguidance by a guide network at a weight, and the samples
-/// moved by whole pixels to centre their mass as MNIST's digits are (`digit::centred_by_mass`).
+/// What a row adds to the sampler: autoguidance by a guide network at a weight, the samples
+/// moved by whole pixels to centre their mass as MNIST's digits are (`digit::centred_by_mass`),
+/// and the demo's finish of a run from noise (`SampleSettings::place`).
 #[derive(Clone, Copy, Default)]
 pub struct Extras<'a> {
     pub autoguide: Option<(&'a UNet, f64)>,
     pub centre: bool,
+    pub place: bool,
 }
 
 /// A setting's samples as grey bytes (`[N, 784]`), with the class each was drawn for.
@@ -202,10 +204,13 @@ pub(crate) fn run_setting(
     let mut pixels = Vec::new();
     let mut drawn_for = Vec::new();
     for b in 0..batches {
-        let settings = batch_settings(b, guidance, (method, steps), schedule);
+        let settings = SampleSettings {
+            place: extras.place,
+            ..batch_settings(b, guidance, (method, steps), schedule)
+        };
         let classes = settings.classes.clone();
         drawn_for.extend_from_slice(&classes);
-        let mut sampler = Sampler::new(unet.clone(), classifier.clone(), settings, device)?;
+        let mut sampler = Sampler::new(unet.clone(), classifier.clone(), settings.clone(), device)?;
         if let Some((guide, w)) = extras.autoguide {
             sampler = sampler.with_autoguide(guide.clone(), w);
         }
@@ -215,6 +220,9 @@ pub(crate) fn run_setting(
         let mut values = x.clone().try_into_vec_as::<f32>().expect("samples");
         if extras.centre {
             values = guided_ddpm::digit::centred_by_mass(&values);
+        }
+        if extras.centre || settings.place {
+            values = settings.finished(values);
             x = Tensor::from_data(TensorData::new(values.clone(), x.dims()), device);
         }
         pixels.extend_from_slice(&values);
@@ -265,6 +273,7 @@ pub(crate) fn run_setting(
         autoguide: None,
         autoguide_by: String::new(),
         centred: false,
+        placed: false,
     };
     let samples = Samples {
         bytes: grid::to_bytes(&pixels),
@@ -297,6 +306,7 @@ pub fn batch_settings(
         per_sample: Vec::new(),
         same_noise: false,
         edit: None,
+        place: false,
     }
 }
 

@@ -54,6 +54,10 @@ pub struct SettingResult {
     /// Whether the row's samples were centred by mass (`eval --centre`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub centred: bool,
+    /// Whether the row's samples were finished as the demo finishes a run from noise
+    /// (`SampleSettings::place`: haze cleared, centred by mass; `eval --place`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub placed: bool,
 }
 
 impl Report {
@@ -291,6 +295,12 @@ pub struct EvalOptions {
     /// as MNIST's digits are (`digit::centred_by_mass`), labelled `... centred`.
     #[arg(long)]
     pub centre: bool,
+    /// Also evaluate each setting finished as the demo finishes a run from noise
+    /// (`SampleSettings::place`: the faint haze cleared to black, then centred by mass; the
+    /// page and the CLI do it unless asked for the samples as drawn), labelled `... placed`.
+    /// Unlike `--centre`'s, these rows are the demo's: the front rule may pick them.
+    #[arg(long)]
+    pub place: bool,
 }
 
 impl EvalOptions {
@@ -310,6 +320,7 @@ impl EvalOptions {
             autoguide: None,
             autoguide_w: vec![1.5],
             centre: false,
+            place: false,
         }
     }
 

@@ -195,6 +195,15 @@ pub fn run(opts: &ProbeOptions) -> Result<String, Error> {
     );
     let (t, _) = test(&recentred(&px, (rr, rc)), &recentred(&real, (rr, rc)));
     md += &row("both sets so moved", &t, None);
+    for level in HAZE {
+        let finished = recentred(&floored(&px, level), (rr, rc));
+        let (t, _) = test(&finished, &real);
+        md += &row(
+            &format!("samples' pixels at or below {level}/255 set to black, then so moved"),
+            &t,
+            Some(black_share(&finished)),
+        );
+    }
     md += &format!(
         "\nCentre of mass (row, column), mean and sd: samples ({sr:.2} sd {srd:.2}, {sc:.2} sd {scd:.2}); real digits ({rr:.2} sd {rrd:.2}, {rc:.2} sd {rcd:.2}).\n"
     );

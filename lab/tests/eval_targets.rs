@@ -2,10 +2,10 @@
 #![cfg(not(target_family = "wasm"))]
 
 use guided_ddpm::guidance::{Guidance, Mode, DEFAULT};
-use guided_ddpm::settings::{Method, DEFAULT_METHOD, DEFAULT_STEPS};
+use guided_ddpm::settings::{Method, DEFAULT_METHOD, DEFAULT_PLACE, DEFAULT_STEPS};
 use guided_ddpm_lab::fidelity::Ink;
 use guided_ddpm_lab::realism::{Copying, RealismReference, RowRealism, TwoSample};
-use guided_ddpm_lab::targets::{checks, front_pick, realism_checks};
+use guided_ddpm_lab::targets::{checks, front_pick, meeting_realism_targets, realism_checks};
 use guided_ddpm_lab::{run_name, Report, SettingResult};
 
 fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -> SettingResult {
@@ -31,6 +31,7 @@ fn row(label: &str, guidance: Guidance, weights: &str, accuracy: f64, fd: f64) -
         autoguide: None,
         autoguide_by: String::new(),
         centred: false,
+        placed: DEFAULT_PLACE,
     }
 }
 
@@ -69,8 +70,16 @@ fn report() -> Report {
             row("weaker", kin(0.1), "int8", 0.98, 0.08),
             row("kin", kin(0.25), "int8", 0.99, 0.12),
             row("default", DEFAULT, "int8", 1.0, 0.14),
-            // Float rows never count for the front.
-            row("default (float)", DEFAULT, "float EMA", 0.996, 0.11),
+            // Float rows never count for the front. They are drawn as the network draws, and
+            // the int8 check holds them against the default drawn so (the last row).
+            SettingResult {
+                placed: false,
+                ..row("default (float)", DEFAULT, "float EMA", 0.996, 0.11)
+            },
+            SettingResult {
+                placed: !DEFAULT_PLACE,
+                ..row("default as drawn", DEFAULT, "int8", 1.0, 0.145)
+            },
         ],
         ..Report::default()
     }
@@ -102,6 +111,31 @@ fn the_front_pick_is_the_lowest_fd_judged_at_99_percent() {
     r.settings[2].frechet = 0.15;
     assert_eq!(front_pick(&r).unwrap().label, "default");
     assert!(met(&r, "default is, of the rows"));
+}
+
+/// The default's row is the one finished as the demo finishes it (`DEFAULT_PLACE`); the int8
+/// against float check holds the default as drawn to the float row, which is never finished.
+#[test]
+fn the_default_is_the_row_finished_as_the_demo_finishes_and_int8_is_checked_as_drawn() {
+    let mut r = report();
+    let judged = format!("default ({}): judged", named("default"));
+    assert!(met(&r, &judged) && met(&r, "default: int8"));
+    // As drawn, 1.5 points under the float weights: the int8 check fails, the default's own
+    // judged accuracy (finished) is untouched.
+    r.settings[5].accuracy = 0.981;
+    assert!(!met(&r, "default: int8"));
+    assert!(met(&r, &judged));
+    // The rows swapped: the default's checks read the other row.
+    let mut r = report();
+    r.settings[3].placed = !DEFAULT_PLACE;
+    r.settings[3].accuracy = 0.98;
+    r.settings[5].placed = DEFAULT_PLACE;
+    let judged = format!("default ({}): judged", named("default as drawn"));
+    assert!(met(&r, &judged), "the judged check reads the finished row");
+    assert!(
+        !met(&r, "default: int8"),
+        "the int8 check reads the row as drawn"
+    );
 }
 
 /// A setting of lower FD that misses another of the default's targets (here, too much ink) is
@@ -398,6 +432,15 @@ fn the_front_pick_ranks_by_the_two_sample_test_once_rows_have_it_and_refuses_cop
     assert!(!met(&r, "default: copy share"));
     r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.01);
     assert!(met(&r, "default: copy share"));
+    // Within one sd of the difference of two binomial shares of the held-out digits' 1%, one
+    // of the row's 500 samples and one of the 1,000 held-out digits (0.545 points), a share is
+    // noise: 1.5% passes, 1.6% is copying.
+    r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.015);
+    assert!(met(&r, "default: copy share"));
+    assert_eq!(label_of(&r), "default");
+    r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.016);
+    assert!(!met(&r, "default: copy share"));
+    assert_eq!(label_of(&r), "kin");
     // Rows within one sd of the difference of two draws are tied, and FD breaks the tie: with
     // real draws at 52% and 56% (sd 2.83 points, so 4 points for a difference), the default at
     // 62% and "kin" at 65.5% are tied and "kin" has the lower FD; at 66.5% it is behind.
@@ -488,7 +531,20 @@ fn the_realism_targets_hold_the_default_to_issue_43s_bounds() {
             .unwrap()
             .met
     );
+    // The default still has ink +8.6%: no row meets every realism target. With ink +3.1% it
+    // does, and it is the only row listed (the others have no realism measured); the moonshot
+    // (55%) is not required.
+    let names = |r: &Report| -> Vec<String> {
+        meeting_realism_targets(r)
+            .iter()
+            .map(|x| x.label.clone())
+            .collect()
+    };
+    assert!(names(&r).is_empty());
+    r.settings[at].ink.mean = 0.132;
+    assert_eq!(names(&r), ["default"]);
     // No reference, no realism targets.
     r.realism_reference = None;
     assert!(realism_checks(&r).is_empty());
+    assert!(names(&r).is_empty());
 }

@@ -31,11 +31,11 @@ fn the_default_guidance_is_the_front_rules_pick_and_meets_every_target() {
         report.unet_sha256, m.unet.sha256,
         "docs/eval.json judged other weights than the shipped U-Net: run `guided-ddpm-lab eval`"
     );
-    use guided_ddpm::settings::{DEFAULT_METHOD, DEFAULT_STEPS};
+    use guided_ddpm::settings::{DEFAULT_METHOD, DEFAULT_PLACE, DEFAULT_STEPS};
     let pick = front_pick(&report).expect("a setting meets the default's targets");
     assert_eq!(
-        (pick.guidance, pick.method, pick.steps),
-        (DEFAULT, DEFAULT_METHOD, DEFAULT_STEPS),
+        (pick.guidance, pick.method, pick.steps, pick.placed),
+        (DEFAULT, DEFAULT_METHOD, DEFAULT_STEPS, DEFAULT_PLACE),
         "the front rule picks {} on docs/eval.json, the default is {}",
         pick.name(),
         guided_ddpm_lab::run_name(&DEFAULT.label(), DEFAULT_METHOD, DEFAULT_STEPS)
@@ -44,7 +44,7 @@ fn the_default_guidance_is_the_front_rules_pick_and_meets_every_target() {
     let float = report
         .settings
         .iter()
-        .find(|r| guided_ddpm_lab::targets::is_default(r) && r.weights != "int8");
+        .find(|r| guided_ddpm_lab::targets::is_default_drawing(r) && r.weights != "int8");
     assert!(
         float.is_some(),
         "no float evaluation of the default {}: run `guided-ddpm-lab eval`",

@@ -118,6 +118,7 @@ fn sampler(
         per_sample: Vec::new(),
         same_noise: false,
         edit: None,
+        place: false,
     };
     Sampler::new(unet.clone(), classifier.clone(), settings, device)
 }

@@ -105,6 +105,7 @@ fn time_to_image(weights_dir: &Path, method: Method, steps: usize) -> Result<Ima
             per_sample: Vec::new(),
             same_noise: false,
             edit: None,
+            place: false,
         };
         let x = Sampler::new(unet, classifier, settings, &device)?
             .run(|_| std::ops::ControlFlow::Continue(()))
