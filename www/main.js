@@ -1,14 +1,16 @@
 // guided-ddpm page: the wiring of the DOM. The wasm module, the weights and the sampling live in
 // sampler threads (www/worker.js), which www/pool.js starts and whose frames it merges; the
-// address bar's settings are www/url.js's, the choice of device www/device.js's, the drawing
-// www/views.js's. This file reads the controls, shows frames and reports; the math and the weight
-// checks are Rust (src/web.rs).
+// address bar's settings are www/url.js's, the controls that hold them www/controls.js's, the
+// choice of device www/device.js's, the drawing www/views.js's, the test hooks www/hooks.js's
+// (imported in the test build only). This file shows frames, runs and reports; the math and the
+// weight checks are Rust (src/web.rs).
 
 import { Pool, parts, merge, meanProbs, workerCount, startWorker } from "./pool.js";
 import { messageOf } from "./sampler.js";
 import { chooseDevice, onDevice, fmtMs, timeInBackground } from "./device.js";
 import { registerOffline } from "./offline.js";
-import { PAGE_DEFAULTS, SCALE_SLIDER, startScale, crateDefaults, readUrl, writeUrl as putUrl, guidanceOf, askedBackend } from "./url.js";
+import { PAGE_DEFAULTS, startScale, crateDefaults, readUrl, writeUrl as putUrl, guidanceOf, askedBackend } from "./url.js";
+import { CRATE_CONTROLS, offered, currentSettings as controlSettings, applySettings as applyControls, scaleSlider, syncSliders } from "./controls.js";
 import { DrawPad } from "./draw.js";
 import { drawChart as chart, drawLegend, drawTiles } from "./views.js";
 
@@ -54,98 +56,22 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 // ---------- settings <-> URL ----------
 
-// The values the page's menus offer, read from the menus themselves.
-function offered() {
-  const values = (id) => Array.from($(id).options, (o) => o.value);
-  const radios = (name) => Array.from(document.querySelectorAll(`input[name="${name}"]`), (r) => r.value);
-  return {
-    mode: radios("mode"),
-    interval: values("interval"),
-    grad: values("grad"),
-    steps: values("steps").map(Number),
-    sampler: values("method"),
-    n: values("batch").map(Number),
-    view: radios("view"),
-    compare: values("preset"),
-  };
-}
-
-function currentSettings() {
-  return {
-    class: Number(document.querySelector('#classes [aria-checked="true"]').dataset.digit),
-    mode: document.querySelector('input[name="mode"]:checked').value,
-    s: Number($("scale").value),
-    w: Number($("cfg").value),
-    interval: $("interval").value,
-    grad: $("grad").value,
-    steps: Number($("steps").value),
-    sampler: $("method").value,
-    seed: Number($("seed").value),
-    n: Number($("batch").value),
-    view: document.querySelector('input[name="view"]:checked').value,
-    compare: $("preset").value,
-    strength: Number($("strength").value),
-  };
-}
+// The settings the controls hold (www/controls.js).
+const currentSettings = () => controlSettings(state.defaults);
 
 function writeUrl() {
   putUrl(currentSettings());
 }
 
+// Puts settings on the controls; a digit picked goes into the URL and steers a run in progress.
 function applySettings(s) {
-  const classes = $("classes");
-  classes.replaceChildren();
-  for (let d = 0; d < 10; d++) {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.textContent = d;
-    b.dataset.digit = d;
-    b.setAttribute("role", "radio");
-    b.setAttribute("aria-checked", String(d === s.class));
-    b.addEventListener("click", () => {
-      for (const o of classes.children) o.setAttribute("aria-checked", String(o === b));
-      writeUrl();
-      steer();
-    });
-    classes.append(b);
-  }
-  // Before the module has started the crate's settings may be missing: those controls wait.
-  if (s.mode !== undefined) document.querySelector(`input[name="mode"][value="${s.mode}"]`).checked = true;
-  // The form first: it sets the s slider's range.
-  if (s.grad !== undefined) $("grad").value = s.grad;
-  scaleSlider();
-  if (s.s !== undefined) $("scale").value = s.s;
-  if (s.w !== undefined) $("cfg").value = s.w;
-  if (s.interval !== undefined) $("interval").value = s.interval;
-  if (s.steps !== undefined) $("steps").value = String(s.steps);
-  if (s.sampler !== undefined) $("method").value = s.sampler;
-  $("seed").value = s.seed;
-  $("batch").value = String(s.n);
-  document.querySelector(`input[name="view"][value="${s.view}"]`).checked = true;
-  $("preset").value = s.compare;
-  $("strength").value = s.strength;
-  syncSliders();
+  applyControls(s, () => {
+    writeUrl();
+    steer();
+  });
   redraw();
 }
 
-// The s slider's range and step for the chosen form of the gradient (url.js, SCALE_SLIDER); an s
-// past the new range is brought to its end by the slider itself.
-function scaleSlider() {
-  const r = SCALE_SLIDER[$("grad").value];
-  Object.assign($("scale"), { max: r.max, step: r.step });
-}
-
-function syncSliders() {
-  const mode = document.querySelector('input[name="mode"]:checked')?.value;
-  // Steps of 0.25 (0.01 for the normalised form): two decimals, so the label is the s that runs.
-  $("scale-out").textContent = Number($("scale").value).toFixed(SCALE_SLIDER[$("grad").value].decimals);
-  // Steps of 0.125: three decimals, so the label is the w that runs.
-  $("cfg-out").textContent = Number($("cfg").value).toFixed(3);
-  $("strength-out").textContent = Number($("strength").value).toFixed(2);
-  const classifier = mode === "classifier" || mode === "both";
-  for (const id of ["scale-row", "interval-row", "grad-row"]) $(id).classList.toggle("off", !classifier);
-  $("cfg-row").classList.toggle("off", !(mode === "free" || mode === "both"));
-}
 
 // ---------- drawing ----------
 
@@ -303,6 +229,9 @@ async function generate({ compare = false, edit = null } = {}) {
     method: s.sampler,
     seed: s.seed,
     schedule: state.weights.schedule, // the manifest's: the one the networks were trained with
+    // Placed as MNIST's digits at the end (the crate's `SampleSettings::place`); an edit keeps its
+    // drawing where it is.
+    place: s.place && !edit,
   };
   // SDEdit noises the drawing to `strength` and denoises it; inpainting keeps the drawn pixels and
   // starts the rest from noise (strength 1).
@@ -399,7 +328,7 @@ async function generate({ compare = false, edit = null } = {}) {
     status(`Done: ${how}, ${s.n} × digit ${s.class}, in ${fmtSecs(secs)}${steeredRun(run)}`);
     $("timing").textContent = `final p(${state.settings.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
   } else {
-    status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)${steeredRun(run)}`);
+    status(`Done: ${s.n} × digit ${s.class} in ${fmtSecs(secs)} (${(settings.steps / secs).toFixed(1)} steps/s)${settings.place ? ", placed as MNIST's digits" : ", as drawn"}${steeredRun(run)}`);
     $("timing").textContent = `final p(${state.settings.class}) = ${final.p.toFixed(2)} · seed ${s.seed}`;
   }
   setRunning(false);
@@ -535,37 +464,6 @@ async function timeWebGpu(timing) {
 
 // ---------- start-up ----------
 
-// For the page tests and `make bench`, in a build with the test hooks only (the site has none).
-function installHooks() {
-  globalThis.guidedDdpm = {
-    get gpu() { return pool.gpu; },
-    get workers() { return pool.primary ? 1 + pool.helpers.length : 0; },
-    get lastRunParts() { return state.lastRunParts; },
-    // The comparison on screen: each tile's label and p(asked digit) at the last frame.
-    get tiles() {
-      const c = state.frames?.compare;
-      return c ? c.labels.map((label, k) => ({ label, p: state.history.at(-1).tiles[k] })) : null;
-    },
-    get pushed() { return state.frames?.pushed ?? null; },
-    // The drawing on the pad (1 where drawn) and the last frame's x_t bytes, for the page tests.
-    get drawing() { return Array.from(pad.ink); },
-    // The last drawing "Edit drawing" started from, as the crate prepared it (28 x 28 bytes).
-    get prepared() { return state.prepared ?? null; },
-    get lastImage() { return state.frames ? Array.from(state.frames.xt) : null; },
-    // The last frame's push as the crate coloured it (RGBA, 28 x 28 per image), and the canvas
-    // as drawn now, read in one task so that they belong to the same frame.
-    get pushAndCanvas() {
-      const c = $("canvas");
-      const drawn = c.getContext("2d").getImageData(0, 0, c.width, c.height);
-      return state.frames ? { push: Array.from(state.frames.push), width: c.width, canvas: Array.from(drawn.data) } : null;
-    },
-    // p(asked digit | x_t) at the last frame, as the chart draws it.
-    get lastP() { return state.history.at(-1)?.p ?? null; },
-    // The mean p of each digit at the last frame, as the chart draws them.
-    get lastProbs() { return state.history.at(-1)?.probs ?? null; },
-  };
-}
-
 async function main() {
   applySettings(readUrl(state.defaults, offered()));
   for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
@@ -578,7 +476,7 @@ async function main() {
   });
   // A run in progress follows the guidance controls from its next step (a slider once let go).
   for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #grad')) el.addEventListener("change", steer);
-  for (const id of ["steps", "method", "batch", "seed", "preset"]) $(id).addEventListener("change", writeUrl);
+  for (const id of ["steps", "method", "batch", "seed", "preset", "place"]) $(id).addEventListener("change", writeUrl);
   $("steps").addEventListener("change", () => legend());
   for (const el of document.querySelectorAll('input[name="view"]')) el.addEventListener("change", () => { redraw(); writeUrl(); });
   $("random-seed").addEventListener("click", () => {
@@ -597,15 +495,16 @@ async function main() {
   drawChart(1);
   legend();
 
-  status("Starting: loading the WebAssembly module…");
+  status("Starting: loading the WebAssembly module… (the guidance and sampling settings open once it has started)");
   const started = await pool.start();
   state.hooks = started.hooks;
-  if (started.hooks) installHooks();
+  if (started.hooks) (await import("./hooks.js")).installHooks({ pool, state, pad });
   performance.mark("module-ready");
   state.pushPerStep = started.pushPerStep;
   Object.assign(state.defaults, crateDefaults(started.defaultGuidance, started.defaultRun));
   const notices = [];
   applySettings(readUrl(state.defaults, offered(), notices));
+  for (const id of CRATE_CONTROLS) $(id).disabled = false;
   legend();
   if (notices.length) {
     $("notice").textContent = `Note: ${notices.join("; ")}.`;

@@ -1,5 +1,5 @@
 // guided-ddpm page: the settings in the address bar. The crate owns the guidance, sampler and
-// steps a visit starts from (Demo.default_guidance, Demo.default_run); the page owns the rest
+// steps and finish a visit starts from (Demo.default_guidance, Demo.default_run); the page owns the rest
 // (PAGE_DEFAULTS), and the controls' own options say which values the page offers.
 
 // What the page starts from where the crate has no say: the digit, the seed, the batch, the view,
@@ -25,7 +25,7 @@ export function startScale(grad, defaultS) {
 }
 
 // The crate's starting guidance (`{ mode, scale, cfg_scale, interval, grad }`, `grad` left out
-// for the paper's gradient) and run (`{ method, steps }`) as the page's settings.
+// for the paper's gradient) and run (`{ method, steps, place }`) as the page's settings.
 export function crateDefaults(guidance, run) {
   return {
     mode: guidance.mode,
@@ -35,6 +35,7 @@ export function crateDefaults(guidance, run) {
     grad: guidance.grad ?? "xt",
     sampler: run.method,
     steps: run.steps,
+    place: run.place,
   };
 }
 
@@ -72,6 +73,7 @@ export function readUrl(defaults, offered, notices = []) {
     view: get("view", oneOf(offered.view)),
     compare: get("compare", oneOf(offered.compare)),
     strength: get("strength", num(0.05, 1), Number),
+    place: get("place", (v) => typeof v === "boolean", (v) => ({ true: true, false: false })[v] ?? v),
   };
   // s is read on the slider of its form; a link that names a form but no s starts from the
   // form's own s.

@@ -410,9 +410,99 @@ test("without WebGPU the CPU fallback draws the asked digit", { timeout: SLOW },
   try {
     await ready(b.page, "?steps=25&n=1&class=1&seed=3");
     assert.match(await b.page.locator("#capability").textContent(), /CPU fallback/);
+    // The crate's default finish (settings::DEFAULT_PLACE): the digits placed as MNIST's were.
+    assert.ok(await b.page.locator("#place").isChecked());
     await b.page.click("#generate");
     await done(b.page);
     await assertDigit(b.page);
+    assert.match(await status(b.page), /placed as MNIST's digits/);
+    assert.match(b.page.url(), /place=true/);
+    // Unticked, the run ends as drawn, and the link says so.
+    await b.page.uncheck("#place");
+    assert.match(b.page.url(), /place=false/);
+    await b.page.click("#generate");
+    await done(b.page);
+    assert.match(await status(b.page), /as drawn/);
+    await ready(b.page, "?steps=25&n=1&class=1&seed=3&place=false");
+    assert.ok(!(await b.page.locator("#place").isChecked()));
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("every control pressed before the module has started works or waits, never throws, and a digit picked then is kept", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    // Hold the module back, so the presses land before the crate's settings are in.
+    let release;
+    const held = new Promise((r) => { release = r; });
+    await b.context.route(/\.wasm$/, async (route) => { await held; await route.continue(); });
+    await b.page.goto(`${server.url}?seed=5`);
+    await b.page.waitForSelector("#classes button");
+    assert.doesNotMatch(await b.page.locator("body").getAttribute("data-ready") ?? "", /true/);
+    // The crate's controls wait, and the status line says why.
+    for (const id of ['input[name="mode"][value="both"]', "#scale", "#cfg", "#interval", "#grad", "#steps", "#method", "#place", "#generate", "#compare", "#sdedit", "#inpaint", "#download"]) {
+      assert.ok(await b.page.locator(id).isDisabled(), `${id} waits for the module`);
+    }
+    assert.match(await status(b.page), /open once it has started/);
+    // Every control that is enabled, pressed.
+    await b.page.click('#classes button[data-digit="3"]');
+    await b.page.selectOption("#batch", "9");
+    await b.page.selectOption("#preset", "modes");
+    await b.page.selectOption("#brush", "3");
+    await b.page.fill("#seed", "42");
+    await b.page.locator("#seed").dispatchEvent("change");
+    await b.page.click("#random-seed");
+    await b.page.fill("#seed", "42");
+    await b.page.locator("#seed").dispatchEvent("change");
+    await b.page.locator("#strength").evaluate((el) => { el.value = "0.8"; el.dispatchEvent(new Event("input", { bubbles: true })); });
+    for (const view of ["x0", "push", "xt"]) await b.page.check(`input[name="view"][value="${view}"]`);
+    const pad = await b.page.locator("#pad").boundingBox();
+    await b.page.mouse.move(pad.x + 50, pad.y + 50);
+    await b.page.mouse.down();
+    await b.page.mouse.move(pad.x + 150, pad.y + 160, { steps: 5 });
+    await b.page.mouse.up();
+    await b.page.click("#clear");
+    assert.deepEqual(b.errors, [], "no script error before the module started");
+    assert.doesNotMatch(await status(b.page), /went wrong/);
+    // Nothing the crate sets was written into the link before the crate said what it is.
+    assert.doesNotMatch(b.page.url(), /mode=|sampler=|steps=|place=/);
+    release();
+    await b.page.waitForSelector("body[data-ready=true]", { timeout: SLOW });
+    // The presses are kept: the digit, the batch, the seed; the crate's settings are its defaults.
+    assert.equal(await b.page.locator('#classes [aria-checked="true"]').textContent(), "3");
+    assert.equal(await b.page.locator("#batch").inputValue(), "9");
+    assert.equal(await b.page.locator("#seed").inputValue(), "42");
+    assert.equal(await b.page.locator("#method").inputValue(), "dpm");
+    assert.ok(await b.page.locator('input[name="mode"][value="both"]').isChecked());
+    assert.ok(!(await b.page.locator("#notice").isVisible()), "no notice: every kept value is one the page offers");
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("no control runs past its panel, on a desktop width and a phone's, and the page never scrolls sideways", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await ready(b.page);
+    for (const [width, height] of [[1280, 800], [390, 844]]) {
+      await b.page.setViewportSize({ width, height });
+      const over = await b.page.evaluate(() => {
+        const out = [];
+        for (const panel of document.querySelectorAll(".panel")) {
+          const edge = panel.getBoundingClientRect().right;
+          for (const el of panel.querySelectorAll("input, select, button, canvas, progress")) {
+            const r = el.getBoundingClientRect();
+            if (r.width && r.right > edge + 0.5) out.push(`${el.id || el.name || el.tagName} by ${(r.right - edge).toFixed(0)} px`);
+          }
+        }
+        if (document.documentElement.scrollWidth > innerWidth) out.push(`the page, ${document.documentElement.scrollWidth - innerWidth} px wider than the screen`);
+        return out;
+      });
+      assert.deepEqual(over, [], `at ${width} px`);
+    }
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
@@ -422,7 +512,7 @@ test("without WebGPU the CPU fallback draws the asked digit", { timeout: SLOW },
 test("settings in the URL that the page does not offer are named in a notice, not silently replaced", { timeout: SLOW }, async () => {
   const b = await open({ webgpu: false });
   try {
-    await ready(b.page, "?class=12&steps=33&mode=both&s=4&seed=-1&strength=1.5&compare=ranks&interval=3-4");
+    await ready(b.page, "?class=12&steps=33&mode=both&s=4&seed=-1&strength=1.5&compare=ranks&interval=3-4&place=maybe");
     const notice = b.page.locator("#notice");
     assert.ok(await notice.isVisible(), "a notice is shown");
     const text = await notice.textContent();
@@ -431,6 +521,7 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.match(text, /seed=-1 .* it uses seed=0/);
     assert.match(text, /strength=1.5 .* it uses strength=0.5/);
     assert.match(text, /compare=ranks .* it uses compare=scales/);
+    assert.match(text, /place=maybe is not a setting this page offers; it uses place=true/);
     assert.match(text, /interval=3-4 is not a setting this page offers; it uses interval=(all|\d+-\d+)/);
     assert.equal(await b.page.locator("#strength").inputValue(), "0.5");
     assert.doesNotMatch(text, /mode=|s=4/, "valid values are not mentioned");
