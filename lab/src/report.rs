@@ -272,11 +272,12 @@ fn levers_table(r: &Report) -> String {
                 && b.weights == x.weights
         });
         let m = x.realism.as_ref().expect("filtered");
-        let lever = match (x.autoguide, x.centred) {
-            (Some(w), true) => format!("autoguidance w={w} by {}, centred", x.autoguide_by),
-            (Some(w), false) => format!("autoguidance w={w} by {}", x.autoguide_by),
-            (None, true) => "centred".to_string(),
-            (None, false) => "placed (the demo's finish)".to_string(),
+        let lever = match (x.autoguide, x.centred, x.placed) {
+            (Some(w), true, _) => format!("autoguidance w={w} by {}, centred", x.autoguide_by),
+            (Some(w), false, true) => format!("autoguidance w={w} by {}, placed", x.autoguide_by),
+            (Some(w), false, false) => format!("autoguidance w={w} by {}", x.autoguide_by),
+            (None, true, _) => "centred".to_string(),
+            (None, false, _) => "placed (the demo's finish)".to_string(),
         };
         let (bts, bae, bacc) = match base.and_then(|b| b.realism.as_ref().map(|bm| (b, bm))) {
             Some((b, bm)) => (
@@ -296,7 +297,60 @@ fn levers_table(r: &Report) -> String {
             100.0 * m.black
         );
     }
+    s += &autoguidance_verdict(r);
     s
+}
+
+/// Whether autoguidance earns a place (issue 43): each autoguided row against the same row
+/// without the guide (the same setting, sampler, steps and finish), ahead only where its
+/// two-sample accuracy is lower by more than the test's noise between two rows
+/// ([`targets::two_sample_noise`]).
+pub fn autoguidance_verdict(r: &Report) -> String {
+    let tol = targets::two_sample_noise(r);
+    let pairs: Vec<(&SettingResult, &SettingResult)> = r
+        .settings
+        .iter()
+        .filter(|x| x.autoguide.is_some() && x.realism.is_some())
+        .filter_map(|x| {
+            r.settings
+                .iter()
+                .find(|b| {
+                    b.autoguide.is_none()
+                        && b.realism.is_some()
+                        && (
+                            b.guidance, b.method, b.steps, b.centred, b.placed, &b.weights,
+                        ) == (
+                            x.guidance, x.method, x.steps, x.centred, x.placed, &x.weights,
+                        )
+                })
+                .map(|b| (x, b))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<String> = pairs
+        .iter()
+        .map(|(x, b)| {
+            format!(
+                "{} {:.1}% against {:.1}% without it",
+                x.name(),
+                100.0 * targets::two_sample(x),
+                100.0 * targets::two_sample(b)
+            )
+        })
+        .collect();
+    let ahead = pairs
+        .iter()
+        .any(|(x, b)| targets::two_sample(x) < targets::two_sample(b) - tol);
+    format!(
+        "\nAutoguidance against the same rows without it, on the two-sample test: {}. {}\n",
+        rows.join("; "),
+        match ahead {
+            true => "Some autoguided row is ahead by more than the test's noise between two rows.".to_string(),
+            false => format!("No autoguided row is ahead by more than the test's noise between two rows ({:.1} points): with this guide, autoguidance earns no place in the demo.", 100.0 * tol),
+        }
+    )
 }
 
 /// The rows that take the classifier's gradient, compared by the form of the gradient

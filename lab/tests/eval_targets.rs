@@ -548,3 +548,47 @@ fn the_realism_targets_hold_the_default_to_issue_43s_bounds() {
     assert!(realism_checks(&r).is_empty());
     assert!(names(&r).is_empty());
 }
+
+/// EVAL.md's verdict on autoguidance: each autoguided row against the same row without the
+/// guide, finished alike; "earns no place" unless one is ahead by more than the test's noise.
+#[test]
+fn autoguidance_earns_a_place_only_ahead_of_its_twin_by_more_than_the_noise() {
+    use guided_ddpm_lab::report::autoguidance_verdict;
+    let mut r = report();
+    r.realism_reference = Some(realism_reference());
+    assert_eq!(
+        autoguidance_verdict(&r),
+        "",
+        "no autoguided row, no verdict"
+    );
+    let at = r
+        .settings
+        .iter()
+        .position(|x| x.label == "default")
+        .unwrap();
+    r.settings[at] = with_realism(r.settings[at].clone(), 0.62, 0.0);
+    let mut ag = with_realism(r.settings[at].clone(), 0.61, 0.0);
+    ag.autoguide = Some(1.5);
+    ag.label = "default ag=1.5".into();
+    r.settings.push(ag);
+    // One reference draw: no spread, so any lower accuracy is ahead.
+    let v = autoguidance_verdict(&r);
+    assert!(v.contains("61.0% against 62.0% without it"), "{v}");
+    assert!(v.contains("Some autoguided row is ahead"), "{v}");
+    // With real draws at 52% and 56% (4 points of noise between two rows), 1 point is not.
+    let mut spread = realism_reference();
+    spread.two_sample = vec![
+        TwoSample {
+            folds: vec![0.52; 5],
+        },
+        TwoSample {
+            folds: vec![0.56; 5],
+        },
+    ];
+    r.realism_reference = Some(spread);
+    let v = autoguidance_verdict(&r);
+    assert!(v.contains("earns no place"), "{v}");
+    // A twin finished otherwise is no twin.
+    r.settings.last_mut().unwrap().placed = !DEFAULT_PLACE;
+    assert_eq!(autoguidance_verdict(&r), "");
+}
