@@ -400,6 +400,22 @@ fn realism_reference() -> RealismReference {
     }
 }
 
+/// The reference with two draws of real digits, at 52% and 56%: a spread of 2.83 points, so
+/// 4 points of noise between two rows.
+fn spread_reference() -> RealismReference {
+    RealismReference {
+        two_sample: vec![
+            TwoSample {
+                folds: vec![0.52; 5],
+            },
+            TwoSample {
+                folds: vec![0.56; 5],
+            },
+        ],
+        ..realism_reference()
+    }
+}
+
 fn label_of(r: &Report) -> String {
     front_pick(r).unwrap().label.clone()
 }
@@ -447,16 +463,7 @@ fn the_front_pick_ranks_by_the_two_sample_test_once_rows_have_it_and_refuses_cop
     r.settings[default] = with_realism(r.settings[default].clone(), 0.62, 0.0);
     r.settings[kin] = with_realism(r.settings[kin].clone(), 0.655, 0.0);
     assert_eq!(label_of(&r), "default", "no spread: 62% beats 65.5%");
-    let mut spread = realism_reference();
-    spread.two_sample = vec![
-        TwoSample {
-            folds: vec![0.52; 5],
-        },
-        TwoSample {
-            folds: vec![0.56; 5],
-        },
-    ];
-    r.realism_reference = Some(spread);
+    r.realism_reference = Some(spread_reference());
     assert_eq!(label_of(&r), "kin", "tied within the spread, lower FD");
     r.settings[kin] = with_realism(r.settings[kin].clone(), 0.665, 0.0);
     assert_eq!(
@@ -576,16 +583,7 @@ fn autoguidance_earns_a_place_only_ahead_of_its_twin_by_more_than_the_noise() {
     assert!(v.contains("61.0% against 62.0% without it"), "{v}");
     assert!(v.contains("Some autoguided row is ahead"), "{v}");
     // With real draws at 52% and 56% (4 points of noise between two rows), 1 point is not.
-    let mut spread = realism_reference();
-    spread.two_sample = vec![
-        TwoSample {
-            folds: vec![0.52; 5],
-        },
-        TwoSample {
-            folds: vec![0.56; 5],
-        },
-    ];
-    r.realism_reference = Some(spread);
+    r.realism_reference = Some(spread_reference());
     let v = autoguidance_verdict(&r);
     assert!(v.contains("earns no place"), "{v}");
     // A twin finished otherwise is no twin.
