@@ -43,6 +43,13 @@ function status(text, { error = false } = {}) {
   el.classList.toggle("error", error);
 }
 
+// Brings the status line (and the image under it) into view where it is off screen: on a phone
+// it sits above the settings, out of sight of a Generate pressed below them.
+function showStatus() {
+  const r = $("status").getBoundingClientRect();
+  if (r.top < 0 || r.bottom > innerHeight) $("status").scrollIntoView({ block: "start" });
+}
+
 function fail(message) {
   status(message, { error: true });
   $("progress").value = 0;
@@ -210,6 +217,7 @@ async function generate({ compare = false, edit = null } = {}) {
   // run's step count) before the run starts.
   setRunning(true);
   status("Sampling: starting…");
+  showStatus();
   const s = currentSettings();
   writeUrl();
   let perSample = [];

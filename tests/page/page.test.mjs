@@ -21,13 +21,15 @@ let server;
 before(async () => { server = await serve(DIST); });
 after(async () => { await server?.close(); });
 
-/// A fresh browser profile (empty cache) with or without WebGPU; collects console errors.
-async function open({ webgpu = true, profile } = {}) {
+/// A fresh browser profile (empty cache) with or without WebGPU, on a desktop or, with `phone`,
+/// a 390 x 844 touch screen (Chromium's mobile emulation); collects console errors.
+async function open({ webgpu = true, profile, phone = false } = {}) {
   const dir = profile ?? mkdtempSync(join(tmpdir(), "guided-ddpm-page-"));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
     args: [...BASE_ARGS, ...(webgpu ? WEBGPU_ARGS : ["--disable-webgpu"])],
+    ...(phone ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 3 } : {}),
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const errors = [];
@@ -503,6 +505,43 @@ test("no control runs past its panel, on a desktop width and a phone's, and the 
       });
       assert.deepEqual(over, [], `at ${width} px`);
     }
+    assert.deepEqual(b.errors, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test("on a phone the status and the image are on the first screen, in view again after Generate is tapped, every control is a target of 24 px or more, and the pad spans the panel", { timeout: SLOW }, async () => {
+  const b = await open({ webgpu: false, phone: true });
+  try {
+    await ready(b.page, "?steps=8&n=1&class=4");
+    const inView = (id) => b.page.evaluate((id) => {
+      const r = document.getElementById(id).getBoundingClientRect();
+      return r.top >= 0 && r.top < innerHeight;
+    }, id);
+    assert.ok(await inView("status"), "Ready is on the first screen");
+    assert.ok(await inView("canvas"), "the image is on the first screen");
+    const small = await b.page.evaluate(() => {
+      const out = [];
+      for (const el of document.querySelectorAll("main button, main select, main input, #pad")) {
+        const r = el.getBoundingClientRect();
+        if (r.width && (r.width < 24 || r.height < 24)) out.push(`${el.id || el.name || el.tagName} ${r.width.toFixed(0)} x ${r.height.toFixed(0)}`);
+      }
+      return out;
+    });
+    assert.deepEqual(small, [], "targets under 24 px");
+    const pad = await b.page.locator("#pad").boundingBox();
+    const panel = await b.page.locator(".controls").boundingBox();
+    assert.ok(pad.width > 0.8 * (panel.width - 28), `the pad is ${pad.width} px of a ${panel.width} px panel`);
+    // Generate sits below the settings: scrolled to and tapped, the run comes into view.
+    await b.page.locator("#generate").scrollIntoViewIfNeeded();
+    assert.ok(!(await inView("status")), "Generate is out of sight of the status");
+    await b.page.locator("#generate").tap();
+    await b.page.waitForFunction(() => /^Sampling/.test(document.getElementById("status").textContent), null, { timeout: 1000 });
+    assert.ok(await inView("status"), "the status is in view within a second of the tap");
+    assert.ok(await inView("canvas"), "the image is in view within a second of the tap");
+    await done(b.page);
+    assert.ok(await b.page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), "no sideways scroll");
     assert.deepEqual(b.errors, []);
   } finally {
     await b.close();
