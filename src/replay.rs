@@ -282,6 +282,11 @@ impl ReplayRun {
         })
     }
 
+    /// The settings the run draws under now (a steer changes them).
+    pub fn settings(&self) -> &SampleSettings {
+        &self.settings
+    }
+
     pub fn is_done(&self) -> bool {
         self.next.is_none()
     }

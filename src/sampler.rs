@@ -155,6 +155,11 @@ impl Sampler {
         self.next.is_none()
     }
 
+    /// The settings the run draws under now (a steer changes them).
+    pub fn settings(&self) -> &SampleSettings {
+        &self.settings
+    }
+
     /// Steers the run from its next step on ([`Steer`]): the class and guidance change, the
     /// x_t reached, the noise streams and the schedule stay. An impossible steer (a comparison,
     /// a bad setting) is refused with a sentence and changes nothing.

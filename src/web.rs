@@ -94,6 +94,13 @@ impl Run {
         }
     }
 
+    fn settings(&self) -> &SampleSettings {
+        match self {
+            Run::Eager(s) => s.settings(),
+            Run::Replay(r) => r.settings(),
+        }
+    }
+
     fn steer(&mut self, steer: &Steer) -> Result<(), Error> {
         match self {
             Run::Eager(s) => s.steer(steer),
@@ -101,7 +108,8 @@ impl Run {
         }
     }
 
-    /// One step, read back; `None` once the run is done.
+    /// One step, read back, the last one finished as the settings ask
+    /// ([`SampleSettings::finished`]); `None` once the run is done.
     async fn step(&mut self) -> Result<Option<StepDone>, Error> {
         let out = match self {
             Run::Eager(sampler) => sampler.step().map(Frame::into_out),
@@ -111,7 +119,12 @@ impl Run {
             return Ok(None);
         };
         let (step, total, t) = (out.step, out.total, out.t);
-        let data = out.read().await?;
+        let mut data = out.read().await?;
+        if step == total {
+            let settings = self.settings();
+            data.x_t = settings.finished(data.x_t);
+            data.x0 = settings.finished(data.x0);
+        }
         Ok(Some(StepDone {
             step,
             total,
@@ -140,8 +153,6 @@ pub struct Demo {
     push_scale: Cell<f32>,
     /// Whether the current run can be steered (a comparison cannot).
     steerable: Cell<bool>,
-    /// Whether the current run's last frame is placed ([`SampleSettings::place`]).
-    place: Cell<bool>,
     /// A steer of run `token` not yet applied: the run's next step applies it (a step awaiting
     /// its readback holds the run, so a steer that arrives meanwhile waits here).
     steer: RefCell<Option<(u32, Steer)>>,
@@ -258,7 +269,6 @@ impl Demo {
             generation: Cell::new(0),
             push_scale: Cell::new(push_scale(crate::settings::DEFAULT_STEPS)),
             steerable: Cell::new(false),
-            place: Cell::new(false),
             steer: RefCell::new(None),
         }
     }
@@ -406,12 +416,10 @@ impl Demo {
         let replay = self.replays() && settings.edit.is_none();
         let scale = push_scale(settings.steps);
         let steerable = settings.per_sample.is_empty();
-        let place = settings.place;
         let run = Run::new(nets, settings, &self.device, replay).map_err(js)?;
         *self.run.borrow_mut() = Some(run);
         self.push_scale.set(scale);
         self.steerable.set(steerable);
-        self.place.set(place);
         self.steer.borrow_mut().take();
         let token = self.generation.get().wrapping_add(1);
         self.generation.set(token);
@@ -440,7 +448,7 @@ impl Demo {
             step,
             total,
             t,
-            mut data,
+            data,
         }) = done.map_err(js)?
         else {
             return Ok(None);
@@ -450,10 +458,6 @@ impl Demo {
         }
         if !run.is_done() {
             *self.run.borrow_mut() = Some(run);
-        } else if self.place.get() {
-            // The last frame, finished as the settings ask (`SampleSettings::finished`).
-            data.x_t = crate::digit::placed(&data.x_t);
-            data.x0 = crate::digit::placed(&data.x0);
         }
         let pushed = !data.push.is_empty();
         let scale = self.push_scale.get();

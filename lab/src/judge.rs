@@ -217,12 +217,12 @@ pub(crate) fn run_setting(
         let mut x = sampler
             .run(|_| std::ops::ControlFlow::Continue(()))
             .expect("never cancelled");
-        let mut values = x.clone().try_into_vec_as::<f32>().expect("samples");
-        if extras.centre {
-            values = guided_ddpm::digit::centred_by_mass(&values);
-        }
+        let drawn = x.clone().try_into_vec_as::<f32>().expect("samples");
+        let values = match extras.centre {
+            true => guided_ddpm::digit::centred_by_mass(&drawn),
+            false => settings.finished(drawn),
+        };
         if extras.centre || settings.place {
-            values = settings.finished(values);
             x = Tensor::from_data(TensorData::new(values.clone(), x.dims()), device);
         }
         pixels.extend_from_slice(&values);
