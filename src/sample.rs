@@ -103,12 +103,14 @@ impl SampleOptions {
     /// the one the networks were trained with until the weights' manifest says otherwise.
     pub fn settings(&self) -> Result<SampleSettings, Error> {
         let a = self;
+        // A form of the gradient asked for starts from its own s (`Grad::start_scale`).
+        let start = guidance::starting(a.grad.unwrap_or(guidance::STARTING.grad));
         let guidance = Guidance {
-            mode: a.guidance.unwrap_or(guidance::STARTING.mode),
-            scale: a.scale.unwrap_or(guidance::STARTING.scale),
-            cfg_scale: a.cfg_scale.unwrap_or(guidance::STARTING.cfg_scale),
-            interval: a.interval.unwrap_or(guidance::STARTING.interval),
-            grad: a.grad.unwrap_or(guidance::STARTING.grad),
+            mode: a.guidance.unwrap_or(start.mode),
+            scale: a.scale.unwrap_or(start.scale),
+            cfg_scale: a.cfg_scale.unwrap_or(start.cfg_scale),
+            interval: a.interval.unwrap_or(start.interval),
+            grad: start.grad,
         };
         let per_sample = a.compare.map(|c| c.settings(guidance)).unwrap_or_default();
         let n = match a.compare {

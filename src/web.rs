@@ -288,23 +288,31 @@ impl Demo {
         self.gpu
     }
 
-    /// The guidance the page starts from as JSON (`{"mode", "scale", "cfg_scale"}`, and
-    /// `"interval": [lo, hi]` where the classifier acts at some steps only): the default
-    /// setting, with the classifier scale its other modes start from
-    /// ([`STARTING`](crate::guidance::STARTING)), so the page and the CLI share one default.
-    pub fn default_guidance() -> String {
-        serde_json::to_string(&crate::guidance::STARTING).expect("guidance serializes")
-    }
-
-    /// The sampler, steps and finish the page starts from as JSON (`{"method", "steps",
-    /// "place"}`): [`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD),
-    /// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS) and
-    /// [`DEFAULT_PLACE`](crate::settings::DEFAULT_PLACE), shared with the CLI.
-    pub fn default_run() -> String {
+    /// What the page starts from, as JSON, so that the page and the CLI share one default:
+    /// `"guidance"`, the setting its sliders start at ([`STARTING`](crate::guidance::STARTING):
+    /// `{"mode", "scale", "cfg_scale", "grad"}`, and `"interval": [lo, hi]` where the classifier
+    /// acts at some steps only); `"start_scales"`, the s each form of the gradient starts from when
+    /// it is picked (`{"xt", "norm", "x0"}`, [`Grad::start_scale`](crate::guidance::Grad::start_scale));
+    /// `"run"`, the sampler, steps and finish (`{"method", "steps", "place"}`:
+    /// [`DEFAULT_METHOD`](crate::settings::DEFAULT_METHOD),
+    /// [`DEFAULT_STEPS`](crate::settings::DEFAULT_STEPS),
+    /// [`DEFAULT_PLACE`](crate::settings::DEFAULT_PLACE)); and `"push_per_step"`, the push
+    /// view's full-colour shift times a run's steps ([`push_scale`] of one step).
+    pub fn starting() -> String {
+        use crate::guidance::Grad;
+        let scales: serde_json::Map<String, serde_json::Value> = [Grad::Xt, Grad::Norm, Grad::X0]
+            .into_iter()
+            .map(|g| (g.word().to_string(), g.start_scale().into()))
+            .collect();
         serde_json::json!({
-            "method": crate::settings::DEFAULT_METHOD,
-            "steps": crate::settings::DEFAULT_STEPS,
-            "place": crate::settings::DEFAULT_PLACE,
+            "guidance": crate::guidance::STARTING,
+            "start_scales": scales,
+            "run": {
+                "method": crate::settings::DEFAULT_METHOD,
+                "steps": crate::settings::DEFAULT_STEPS,
+                "place": crate::settings::DEFAULT_PLACE,
+            },
+            "push_per_step": push_scale(1),
         })
         .to_string()
     }
@@ -351,12 +359,6 @@ impl Demo {
             })
             .collect();
         Ok(serde_json::Value::from(list).to_string())
-    }
-
-    /// The push view's colour scale for a run of `steps` steps: a shift this large (in units of
-    /// x) is drawn at full colour ([`push_scale`]).
-    pub fn push_scale(steps: usize) -> f32 {
-        push_scale(steps)
     }
 
     /// Checks the manifest's format version; returns it normalised as JSON for the page.

@@ -434,12 +434,13 @@ fn init_and_mask_edit_an_image_and_keep_its_pixels() {
 }
 
 /// `sample` without strengths runs the demo's default; a mode the user picks starts from the
-/// default's strengths, and from s = START_SCALE where the default takes no classifier gradient,
-/// so `--guidance classifier` alone steers (it was s = 0, unguided, before). Checked by hand:
-/// with the command line reading s from DEFAULT, the classifier run said "classifier s=0".
+/// default's strengths, so `--guidance classifier` alone steers (it was s = 0, unguided, when the
+/// default took no classifier gradient), and a form of the gradient picked starts from its own s
+/// (`Grad::start_scale`: the forms' scales differ a thousandfold). Checked by hand: with the
+/// command line reading s from DEFAULT alone, `--grad xt` ran at s = 16.
 #[test]
 fn sample_starts_from_the_default_and_a_picked_mode_steers() {
-    use guided_ddpm::guidance::{Guidance, Mode, DEFAULT, STARTING};
+    use guided_ddpm::guidance::{starting, Grad, Guidance, Mode, DEFAULT, STARTING};
     let png = std::env::temp_dir().join(format!("guided-ddpm-start-{}.png", std::process::id()));
     let run = |extra: &[&str]| {
         let mut args = vec!["sample", "--class", "3", "--n", "1", "--steps", "2"];
@@ -456,6 +457,9 @@ fn sample_starts_from_the_default_and_a_picked_mode_steers() {
     };
     const { assert!(STARTING.scale > 0.0) };
     assert!(run(&["--guidance", "classifier"]).contains(&format!("({})", classifier.label())));
+    let xt = starting(Grad::Xt);
+    assert_eq!((xt.grad, xt.scale), (Grad::Xt, 0.75));
+    assert!(run(&["--grad", "xt"]).contains(&format!("({})", xt.label())));
     std::fs::remove_file(&png).ok();
 }
 

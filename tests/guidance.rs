@@ -216,13 +216,39 @@ fn the_gradient_form_is_in_the_label_and_in_old_settings() {
         Grad::X0
     );
     assert!(Guidance::from_label("classifier s=1 g=x1").is_err());
+    // A setting written before the form existed reads as the paper's gradient.
     let old: Guidance =
         serde_json::from_str(r#"{"mode":"both","scale":0.75,"cfg_scale":0.0}"#).unwrap();
-    assert_eq!(old, guided_ddpm::guidance::DEFAULT);
+    assert_eq!(
+        old,
+        Guidance::new(guided_ddpm::guidance::Mode::Both, 0.75, 0.0)
+    );
+    assert_eq!(old.grad, Grad::Xt);
     let json = serde_json::to_string(&Guidance {
         grad: Grad::Norm,
         ..old
     })
     .unwrap();
     assert!(json.contains(r#""grad":"norm""#), "{json}");
+}
+
+/// Each form of the classifier's gradient starts from its own s, and the default's form from the
+/// default's own strengths: a user who changes nothing runs the default. Checked by hand: with
+/// `Grad::X0`'s start scale set to 32 this fails.
+#[test]
+fn each_form_starts_from_its_own_scale_and_the_defaults_from_the_default() {
+    use guided_ddpm::guidance::{starting, DEFAULT, MAX_NORM_SCALE, STARTING};
+    assert_eq!(STARTING, DEFAULT);
+    for grad in [Grad::Xt, Grad::Norm, Grad::X0] {
+        let g = starting(grad);
+        assert_eq!(
+            (g.mode, g.cfg_scale, g.grad),
+            (DEFAULT.mode, DEFAULT.cfg_scale, grad)
+        );
+        assert!(g.scale > 0.0, "{grad:?} starts unguided");
+        assert!(
+            grad != Grad::Norm || g.scale <= MAX_NORM_SCALE,
+            "{grad:?} starts above its own bound"
+        );
+    }
 }

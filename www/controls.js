@@ -21,7 +21,7 @@ export function offered() {
   };
 }
 
-// The controls whose values the crate starts (Demo.default_guidance, Demo.default_run): disabled
+// The controls whose values the crate starts (Demo.starting): disabled
 // until the module has started and they hold its defaults, so a press before then never reads a
 // control that holds no setting yet.
 export const CRATE_CONTROLS = ["guidance", "steps", "method", "place"];

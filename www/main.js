@@ -475,10 +475,10 @@ async function timeWebGpu(timing) {
 async function main() {
   applySettings(readUrl(state.defaults, offered()));
   for (const el of document.querySelectorAll('input[name="mode"], #scale, #cfg, #interval, #strength')) el.addEventListener("input", () => { syncSliders(); writeUrl(); });
-  // A form picked starts from its own s (url.js, SCALE_SLIDER): the scales of the forms differ.
+  // A form picked starts from its own s (the crate's, url.js startScale): the forms' scales differ.
   $("grad").addEventListener("input", () => {
     scaleSlider();
-    $("scale").value = startScale($("grad").value, state.defaults.s);
+    $("scale").value = startScale($("grad").value, state.defaults) ?? $("scale").value;
     syncSliders();
     writeUrl();
   });
@@ -508,8 +508,8 @@ async function main() {
   state.hooks = started.hooks;
   if (started.hooks) (await import("./hooks.js")).installHooks({ pool, state, pad });
   performance.mark("module-ready");
-  state.pushPerStep = started.pushPerStep;
-  Object.assign(state.defaults, crateDefaults(started.defaultGuidance, started.defaultRun));
+  state.pushPerStep = started.starting.push_per_step;
+  Object.assign(state.defaults, crateDefaults(started.starting));
   const notices = [];
   applySettings(readUrl(state.defaults, offered(), notices));
   for (const id of CRATE_CONTROLS) $(id).disabled = false;

@@ -1,5 +1,6 @@
-// guided-ddpm page: the settings in the address bar. The crate owns the guidance, sampler and
-// steps and finish a visit starts from (Demo.default_guidance, Demo.default_run); the page owns the rest
+// guided-ddpm page: the settings in the address bar. The crate owns the guidance, sampler,
+// steps and finish a visit starts from, and the s each form of the gradient starts from
+// (Demo.starting); the page owns the rest
 // (PAGE_DEFAULTS), and the controls' own options say which values the page offers.
 
 // What the page starts from where the crate has no say: the digit, the seed, the batch, the view,
@@ -9,25 +10,26 @@ export const PAGE_DEFAULTS = { class: 7, seed: 0, n: 4, view: "xt", compare: "sc
 // The classifier scale slider for each form of the classifier's gradient (the crate's
 // `guidance::Grad`): the paper's s in quarters; the normalised form's s, a ratio to the model's
 // own push, in hundredths; the x0 form's, a step on the predicted x0, in whole numbers up to 40
-// (docs/EVAL.md evaluates 16 and 32). `start` is the s a form starts from when it is picked (or
-// named in a link without an s): the paper's gradient at the crate's default s, the others at
-// the row of lowest FD that "both" at w = 0 drew with them in docs/EVAL.md.
+// (docs/EVAL.md evaluates 16 and 32). The s a form starts from is the crate's
+// (`Grad::start_scale`, `startScales` in the page's defaults).
 export const SCALE_SLIDER = {
-  xt: { max: 10, step: 0.25, decimals: 2, start: null },
-  norm: { max: 0.5, step: 0.01, decimals: 2, start: 0.01 },
-  x0: { max: 40, step: 1, decimals: 0, start: 32 },
+  xt: { max: 10, step: 0.25, decimals: 2 },
+  norm: { max: 0.5, step: 0.01, decimals: 2 },
+  x0: { max: 40, step: 1, decimals: 0 },
 };
 
-// The s a run starts from with form `grad`: the form's own start, or `defaultS` (the crate's)
-// for the paper's gradient.
-export function startScale(grad, defaultS) {
-  return SCALE_SLIDER[grad].start ?? defaultS;
+// The s a run starts from with form `grad` (`defaults`, the page's defaults): the crate's start
+// for the form; undefined before the module has started.
+export function startScale(grad, defaults) {
+  return defaults.startScales?.[grad];
 }
 
-// The crate's starting guidance (`{ mode, scale, cfg_scale, interval, grad }`, `grad` left out
-// for the paper's gradient) and run (`{ method, steps, place }`) as the page's settings.
-export function crateDefaults(guidance, run) {
+// The crate's starting facts (Demo.starting: `guidance`, `{ mode, scale, cfg_scale, interval,
+// grad }`, `grad` left out for the paper's gradient; `run`, `{ method, steps, place }`;
+// `start_scales`, the s of each form) as the page's settings.
+export function crateDefaults({ guidance, run, start_scales }) {
   return {
+    startScales: start_scales,
     mode: guidance.mode,
     s: guidance.scale,
     w: guidance.cfg_scale,
@@ -77,8 +79,8 @@ export function readUrl(defaults, offered, notices = []) {
   };
   // s is read on the slider of its form; a link that names a form but no s starts from the
   // form's own s.
-  const grad = read.grad ?? "xt";
-  const start = q.has("grad") ? startScale(grad, defaults.s) : defaults.s;
+  const grad = read.grad ?? defaults.grad ?? "xt";
+  const start = startScale(grad, defaults);
   read.s = get("s", num(0, SCALE_SLIDER[grad].max), Number, start);
   return Object.fromEntries(Object.entries(read).filter(([, v]) => v !== undefined));
 }

@@ -275,7 +275,7 @@ function cancel(id) {
 const CALLS = {
   start: async () => {
     await init({ module_or_path: new URL("guided-ddpm_bg.wasm", self.location.href) });
-    return { defaultGuidance: JSON.parse(wasm.Demo.default_guidance()), defaultRun: JSON.parse(wasm.Demo.default_run()), pushPerStep: wasm.Demo.push_scale(1), hooks: HOOKS };
+    return { starting: JSON.parse(wasm.Demo.starting()), hooks: HOOKS };
   },
   // The guidance settings of a comparison ("scales" or "modes" at s, w and the classifier's
   // interval and form of the gradient), each with its label.

@@ -161,7 +161,7 @@ fn markdown(r: &Report, m: &Manifest) -> String {
     }
     let aims = targets::realism_checks(r);
     if !aims.is_empty() {
-        s += "\n### Realism targets (issue 43)\n\nWhat a default whose digits pass for real would meet, checked on its row; reported here, not yet held by the tests:\n\n";
+        s += "\n### Realism targets (issue 43)\n\nWhat a default whose digits pass for real meets, checked on its row: the front rule picks among the rows that meet them all, and the report test (`lab/tests/report.rs`) holds the default to them, the moonshot aside:\n\n";
         s += &checks_table(&aims);
     }
     s += &forms_section(r);

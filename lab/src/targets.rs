@@ -63,7 +63,8 @@ pub fn default_row(r: &Report) -> Option<&SettingResult> {
 /// The run the default should be: of the int8 rows that take the classifier's gradient (this
 /// is a classifier-guidance demo) and meet every target the default is held to on its own row
 /// (`row_checks`: judged accuracy, FD, precision and recall, ink, and no more copying than the
-/// held-out digits'), the one of fewest steps, and of those the one a two-sample test tells
+/// held-out digits') and every one of issue 43's realism targets ([`meets_realism_targets`];
+/// where no such row exists, the row targets alone), the one of fewest steps, and of those the one a two-sample test tells
 /// from real digits least often (`realism`), rows within one standard deviation of the
 /// difference of two draws' accuracies ([`two_sample_noise`]) counted as tied and the lowest FD
 /// picked among them; among rows from before the two-sample test was measured, the lowest FD
@@ -112,7 +113,9 @@ pub fn front_pick<'a>(r: &'a Report) -> Option<&'a SettingResult> {
                 .collect(),
         )
     };
-    best(&|x| x.guidance.mode.uses_classifier() && meets_row_targets(r, x))
+    let classifier = |x: &SettingResult| x.guidance.mode.uses_classifier();
+    best(&|x| classifier(x) && meets_row_targets(r, x) && meets_realism_targets(r, x))
+        .or_else(|| best(&|x| classifier(x) && meets_row_targets(r, x)))
         .or_else(|| best(&|x| meets_row_targets(r, x)))
 }
 
@@ -263,11 +266,11 @@ fn copy_check(c: &crate::realism::Copying, held: &crate::realism::Copying, n: us
     }
 }
 
-/// Issue 43's realism targets for the default, reported beside the others but not yet held
-/// (the default meets none of them today, docs/EVAL.md): the two-sample test at most
+/// Issue 43's realism targets for the default, which the front rule picks by and the report
+/// test holds (lab/tests/report.rs), the moonshot aside: the two-sample test at most
 /// [`TWO_SAMPLE_TARGET`] (moonshot [`TWO_SAMPLE_MOONSHOT`]), judged at least [`REALISM_ACCURACY`],
-/// ink within [`REALISM_INK`] of the held-out digits', exactly black pixels within
-/// [`BLACK_POINTS`] points of theirs.
+/// ink within [`REALISM_INK`] of the held-out digits', no more copying than theirs, exactly
+/// black pixels within [`BLACK_POINTS`] points of theirs.
 pub fn realism_checks(r: &Report) -> Vec<Check> {
     default_row(r).map_or_else(Vec::new, |d| realism_checks_of(r, d))
 }
@@ -277,16 +280,20 @@ pub fn realism_checks(r: &Report) -> Vec<Check> {
 pub fn meeting_realism_targets(r: &Report) -> Vec<&SettingResult> {
     r.settings
         .iter()
-        .filter(|x| x.weights == "int8" && drawable(x))
-        .filter(|x| {
-            let checks = realism_checks_of(r, x);
-            !checks.is_empty()
-                && checks
-                    .iter()
-                    .filter(|c| !c.what.starts_with("moonshot"))
-                    .all(|c| c.met)
-        })
+        .filter(|x| x.weights == "int8" && drawable(x) && meets_realism_targets(r, x))
         .collect()
+}
+
+/// Whether row `x` was measured on issue 43's realism targets and meets every one of them, the
+/// moonshot aside.
+pub fn meets_realism_targets(r: &Report, x: &SettingResult) -> bool {
+    let checks = realism_checks_of(r, x);
+    !checks.is_empty() && checks.iter().filter(|c| !is_moonshot(c)).all(|c| c.met)
+}
+
+/// Whether `c` is the moonshot, which is reported and never held.
+pub fn is_moonshot(c: &Check) -> bool {
+    c.what.starts_with("moonshot")
 }
 
 /// Issue 43's realism targets checked on row `d`, named as for the default.
@@ -380,7 +387,11 @@ pub fn checks(r: &Report) -> Vec<Check> {
          targets (judged at >= {:.0}%, FD, precision, recall, ink{}; of any row where none of \
          those does), the one of fewest steps, and of those {}",
         100.0 * MIN_ACCURACY,
-        if by_two_sample { ", copy share" } else { "" },
+        if by_two_sample {
+            ", copy share, and the realism targets below where some row meets them"
+        } else {
+            ""
+        },
         if by_two_sample {
             "the lowest two-sample test accuracy (rows with the test; rows within one sd of the difference of two draws of it tied, FD breaking the tie)"
         } else {

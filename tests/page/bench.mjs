@@ -247,7 +247,7 @@ async function measure(server, { cpu }) {
     const steps = [];
     for (const batch of BATCHES) {
       log(`${cpu ? "wasm CPU" : "WebGPU"} batch ${batch}: ${PHASE_STEPS} phase steps + ${runSteps} run steps`);
-      const settings = { batch, guidance: JSON.parse(await page.evaluate(() => globalThis.guidedDdpm.Demo.default_guidance())), phase_steps: PHASE_STEPS, run_steps: runSteps };
+      const settings = { batch, guidance: JSON.parse(await page.evaluate(() => globalThis.guidedDdpm.Demo.starting())).guidance, phase_steps: PHASE_STEPS, run_steps: runSteps };
       const before = await cpuSeconds(process.pid);
       const t0 = Date.now();
       const json = await page.evaluate((s) => globalThis.guidedDdpm.demo.bench(s), JSON.stringify(settings));

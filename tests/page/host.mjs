@@ -47,8 +47,7 @@ export async function start(page, { batch, total, replay = true, digit = 7 }) {
   await page.evaluate(([batch, total, replay, digit]) => {
     const { Demo, demo } = globalThis.guidedDdpm;
     demo.set_replay(replay);
-    const g = JSON.parse(Demo.default_guidance());
-    const { method } = JSON.parse(Demo.default_run());
+    const { guidance: g, run: { method } } = JSON.parse(Demo.starting());
     globalThis.__benchRun = demo.start(JSON.stringify({ classes: Array(batch).fill(digit), guidance: g, steps: total, method, seed: 1, schedule: "linear" }));
     demo.set_replay(true);
   }, [batch, total, replay, digit]);

@@ -567,8 +567,9 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.equal(await b.page.locator("#steps").inputValue(), "8");
     assert.equal(await b.page.locator("#method").inputValue(), "dpm");
     // A clean URL shows no notice, and the guidance starts at the crate's default
-    // (guidance::DEFAULT: both, s = 0.75, w = 0, DPM-Solver++(2M) in 8 steps): the sliders
-    // hold it exactly (the s slider's step is 0.25; a coarser one would move it unnoticed).
+    // (guidance::DEFAULT: both, s = 16 with the gradient at x0, w = 0, DPM-Solver++(2M) in 8
+    // steps): the sliders hold it exactly (the x0 form's s slider moves in whole steps; a
+    // coarser one would move it unnoticed).
     // A guidance interval the menu offers is taken as it is; a link from before the page had
     // intervals (a mode, no interval) guides at every step, as it did then.
     await ready(b.page, "?mode=classifier&interval=250-749");
@@ -577,7 +578,7 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.equal(await b.page.locator("#interval").inputValue(), "all");
     assert.equal(await b.page.locator("#grad").inputValue(), "xt");
     // The normalised gradient's s moves in hundredths (its slider, url.js SCALE_SLIDER); an s
-    // past its slider, or a form the page does not offer, is named.
+    // past its slider is named, and replaced by the form's own start (Grad::start_scale).
     await ready(b.page, "?mode=classifier&grad=norm&s=0.05");
     assert.ok(!(await b.page.locator("#notice").isVisible()));
     assert.equal(await b.page.locator("#scale").inputValue(), "0.05");
@@ -587,19 +588,26 @@ test("settings in the URL that the page does not offer are named in a notice, no
     assert.equal(await b.page.locator("#scale").inputValue(), "0.01");
     // A link naming the x0 form but no s starts from that form's s, past the paper's slider.
     await ready(b.page, "?mode=both&grad=x0");
-    assert.equal(await b.page.locator("#scale").inputValue(), "32");
-    assert.equal(await b.page.locator("#scale-out").textContent(), "32");
-    // Picking a form starts it from its own s.
+    assert.equal(await b.page.locator("#scale").inputValue(), "16");
+    assert.equal(await b.page.locator("#scale-out").textContent(), "16");
+    // Picking a form starts it from its own s, the crate's: the paper's gradient at 0.75,
+    // the normalised one at 0.01, and x0's at 16 again.
     await b.page.selectOption("#grad", "xt");
     assert.equal(await b.page.locator("#scale").inputValue(), "0.75");
     assert.match(b.page.url(), /grad=xt/);
+    await b.page.selectOption("#grad", "norm");
+    assert.equal(await b.page.locator("#scale").inputValue(), "0.01");
+    await b.page.selectOption("#grad", "x0");
+    assert.equal(await b.page.locator("#scale").inputValue(), "16");
+    // A form the page does not offer is named, and the default's form taken.
     await ready(b.page, "?mode=classifier&grad=x1");
-    assert.match(await b.page.locator("#notice").textContent(), /grad=x1 is not a setting this page offers; it uses grad=xt/);
+    assert.match(await b.page.locator("#notice").textContent(), /grad=x1 is not a setting this page offers; it uses grad=x0/);
     await ready(b.page, "?class=3&steps=25");
     assert.ok(!(await b.page.locator("#notice").isVisible()));
     assert.ok(await b.page.locator('input[name="mode"][value="both"]').isChecked());
-    assert.equal(await b.page.locator("#scale").inputValue(), "0.75");
-    assert.equal(await b.page.locator("#scale-out").textContent(), "0.75");
+    assert.equal(await b.page.locator("#grad").inputValue(), "x0");
+    assert.equal(await b.page.locator("#scale").inputValue(), "16");
+    assert.equal(await b.page.locator("#scale-out").textContent(), "16");
     assert.equal(await b.page.locator("#cfg").inputValue(), "0");
     assert.equal(await b.page.locator("#interval").inputValue(), "all");
     assert.deepEqual(b.errors, []);
@@ -981,7 +989,7 @@ test("every guidance setting replays its recorded step on WebGPU after any seque
     for (const run of runs) {
       const result = await b.page.evaluate(async (run) => {
         const { Demo, demo } = globalThis.guidedDdpm;
-        const guidance = run.guidance === "default" ? JSON.parse(Demo.default_guidance()) : run.guidance;
+        const guidance = run.guidance === "default" ? JSON.parse(Demo.starting()).guidance : run.guidance;
         const { label, steer, sameStep, ...rest } = run;
         const token = demo.start(JSON.stringify({ steps: 100, method: "ddpm", ...rest, guidance, seed: 4, schedule: "linear" }));
         const step = async () => {
@@ -1048,7 +1056,8 @@ for (const [name, query] of [["the CPU path, split over two workers", "backend=c
       await b.page.click('#classes [data-digit="8"]');
       await done(b.page);
       const text = await status(b.page);
-      assert.match(text, /steered live to digit 8, both s=0\.75 w=0 after step [3-9]/, text);
+      // The steer is named by the crate's label of the guidance the controls held (the default's).
+      assert.match(text, /steered live to digit 8, both s=16 w=0 g=x0 after step [3-9]/, text);
       assert.match(text, /its link alone does not reproduce it/);
       assert.match(b.page.url(), /class=8/);
       // Asked for a 3 until the steer, the images end as 8s.
