@@ -24,8 +24,8 @@ use crate::realism::{black_share, stratified, two_sample_scored, unit_pixels, Tw
 
 #[derive(clap::Args)]
 pub struct ProbeOptions {
-    /// The setting, as eval labels it ("both s=0.75 w=0").
-    #[arg(long, default_value = "both s=0.75 w=0")]
+    /// The setting, as eval labels it ("both s=0.75 w=0"); the demo's default by default.
+    #[arg(long, default_value_t = guided_ddpm::guidance::DEFAULT.label())]
     pub label: String,
     #[arg(long, value_enum, default_value_t = DEFAULT_METHOD)]
     pub method: Method,
