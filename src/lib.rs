@@ -9,6 +9,7 @@
 //! guidance (classifier gradient, CFG mix)   --sampler--> the loop over t, frames to an observer
 //!                                           --replay--> the same step recorded once, replayed
 //!                                                       at every t on WebGPU
+//! run (one step per call, a token per run, steering) --web--> the page's frames (wasm)
 //! ```
 //!
 //! Natively the crate also trains the networks (`train`, behind the `cli` feature).
@@ -28,6 +29,7 @@ pub mod guidance;
 pub mod nn;
 pub mod noise;
 pub mod replay;
+pub mod run;
 pub mod sampler;
 pub mod schedule;
 pub mod settings;

@@ -171,6 +171,31 @@ pub fn check_batch(n: usize) -> Result<(), Error> {
 }
 
 impl SampleSettings {
+    /// A run from noise of `classes` (one sample each) under one `guidance`: no split batch, no
+    /// comparison, no edit, as drawn (not placed).
+    pub fn new(
+        classes: Vec<usize>,
+        guidance: Guidance,
+        steps: usize,
+        method: Method,
+        seed: u64,
+        schedule: BetaSchedule,
+    ) -> SampleSettings {
+        SampleSettings {
+            classes,
+            guidance,
+            steps,
+            method,
+            seed,
+            schedule,
+            first_image: 0,
+            per_sample: Vec::new(),
+            same_noise: false,
+            edit: None,
+            place: false,
+        }
+    }
+
     /// Rejects impossible settings with a sentence that names the problem.
     pub fn validate(&self) -> Result<(), Error> {
         check_batch(self.classes.len())?;

@@ -523,9 +523,9 @@ async fn the_demo_runs_cancels_and_rejects_bad_settings_on_the_cpu_fallback() {
     let run = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
     let mut steps = Vec::new();
     while let Some(f) = demo.step(run).await.unwrap() {
-        assert_eq!(f.x_t().len(), 28 * 28);
-        assert!(f.p()[0] > 0.0 && f.p()[0] <= 1.0);
-        steps.push(f.step());
+        assert_eq!(f.x_t.len(), 28 * 28);
+        assert!(f.p[0] > 0.0 && f.p[0] <= 1.0);
+        steps.push(f.step);
     }
     assert_eq!(steps, vec![1, 2, 3, 4]);
     // Cancel ends the run: the next step has nothing to do.
@@ -537,14 +537,14 @@ async fn the_demo_runs_cancels_and_rejects_bad_settings_on_the_cpu_fallback() {
     let next = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
     assert_ne!(next, run);
     assert!(demo.step(run).await.unwrap().is_none());
-    assert_eq!(demo.step(next).await.unwrap().unwrap().step(), 1);
+    assert_eq!(demo.step(next).await.unwrap().unwrap().step, 1);
     // A step asked for before its run was replaced hands back no frame, and the new run starts
     // at its own step 1 (the page test "Cancel then Generate" covers a replacement that lands
     // while a step awaits the device).
     let pending = demo.step(next);
     let newest = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
     assert!(pending.await.unwrap().is_none());
-    assert_eq!(demo.step(newest).await.unwrap().unwrap().step(), 1);
+    assert_eq!(demo.step(newest).await.unwrap().unwrap().step, 1);
     // An impossible setting is a sentence, not a panic.
     s.classes = vec![11];
     let Err(err) = demo.start(&serde_json::to_string(&s).unwrap()) else {
@@ -581,7 +581,7 @@ async fn a_placed_run_finishes_its_last_frame_only() {
         let run = demo.start(&serde_json::to_string(&s).unwrap()).unwrap();
         let mut xs = Vec::new();
         while let Some(f) = demo.step(run).await.unwrap() {
-            xs.push((f.x_t(), f.x0()));
+            xs.push((f.x_t.clone(), f.x0.clone()));
         }
         frames.push(xs);
     }
@@ -624,7 +624,7 @@ async fn a_run_replaced_while_its_step_awaits_the_gpu_gets_no_frame() {
     s.classes = vec![7];
     let json = serde_json::to_string(&s).unwrap();
     let run = demo.start(&json).unwrap();
-    assert_eq!(demo.step(run).await.unwrap().unwrap().step(), 1);
+    assert_eq!(demo.step(run).await.unwrap().unwrap().step, 1);
     let mut pending = std::pin::pin!(demo.step(run));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     assert!(
@@ -636,5 +636,5 @@ async fn a_run_replaced_while_its_step_awaits_the_gpu_gets_no_frame() {
         pending.await.unwrap().is_none(),
         "the replaced run's frame is dropped"
     );
-    assert_eq!(demo.step(newest).await.unwrap().unwrap().step(), 1);
+    assert_eq!(demo.step(newest).await.unwrap().unwrap().step, 1);
 }

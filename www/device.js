@@ -105,3 +105,44 @@ export async function timeInBackground(timer, timing) {
   const soft = software ? ", a software adapter that runs on the CPU" : "";
   return { faster: false, line: `CPU fallback (faster here than ${gpuName}${soft}; ?backend=webgpu uses it anyway) · ${numbers}` };
 }
+
+// The primary's GPU device was lost (driver reset, GPU process crash, `destroy()`) or raised an
+// error nobody caught: `pool`'s primary moves to the CPU path, and its helpers start. Returns the
+// page's sentence on the device; throws where the CPU path does not start either.
+export async function switchToCpu(pool, why) {
+  const cpu = await onDevice(pool.primary, false);
+  pool.gpu = false;
+  pool.startHelpers();
+  return `CPU fallback (the GPU stopped: ${why}) · a guided step takes ${fmtMs(cpu.ms)}`;
+}
+
+// On a first visit the page is ready on the CPU path at once, and a worker of its own prepares
+// and times WebGPU (`timeInBackground`). Where WebGPU is faster it becomes `pool`'s primary once
+// `whenIdle()` resolves (no run in progress) unless `stay()` says otherwise (the sampler
+// stopped, or the page is on WebGPU already), and `switched()` is called; otherwise the timer
+// is let go. Returns the page's sentence on the device, or null where nothing changed. A run
+// pressed meanwhile runs on the CPU, sharing the cores with the timing. `cpuMs` overrides the
+// CPU step's time to compare against (a test hook, so a page test can see the switch on a
+// machine whose WebGPU adapter is a software one).
+export async function timeWebGpu(pool, timing, { startWorker, whenIdle, stay, switched, cpuMs = timing.cpuMs }) {
+  let timer;
+  try {
+    ({ worker: timer } = await startWorker());
+    await timer.call("setWeights", pool.files);
+  } catch (e) {
+    timer?.terminate();
+    return `CPU fallback (${timing.gpuName} did not start: ${messageOf(e)}) · a guided step takes ${fmtMs(timing.cpuMs)}`;
+  }
+  const { faster, line } = await timeInBackground(timer, { ...timing, cpuMs });
+  performance.mark("webgpu-timed");
+  if (faster) {
+    await whenIdle();
+    if (stay()) {
+      timer.terminate();
+      return null;
+    }
+    pool.adopt(timer);
+    switched();
+  }
+  return line;
+}

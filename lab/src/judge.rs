@@ -293,21 +293,16 @@ pub fn batch_settings(
     (method, steps): (Method, usize),
     schedule: BetaSchedule,
 ) -> SampleSettings {
-    SampleSettings {
-        classes: (0..NUM_CLASSES)
+    SampleSettings::new(
+        (0..NUM_CLASSES)
             .flat_map(|c| std::iter::repeat_n(c, PER_BATCH))
             .collect(),
         guidance,
         steps,
         method,
-        seed: 1000 + b as u64,
+        1000 + b as u64,
         schedule,
-        first_image: 0,
-        per_sample: Vec::new(),
-        same_noise: false,
-        edit: None,
-        place: false,
-    }
+    )
 }
 
 /// Indices of the first `n` digits of each class.
