@@ -20,3 +20,7 @@ pub fn small_nets() -> (UNet, Classifier, Device) {
         .freeze();
     (unet, classifier, device)
 }
+
+/// Runs of the sampler, for the tests of its subjects (each test crate uses some of them).
+#[allow(dead_code)]
+pub mod sampling;
