@@ -14,19 +14,14 @@ use guided_ddpm::settings::{Method, SampleSettings};
 use guided_ddpm::train::unet_run_config;
 
 fn settings(mode: Mode, method: Method) -> SampleSettings {
-    SampleSettings {
-        classes: vec![2, 9],
-        guidance: Guidance::new(mode, 1.0, 0.5),
-        steps: 4,
+    SampleSettings::new(
+        vec![2, 9],
+        Guidance::new(mode, 1.0, 0.5),
+        4,
         method,
-        seed: 3,
-        schedule: BetaSchedule::Linear,
-        first_image: 0,
-        per_sample: Vec::new(),
-        same_noise: false,
-        edit: None,
-        place: false,
-    }
+        3,
+        BetaSchedule::Linear,
+    )
 }
 
 /// A guide smaller than the small test U-Net (its own shape and random weights).

@@ -76,19 +76,14 @@ fn replayed_steps_on_a_native_gpu_match_the_plain_sampler_and_the_cpu() {
         (Method::DpmSolver, both, 15, 5, 3),
         (Method::DpmSde, both, 15, 5, 2),
     ] {
-        let s = SampleSettings {
-            classes: (0..batch).map(|i| i % 10).collect(),
+        let s = SampleSettings::new(
+            (0..batch).map(|i| i % 10).collect(),
             guidance,
             steps,
             method,
-            seed: 3,
-            schedule: BetaSchedule::Linear,
-            first_image: 0,
-            per_sample: Vec::new(),
-            same_noise: false,
-            edit: None,
-            place: false,
-        };
+            3,
+            BetaSchedule::Linear,
+        );
         let what = format!("{method:?} {:?} batch {batch}", guidance.mode);
         let mut replayed =
             ReplayRun::new(unet.clone(), classifier.clone(), s.clone(), &device).unwrap();

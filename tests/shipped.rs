@@ -146,19 +146,14 @@ fn sample_shipped(
     let (_, unet, classifier) = shipped();
     let device = Device::flex();
     let classifier = classifier.to_device(&device.clone().autodiff()).freeze();
-    let settings = SampleSettings {
-        classes: classes.to_vec(),
+    let settings = SampleSettings::new(
+        classes.to_vec(),
         guidance,
         steps,
         method,
         seed,
-        schedule: BetaSchedule::Linear,
-        first_image: 0,
-        per_sample: Vec::new(),
-        same_noise: false,
-        edit: None,
-        place: false,
-    };
+        BetaSchedule::Linear,
+    );
     let x = Sampler::new(unet, classifier.clone(), settings, &device)
         .unwrap()
         .run(|_| std::ops::ControlFlow::Continue(()))

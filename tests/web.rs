@@ -80,19 +80,14 @@ async fn gpu() -> Device {
 }
 
 fn settings(steps: usize) -> SampleSettings {
-    SampleSettings {
-        classes: vec![3, 8],
-        guidance: Guidance::new(Mode::Classifier, 4.0, 0.0),
+    SampleSettings::new(
+        vec![3, 8],
+        Guidance::new(Mode::Classifier, 4.0, 0.0),
         steps,
-        method: Method::Ddpm,
-        seed: 17,
-        schedule: BetaSchedule::Linear,
-        first_image: 0,
-        per_sample: Vec::new(),
-        same_noise: false,
-        edit: None,
-        place: false,
-    }
+        Method::Ddpm,
+        17,
+        BetaSchedule::Linear,
+    )
 }
 
 /// The shipped networks: the U-Net on `device`, the classifier frozen on its autodiff twin.

@@ -112,19 +112,14 @@ fn main() {
                 let classes: Vec<usize> = (0..NUM_CLASSES)
                     .flat_map(|c| std::iter::repeat_n(c, 10))
                     .collect();
-                let settings = SampleSettings {
+                let settings = SampleSettings::new(
                     classes,
-                    guidance: DEFAULT,
-                    steps: 100,
-                    method: Method::Ddpm,
-                    seed: 1000 + b as u64,
-                    schedule: BetaSchedule::Linear,
-                    first_image: 0,
-                    per_sample: Vec::new(),
-                    same_noise: false,
-                    edit: None,
-                    place: false,
-                };
+                    DEFAULT,
+                    100,
+                    Method::Ddpm,
+                    1000 + b as u64,
+                    BetaSchedule::Linear,
+                );
                 let x = Sampler::new(unet.clone(), classifier.clone(), settings, &device)
                     .unwrap()
                     .run(|_| std::ops::ControlFlow::Continue(()))

@@ -94,19 +94,14 @@ pub struct ImageTime {
 fn time_to_image(weights_dir: &Path, method: Method, steps: usize) -> Result<ImageTime, Error> {
     let device = Device::flex();
     let run = |unet: UNet, classifier: Classifier, seed: u64| -> Result<(), Error> {
-        let settings = SampleSettings {
-            classes: vec![7],
-            guidance: crate::guidance::DEFAULT,
+        let settings = SampleSettings::new(
+            vec![7],
+            crate::guidance::DEFAULT,
             steps,
             method,
             seed,
-            schedule: crate::schedule::TRAINED,
-            first_image: 0,
-            per_sample: Vec::new(),
-            same_noise: false,
-            edit: None,
-            place: false,
-        };
+            crate::schedule::TRAINED,
+        );
         let x = Sampler::new(unet, classifier, settings, &device)?
             .run(|_| std::ops::ControlFlow::Continue(()))
             .expect("never cancelled");
