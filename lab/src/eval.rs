@@ -14,7 +14,9 @@ use guided_ddpm::Error;
 use crate::judge::{
     self, classifier_by_quartile, first_per_class, judge_digits, run_setting, RealDigits,
 };
-use crate::kept::{run_name, settings, slug, EvalOptions, Report, RANDOM_DRAWS, RANDOM_SEED};
+use crate::kept::{
+    run_name, settings, slug, EvalOptions, Report, RANDOM_DRAWS, RANDOM_SEED, SAMPLES_DIR,
+};
 use crate::report::write_report;
 use crate::{frechet, realism};
 
@@ -259,8 +261,13 @@ pub fn run(opts: &EvalOptions) -> Result<Report, Error> {
         result.centred = finish == Finish::Centred;
         result.placed = finish == Finish::Placed;
         let (w, h, px) = grid::layout(&rows, 10);
+        let samples = opts.out.join(SAMPLES_DIR);
+        std::fs::create_dir_all(&samples).map_err(guided_ddpm::Error::io(format!(
+            "creating {}",
+            samples.display()
+        )))?;
         grid::write_png(
-            &opts.out.join(format!("samples-{}.png", slug(&name))),
+            &samples.join(format!("samples-{}.png", slug(&name))),
             w,
             h,
             &px,

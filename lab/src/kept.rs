@@ -180,6 +180,9 @@ pub struct Report {
     pub settings: Vec<SettingResult>,
 }
 
+/// The folder of eval's output that holds each row's grid of samples (`samples-{slug}.png`).
+pub const SAMPLES_DIR: &str = "samples";
+
 /// How many random draws of real digits the unguided floor averages
 /// (`Report::real_vs_real_random_frechet`), and their seed.
 pub const RANDOM_DRAWS: usize = 20;

@@ -7,7 +7,7 @@ use guided_ddpm::nn::NUM_CLASSES;
 use guided_ddpm::weights::Manifest;
 use guided_ddpm::Error;
 
-use crate::kept::{slug, EvalOptions, Report, SettingResult};
+use crate::kept::{slug, EvalOptions, Report, SettingResult, SAMPLES_DIR};
 use crate::{curve, fidelity, knowable, plot, steps, targets};
 
 /// Writes eval.json, EVAL.md and the accuracy-against-FD plot in `out`. The shipped manifest is
@@ -169,7 +169,10 @@ fn markdown(r: &Report, m: &Manifest) -> String {
     s += "\nOne row per class (0 at the top), the first ten samples of each:\n\n";
     for x in &r.settings {
         let name = x.name();
-        s += &format!("**{name}**\n\n![{name}](samples-{}.png)\n\n", slug(&name));
+        s += &format!(
+            "**{name}**\n\n![{name}]({SAMPLES_DIR}/samples-{}.png)\n\n",
+            slug(&name)
+        );
     }
     s
 }
