@@ -8,10 +8,11 @@ use burn::tensor::{Device, Tensor};
 use guided_ddpm::bench::native::block_on;
 use guided_ddpm::guidance::{Guidance, Mode};
 use guided_ddpm::nn::{Classifier, UNet};
-use guided_ddpm::sampler::Sampler;
 use guided_ddpm::settings::{Method, SampleSettings};
 
-use common::sampling::{bar_image, check_unguided_by_hand, edit_settings, frames, start};
+use common::sampling::{
+    assert_refused, bar_image, check_unguided_by_hand, edit_settings, frames, start,
+};
 use common::small_nets as nets;
 
 fn final_image(nets: &(UNet, Classifier, Device), s: SampleSettings) -> (Vec<f32>, usize) {
@@ -142,7 +143,7 @@ fn inpainting_keeps_the_known_pixels_exactly() {
 
 #[test]
 fn bad_edits_are_rejected_with_a_sentence() {
-    let (unet, classifier, device) = nets();
+    let n = nets();
     let mut short = edit_settings(0.5, None);
     short.edit.as_mut().unwrap().image.pop();
     let cases = [
@@ -161,14 +162,9 @@ fn bad_edits_are_rejected_with_a_sentence() {
         ),
         (edit_settings(1.0, Some(vec![2.0; 784])), "the mask must be"),
     ];
-    for (s, msg) in cases {
-        let err = Sampler::new(unet.clone(), classifier.clone(), s, &device)
-            .err()
-            .expect("rejected")
-            .to_string();
-        assert!(err.contains(msg), "{err}");
-    }
+    assert_refused(&n, cases);
     // The recorded run says it cannot edit rather than ignoring the edit.
+    let (unet, classifier, device) = n;
     let err =
         guided_ddpm::replay::ReplayRun::new(unet, classifier, edit_settings(0.5, None), &device)
             .err()

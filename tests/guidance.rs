@@ -239,7 +239,7 @@ fn the_gradient_form_is_in_the_label_and_in_old_settings() {
 fn each_form_starts_from_its_own_scale_and_the_defaults_from_the_default() {
     use guided_ddpm::guidance::{starting, DEFAULT, MAX_NORM_SCALE, STARTING};
     assert_eq!(STARTING, DEFAULT);
-    for grad in [Grad::Xt, Grad::Norm, Grad::X0] {
+    for grad in Grad::ALL {
         let g = starting(grad);
         assert_eq!(
             (g.mode, g.cfg_scale, g.grad),

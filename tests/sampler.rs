@@ -13,7 +13,8 @@ use guided_ddpm::sampler::Sampler;
 use guided_ddpm::settings::{Method, SampleSettings};
 
 use common::sampling::{
-    check_unguided_by_hand, compare_settings, frames, p_of, settings, start, table_driven_frames,
+    assert_refused, check_unguided_by_hand, compare_settings, frames, p_of, settings, start,
+    table_driven_frames,
 };
 use common::small_nets as nets;
 
@@ -244,7 +245,6 @@ fn an_observer_can_cancel_between_steps() {
 
 #[test]
 fn bad_settings_are_rejected_with_a_sentence() {
-    let (unet, classifier, device) = nets();
     let cases: Vec<(SampleSettings, &str)> = vec![
         (
             SampleSettings {
@@ -323,13 +323,7 @@ fn bad_settings_are_rejected_with_a_sentence() {
             "one form of the classifier's gradient",
         ),
     ];
-    for (s, msg) in cases {
-        let err = Sampler::new(unet.clone(), classifier.clone(), s, &device)
-            .err()
-            .expect("rejected")
-            .to_string();
-        assert!(err.contains(msg), "{err}");
-    }
+    assert_refused(&nets(), cases);
 }
 
 #[test]

@@ -370,7 +370,7 @@ fn forms_section(r: &Report) -> String {
     }
     let mut s = String::from("\n## Forms of the classifier's gradient\n\nThe rows above that take the classifier's gradient, by where it is taken and how it is sized (`Guidance::grad`, `--grad`, the page's gradient menu): the paper's, at x_t (no `g=` in the label); `g=norm`, the same gradient rescaled per sample to the length of the model's own score, so s is the ratio of the classifier's push to the model's; `g=x0`, the gradient of the clean-digit reading taken at the predicted x0, a step of s times it on x0. For each form and mode, the row of lowest FD among those judged at 99% or more (the best judged where none is):\n\n| form | mode | row | judged | FD / floor | ink against the held-out digits' |\n|---|---|---|---|---|---|\n");
     let floor = r.same_n_floor();
-    for grad in [Grad::Xt, Grad::Norm, Grad::X0] {
+    for grad in Grad::ALL {
         for mode in [Mode::Classifier, Mode::Both] {
             let of: Vec<&&SettingResult> = rows
                 .iter()

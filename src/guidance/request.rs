@@ -82,6 +82,9 @@ pub enum Grad {
 }
 
 impl Grad {
+    /// Every form, in the order the page's menu and the reports list them.
+    pub const ALL: [Grad; 3] = [Grad::Xt, Grad::Norm, Grad::X0];
+
     /// The paper's gradient, which labels and URLs leave unnamed.
     pub const fn is_xt(&self) -> bool {
         matches!(self, Grad::Xt)
@@ -98,7 +101,7 @@ impl Grad {
 
     /// Reads [`word`](Self::word).
     pub fn from_word(word: &str) -> Result<Grad, Error> {
-        [Grad::Xt, Grad::Norm, Grad::X0]
+        Grad::ALL
             .into_iter()
             .find(|g| g.word() == word)
             .ok_or_else(|| {

@@ -24,7 +24,7 @@ impl Demo {
     /// view's full-colour shift times a run's steps ([`push_scale`] of one step).
     pub fn starting() -> String {
         use crate::guidance::Grad;
-        let scales: serde_json::Map<String, serde_json::Value> = [Grad::Xt, Grad::Norm, Grad::X0]
+        let scales: serde_json::Map<String, serde_json::Value> = Grad::ALL
             .into_iter()
             .map(|g| (g.word().to_string(), g.start_scale().into()))
             .collect();

@@ -38,7 +38,6 @@ impl Demo {
             .map_err(|e| JsError::new(&format!("the benchmark settings are not valid: {e}")))?;
         let (unet, classifier) = {
             let nets = self.nets()?;
-            let nets = nets.as_ref().expect("checked");
             (nets.unet.clone(), nets.classifier.clone())
         };
         let report = crate::bench::steps(&unet, &classifier, &settings, &self.device).await?;

@@ -142,12 +142,9 @@ impl Demo {
     }
 
     /// The loaded networks, or the sentence that they are not loaded yet.
-    fn nets(&self) -> Result<std::cell::Ref<'_, Option<Nets>>, JsError> {
-        let nets = self.nets.borrow();
-        match nets.is_some() {
-            true => Ok(nets),
-            false => Err(JsError::new("the weights are not loaded yet")),
-        }
+    fn nets(&self) -> Result<std::cell::Ref<'_, Nets>, JsError> {
+        std::cell::Ref::filter_map(self.nets.borrow(), Option::as_ref)
+            .map_err(|_| JsError::new("the weights are not loaded yet"))
     }
 
     /// "WebGPU (adapter)" or "CPU fallback (reason)".
@@ -184,12 +181,7 @@ impl Demo {
         // An edit (SDEdit, inpainting) runs its steps eagerly: the recorded step has no place for
         // the kept pixels' replacement.
         let replay = self.replays() && settings.edit.is_none();
-        let run = Run::new(
-            self.nets()?.as_ref().expect("checked"),
-            settings,
-            &self.device,
-            replay,
-        )?;
+        let run = Run::new(&*self.nets()?, settings, &self.device, replay)?;
         Ok(self.runs.borrow_mut().start(run))
     }
 
@@ -257,7 +249,6 @@ impl Demo {
         const TIMED: usize = 2;
         let mut run = {
             let nets = self.nets()?;
-            let nets = nets.as_ref().expect("checked");
             let settings = SampleSettings::new(
                 vec![7],
                 crate::guidance::DEFAULT,
@@ -266,7 +257,7 @@ impl Demo {
                 0,
                 nets.schedule,
             );
-            Run::new(nets, settings, &self.device, self.replays())?
+            Run::new(&nets, settings, &self.device, self.replays())?
         };
         for _ in 0..UNTIMED {
             run.step().await?;

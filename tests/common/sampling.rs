@@ -202,3 +202,18 @@ pub fn edit_settings(strength: f64, mask: Option<Vec<f32>>) -> SampleSettings {
         ..settings(Mode::Classifier, 2.0, Method::Ddpm, 8)
     }
 }
+
+/// Each run of `cases` is refused by `Sampler::new` with an error that contains its sentence.
+pub fn assert_refused<'a>(
+    nets: &(UNet, Classifier, Device),
+    cases: impl IntoIterator<Item = (SampleSettings, &'a str)>,
+) {
+    for (s, msg) in cases {
+        let (unet, classifier, device) = nets.clone();
+        let err = Sampler::new(unet, classifier, s, &device)
+            .err()
+            .expect("rejected")
+            .to_string();
+        assert!(err.contains(msg), "{err}");
+    }
+}
